@@ -1,0 +1,49 @@
+"""Publishing: the recommendations, swapped into the serving database the API reads."""
+
+
+import pandas as pd
+from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+
+from article_rec_assets.assets import partition_site_and_window
+from article_rec_assets.logic.publishing import publish_recommendations
+from article_rec_assets.partitions import site_window_partitions
+from article_rec_assets.resources import ServingDatabase
+
+
+@asset(
+    partitions_def=site_window_partitions,
+    group_name="publishing",
+    code_version="1",
+    kinds={"postgres"},
+)
+def published_recommendations(
+    context: AssetExecutionContext,
+    serving_database: ServingDatabase,
+    article_recommendations: pd.DataFrame,
+    article_catalogue: pd.DataFrame,
+) -> MaterializeResult:
+    """The window's models written `pending`, then made `current` in one transaction per model
+    type; the previous `current` model turns `stale`, and old stale models are deleted."""
+    site, _, _ = partition_site_and_window(context)
+    engine = serving_database.engine()
+    try:
+        result = publish_recommendations(
+            engine,
+            site.name,
+            article_recommendations,
+            article_catalogue,
+            keep_stale=serving_database.keep_stale_models,
+        )
+    finally:
+        engine.dispose()
+    return MaterializeResult(
+        metadata={
+            "model_ids": MetadataValue.json(result.model_ids),
+            "recommendations": MetadataValue.json(result.recommendations),
+            "dagster/row_count": sum(result.recommendations.values()),
+            "articles_upserted": result.articles_upserted,
+            "stale_models_deleted": result.stale_models_deleted,
+            "publish_seconds": round(result.seconds, 3),
+            "database": engine.dialect.name,
+        }
+    )

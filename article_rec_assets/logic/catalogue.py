@@ -1,0 +1,60 @@
+"""The site's article catalogue: which articles exist, their titles and publish times."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from article_rec_assets.logic.sessions import article_ids_for_paths
+from article_rec_assets.sites import SiteConfig
+
+CATALOGUE_COLUMNS = ("external_id", "path", "title", "published_at", "exclude_reason")
+
+
+def read_catalogue_file(path: Path) -> pd.DataFrame:
+    """A catalogue exported as JSON lines or CSV (external_id, path, title, published_at)."""
+    if not path.exists():
+        raise FileNotFoundError(f"catalogue file {path} does not exist")
+    if path.suffix == ".csv":
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    else:
+        frame = pd.read_json(path, lines=True, dtype=False, convert_dates=False)
+    missing = {"external_id", "path", "title", "published_at"} - set(frame.columns)
+    if missing:
+        raise ValueError(f"catalogue file {path} lacks columns {sorted(missing)}")
+    return frame
+
+
+def catalogue_as_of(raw: pd.DataFrame, site: SiteConfig, as_of: pd.Timestamp) -> pd.DataFrame:
+    """Articles published before `as_of`, each with why it cannot be recommended (or NA).
+
+    Articles published after `as_of` are left out so that a past window sees the catalogue as it was.
+    """
+    frame = pd.DataFrame(
+        {
+            "external_id": raw["external_id"].astype(str),
+            "path": raw["path"].astype(str),
+            "title": raw["title"].fillna("").astype(str),
+            "published_at": pd.to_datetime(
+                raw["published_at"].replace("", None), utc=True, format="ISO8601", errors="coerce"
+            ),
+        }
+    )
+    frame = frame[~(frame["published_at"] >= as_of)]
+    reason = pd.Series(pd.NA, index=frame.index, dtype="string")
+    path_ids = article_ids_for_paths(frame["path"].astype("string"), site)
+    reason = reason.mask(path_ids.isna(), "failed_site_validation")
+    reason = reason.mask(frame["published_at"].isna(), "no_publish_date")
+    age_days = (as_of - frame["published_at"]).dt.total_seconds() / 86400
+    reason = reason.mask(age_days > site.training.article_age_limit_days, "too_old")
+    reason = reason.mask(frame["external_id"].duplicated(keep="last"), "duplicate_external_id")
+    frame["exclude_reason"] = reason
+    frame = frame.sort_values("external_id", kind="stable").reset_index(drop=True)
+    for name in ("external_id", "path", "title"):
+        frame[name] = frame[name].astype("string")
+    return frame[list(CATALOGUE_COLUMNS)]
+
+
+def recommendable(catalogue: pd.DataFrame) -> pd.DataFrame:
+    return catalogue[catalogue["exclude_reason"].isna()]

@@ -1,0 +1,281 @@
+"""Publishing: write recommendations into the serving database the recommendation API reads.
+
+Tables and columns are exactly those of CONTRACT.md section 1. A model is written `pending`, its
+rows are inserted, and only then, in one transaction, the previous `current` model of the same
+(type, site) turns `stale` and the new one `current`; readers never see a half-written model.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import pandas as pd
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    Sequence,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+metadata = MetaData()
+
+
+def _timestamps() -> list[Column]:
+    return [
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    ]
+
+
+article_table = Table(
+    "article",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("external_id", Text, nullable=False, server_default=""),
+    Column("title", Text, nullable=False, server_default=""),
+    Column("path", Text, nullable=False, server_default=""),
+    Column("site", Text, nullable=False),
+    Column("published_at", DateTime(timezone=True), nullable=True),
+    *_timestamps(),
+    UniqueConstraint("site", "external_id"),
+)
+model_table = Table(
+    "model",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("type", Text, nullable=False),
+    Column("status", Text, nullable=False, server_default="pending"),
+    Column("site", Text, nullable=False, server_default=""),
+    *_timestamps(),
+    Index("model_type_status_site", "type", "status", "site"),
+)
+recommendation_table = Table(
+    "recommendation",
+    metadata,
+    # BIGINT from a sequence in PostgreSQL; SQLite only auto-numbers an INTEGER primary key.
+    Column(
+        "id",
+        BigInteger().with_variant(Integer(), "sqlite"),
+        Sequence("recommendation_id_seq"),
+        primary_key=True,
+    ),
+    Column("model_id", Integer, ForeignKey("model.id", ondelete="CASCADE"), nullable=False),
+    Column("source_entity_id", Text, nullable=False),
+    Column(
+        "recommended_article_id",
+        Integer,
+        ForeignKey("article.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("score", Numeric(7, 6), nullable=False),
+    *_timestamps(),
+    UniqueConstraint("model_id", "source_entity_id", "recommended_article_id"),
+    Index("recommendation_source_entity_id_model_id", "source_entity_id", "model_id"),
+    Index("recommendation_model_id", "model_id"),
+    Index("recommendation_recommended_article_id", "recommended_article_id"),
+)
+path_table = Table(
+    "path",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("path", Text, nullable=False),
+    Column("site", Text, nullable=False, server_default=""),
+    Column("external_id", Text, nullable=True),
+    Column("exclude_reason", Text, nullable=True),
+    *_timestamps(),
+    Index("path_path_site", "path", "site"),
+)
+
+
+def connect(url: str) -> Engine:
+    """An engine for a serving-database URL (`postgresql://...` or `sqlite:///file.db`)."""
+    if url.startswith(("postgresql://", "postgres://")):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        # SQLite ignores ON DELETE CASCADE unless foreign keys are switched on per connection.
+        event.listen(engine, "connect", lambda conn, _: conn.execute("PRAGMA foreign_keys=ON"))
+    return engine
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Create the serving tables that are missing; existing tables are used as they are."""
+    metadata.create_all(engine, checkfirst=True)
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    model_ids: dict[str, int]
+    recommendations: dict[str, int]
+    articles_upserted: int
+    stale_models_deleted: int
+    seconds: float
+
+
+def _upsert(engine: Engine):
+    return postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+
+
+def upsert_articles(engine: Engine, site: str, articles: pd.DataFrame) -> dict[str, int]:
+    """Insert or refresh articles (unique on site + external_id); return external_id -> id."""
+    rows = [
+        {
+            "site": site,
+            "external_id": str(r.external_id),
+            "title": str(r.title),
+            "path": str(r.path),
+            "published_at": None if pd.isna(r.published_at) else r.published_at.to_pydatetime(),
+        }
+        for r in articles.itertuples(index=False)
+    ]
+    with engine.begin() as conn:
+        if rows:
+            statement = _upsert(engine)(article_table)
+            conn.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["site", "external_id"],
+                    set_={
+                        "title": statement.excluded.title,
+                        "path": statement.excluded.path,
+                        "published_at": statement.excluded.published_at,
+                        "updated_at": func.now(),
+                    },
+                ),
+                rows,
+            )
+        found = conn.execute(
+            select(article_table.c.external_id, article_table.c.id).where(
+                article_table.c.site == site
+            )
+        )
+        return {external_id: article_id for external_id, article_id in found}
+
+
+def _lock_model_slot(conn, model_type: str, site: str) -> None:
+    """Serialize swaps per (type, site); SQLite serializes all writers anyway."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"model:{model_type}:{site}"}
+        )
+
+
+def publish_recommendations(
+    engine: Engine,
+    site: str,
+    recommendations: pd.DataFrame,
+    catalogue: pd.DataFrame,
+    keep_stale: int = 2,
+) -> PublishResult:
+    """Publish each model type in `recommendations` for `site`, swapping atomically per type."""
+    started = time.perf_counter()
+    ensure_schema(engine)
+    used = set(recommendations["source_entity_id"]) | set(recommendations["recommended_external_id"])
+    articles = catalogue[catalogue["external_id"].isin(used)]
+    article_ids = upsert_articles(engine, site, articles)
+
+    model_ids: dict[str, int] = {}
+    counts: dict[str, int] = {}
+    deleted = 0
+    for model_type, recs in recommendations.groupby("model_type", sort=True):
+        with engine.begin() as conn:
+            model_id = conn.execute(
+                insert(model_table).values(type=model_type, site=site, status="pending").returning(
+                    model_table.c.id
+                )
+            ).scalar_one()
+        try:
+            rows = [
+                {
+                    "model_id": model_id,
+                    "source_entity_id": source,
+                    "recommended_article_id": article_ids[target],
+                    "score": round(float(score), 6),
+                }
+                for source, target, score in zip(
+                    recs["source_entity_id"], recs["recommended_external_id"], recs["score"], strict=True
+                )
+            ]
+            with engine.begin() as conn:
+                conn.execute(insert(recommendation_table), rows)
+            deleted += _swap_current(engine, model_type, site, model_id, keep_stale)
+        except BaseException:
+            with engine.begin() as conn:
+                conn.execute(update(model_table).where(model_table.c.id == model_id).values(status="failed"))
+            raise
+        model_ids[str(model_type)] = model_id
+        counts[str(model_type)] = len(rows)
+    return PublishResult(model_ids, counts, len(articles), deleted, time.perf_counter() - started)
+
+
+def _swap_current(engine: Engine, model_type: str, site: str, model_id: int, keep_stale: int) -> int:
+    """In one transaction: current -> stale, ours -> current, old stale and debris deleted."""
+    m = model_table.c
+    slot = (m.type == model_type) & (m.site == site)
+    with engine.begin() as conn:
+        _lock_model_slot(conn, model_type, site)
+        conn.execute(
+            update(model_table)
+            .where(slot & (m.status == "current"))
+            .values(status="stale", updated_at=func.now())
+        )
+        conn.execute(
+            update(model_table).where(m.id == model_id).values(status="current", updated_at=func.now())
+        )
+        stale_ids = conn.execute(
+            select(m.id).where(slot & (m.status == "stale")).order_by(m.id.desc()).offset(keep_stale)
+        ).scalars().all()
+        # Models left pending or failed by earlier crashed publishes are debris by now.
+        debris = conn.execute(
+            select(m.id).where(slot & m.status.in_(("pending", "failed")) & (m.id < model_id))
+        ).scalars().all()
+        doomed = [*stale_ids, *debris]
+        if doomed:
+            conn.execute(delete(recommendation_table).where(recommendation_table.c.model_id.in_(doomed)))
+            conn.execute(delete(model_table).where(m.id.in_(doomed)))
+    return len(doomed)
+
+
+def api_recommendations(
+    engine: Engine, site: str, source_entity_id: str, size: int = 10, model_type: str = "article"
+) -> list[tuple[str, str, float]]:
+    """What the recommendation API answers for an article: the article model's rows, else the
+    popularity fallback (CONTRACT.md section 1). Returns (external_id, title, score)."""
+    r, m, a = recommendation_table.c, model_table.c, article_table.c
+
+    def query(mtype: str, source: str):
+        return (
+            select(a.external_id, a.title, r.score)
+            .select_from(
+                recommendation_table.join(model_table, m.id == r.model_id).join(
+                    article_table, a.id == r.recommended_article_id
+                )
+            )
+            .where(m.type == mtype, m.status == "current", a.site == site, r.source_entity_id == source)
+            .order_by(r.score.desc(), a.external_id)
+            .limit(size)
+        )
+
+    with engine.connect() as conn:
+        rows = conn.execute(query(model_type, source_entity_id)).all()
+        if not rows:
+            rows = conn.execute(query("popularity", "default")).all()
+    return [(ext, title, float(score)) for ext, title, score in rows]

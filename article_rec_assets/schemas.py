@@ -1,0 +1,103 @@
+"""pandera schemas of the table assets; Dagster validates every output against them and shows
+their columns in the UI."""
+
+from __future__ import annotations
+
+import warnings
+
+import pandera.pandas as pa
+from dagster import BetaWarning
+from dagster_pandera import pandera_schema_to_dagster_type
+
+UTC_TIME = "datetime64[ns, UTC]"
+
+
+def _text(nullable: bool = False, **kwargs) -> pa.Column:
+    return pa.Column("string", nullable=nullable, **kwargs)
+
+
+RAW_EVENTS = pa.DataFrameSchema(
+    {
+        "event_id": _text(),
+        "event_name": _text(),
+        "app_id": _text(nullable=True),
+        "platform": _text(nullable=True),
+        "domain_userid": _text(nullable=True),
+        "domain_sessionid": _text(nullable=True),
+        "page_urlhost": _text(nullable=True),
+        "page_urlpath": _text(nullable=True),
+        "useragent": _text(nullable=True),
+        "collector_tstamp": pa.Column(UTC_TIME),
+        "dvce_created_tstamp": pa.Column(UTC_TIME),
+    },
+    name="RawEvents",
+    description="Snowplow events whose collector timestamp falls in the window's hour folders.",
+    strict=True,
+)
+
+SESSIONIZED_INTERACTIONS = pa.DataFrameSchema(
+    {
+        "reader_id": _text(),
+        "session_id": _text(),
+        "external_id": _text(),
+        "article_path": _text(),
+        "day": pa.Column(UTC_TIME),
+        "page_views": pa.Column("int64", pa.Check.ge(0)),
+        "pings": pa.Column("int64", pa.Check.ge(0)),
+        "engaged_seconds": pa.Column("float64", pa.Check.ge(0)),
+        "ping_dwell_seconds": pa.Column("float64", pa.Check.ge(0)),
+        "first_seen": pa.Column(UTC_TIME),
+        "last_seen": pa.Column(UTC_TIME),
+    },
+    name="SessionizedInteractions",
+    description="Reading time per (reader, session, article, day) from one window's events.",
+    unique=["reader_id", "session_id", "external_id", "day"],
+    strict=True,
+)
+
+ARTICLE_CATALOGUE = pa.DataFrameSchema(
+    {
+        "external_id": _text(unique=True),
+        "path": _text(),
+        "title": _text(),
+        "published_at": pa.Column(UTC_TIME, nullable=True),
+        "exclude_reason": _text(nullable=True),
+    },
+    name="ArticleCatalogue",
+    description="The site's articles published before the window's end; NA exclude_reason = recommendable.",
+    strict=True,
+)
+
+ARTICLE_POPULARITY = pa.DataFrameSchema(
+    {
+        "external_id": _text(unique=True),
+        "engaged_seconds": pa.Column("float64", pa.Check.ge(0)),
+        "readers": pa.Column("int64", pa.Check.ge(1)),
+    },
+    name="ArticlePopularity",
+    description="Reading seconds and readers per article over the site's popularity window.",
+    strict=True,
+)
+
+ARTICLE_RECOMMENDATIONS = pa.DataFrameSchema(
+    {
+        "model_type": _text(checks=pa.Check.isin(["article", "popularity"])),
+        "source_entity_id": _text(),
+        "recommended_external_id": _text(),
+        "score": pa.Column("float64", pa.Check.in_range(0, 1)),
+        "rank": pa.Column("int64", pa.Check.ge(1)),
+    },
+    name="ArticleRecommendations",
+    description="Top-k similar articles per article, and the popularity fallback (source 'default').",
+    unique=["model_type", "source_entity_id", "recommended_external_id"],
+    strict=True,
+)
+
+# dagster-pandera's converter is marked beta; it is the documented way, so its notice is muted.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", BetaWarning)
+    RawEventsType = pandera_schema_to_dagster_type(RAW_EVENTS)
+    SessionizedInteractionsType = pandera_schema_to_dagster_type(SESSIONIZED_INTERACTIONS)
+    ArticleCatalogueType = pandera_schema_to_dagster_type(ARTICLE_CATALOGUE)
+    ArticlePopularityType = pandera_schema_to_dagster_type(ARTICLE_POPULARITY)
+    ArticleRecommendationsType = pandera_schema_to_dagster_type(ARTICLE_RECOMMENDATIONS)

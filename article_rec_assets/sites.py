@@ -1,0 +1,124 @@
+"""Per-site settings: one YAML file per site, validated into typed models.
+
+Adding a site is adding a file; no code branches on a site's name.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+PACKAGED_SITES_DIR = Path(__file__).parent / "sites"
+
+
+class _Settings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EventSettings(_Settings):
+    bucket: str
+    prefix: str = ""
+    ping_interval_seconds: int = Field(10, gt=0)
+    allowed_hosts: tuple[str, ...] = ()
+
+
+class CatalogueSettings(_Settings):
+    source: str = "file"
+    # For `file`: a JSON-lines file, relative to the data directory.
+    path: str
+
+
+class ArticleSettings(_Settings):
+    path_pattern: str
+    excluded_path_prefixes: tuple[str, ...] = ()
+    catalogue: CatalogueSettings
+
+    @field_validator("path_pattern")
+    @classmethod
+    def _has_external_id_group(cls, value: str) -> str:
+        if "external_id" not in re.compile(value).groupindex:
+            raise ValueError("path_pattern needs a named group (?P<external_id>...)")
+        return value
+
+
+class TrainingSettings(_Settings):
+    training_days: int = Field(28, gt=0)
+    min_dwell_seconds: float = 30
+    max_dwell_seconds: float = 600
+    # "more than" thresholds, as the old job applied them.
+    min_readers_per_article: int = 5
+    min_articles_per_reader: int = 2
+    min_seconds_per_reader: float = 60
+    article_age_limit_days: float = 3650
+    decay_half_life_days: float = Field(14, gt=0)
+
+
+class ModelSettings(_Settings):
+    factors: int = Field(64, gt=0)
+    iterations: int = Field(15, gt=0)
+    regularization: float = 0.05
+    alpha: float = 1.0
+    random_state: int = 42
+
+
+class RecommendationSettings(_Settings):
+    per_article: int = Field(10, gt=0)
+    freshness_half_life_days: float = Field(30, gt=0)
+    popularity_days: int = Field(7, gt=0)
+    popularity_half_life_days: float = Field(10, gt=0)
+    popularity_candidates: int = Field(50, gt=0)
+
+
+class DemoSettings(_Settings):
+    """How the clickstream generator fakes this site (demo sites only)."""
+
+    path_template: str
+    host: str
+    first_external_id: int = 1
+    articles_per_day: int = 30
+    backlist_days: int = 30
+    readers: int = 2000
+    sessions_per_day: int = 2000
+    topics: tuple[str, ...] = ("news", "politics", "sports", "arts")
+    seed: int = 0
+
+
+class SiteConfig(_Settings):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    display_name: str = ""
+    events: EventSettings
+    articles: ArticleSettings
+    training: TrainingSettings = TrainingSettings()
+    model: ModelSettings = ModelSettings()
+    recommendations: RecommendationSettings = RecommendationSettings()
+    demo: DemoSettings | None = None
+
+    @cached_property
+    def path_regex(self) -> re.Pattern[str]:
+        return re.compile(self.articles.path_pattern)
+
+
+def load_site(path: Path) -> SiteConfig:
+    with open(path, encoding="utf-8") as f:
+        raw = yaml.safe_load(f)
+    try:
+        return SiteConfig.model_validate(raw)
+    except ValueError as exc:
+        raise ValueError(f"invalid site file {path}: {exc}") from exc
+
+
+def load_sites(sites_dir: str | Path = PACKAGED_SITES_DIR) -> dict[str, SiteConfig]:
+    """All sites in a folder, by name, sorted so partition keys are stable."""
+    sites: dict[str, SiteConfig] = {}
+    for path in sorted(Path(sites_dir).glob("*.yaml")):
+        site = load_site(path)
+        if site.name in sites:
+            raise ValueError(f"site {site.name!r} is defined twice (in {path})")
+        sites[site.name] = site
+    if not sites:
+        raise ValueError(f"no site files (*.yaml) in {sites_dir}")
+    return sites

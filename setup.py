@@ -1,0 +1,48 @@
+from setuptools import find_packages, setup
+
+# The Dagster family is pinned together: mixed releases of dagster and its
+# integration libraries do not install side by side. dagster-pandera needs
+# pandas < 3 (asking for pandas 3 silently downgrades Dagster).
+DAGSTER_VERSION = "1.13.27"
+DAGSTER_LIBS_VERSION = "0.29.27"
+
+setup(
+    name="article_rec_assets",
+    version="0.1.0",
+    description="Dagster assets that turn a news site's clickstream into article recommendations.",
+    packages=find_packages(exclude=["article_rec_assets_tests*"]),
+    package_data={"article_rec_assets": ["sites/*.yaml"]},
+    python_requires=">=3.11,<3.13",
+    install_requires=[
+        f"dagster=={DAGSTER_VERSION}",
+        f"dagster-webserver=={DAGSTER_VERSION}",
+        f"dagster-aws=={DAGSTER_LIBS_VERSION}",
+        f"dagster-postgres=={DAGSTER_LIBS_VERSION}",
+        f"dagster-pandera=={DAGSTER_LIBS_VERSION}",
+        "pandas>=2.2,<3",
+        "pandera>=0.20",
+        "numpy>=1.26",
+        "scipy>=1.11",
+        "implicit>=0.7.2",
+        "threadpoolctl>=3.1",
+        "pyarrow>=15",
+        "orjson>=3.9",
+        "SQLAlchemy>=2.0",
+        "psycopg[binary]>=3.1",
+        "PyYAML>=6",
+        "tabulate>=0.9",
+    ],
+    extras_require={
+        "dev": [
+            "pytest>=8",
+            "moto[server]>=5",
+            "ruff>=0.6",
+        ],
+    },
+    entry_points={
+        "console_scripts": [
+            "article-rec-generate=article_rec_assets.generator.cli:main",
+            "article-rec-demo=article_rec_assets.demo:main",
+        ],
+    },
+)
