@@ -1,6 +1,5 @@
 """All Dagster definitions, in one place; resources are chosen from the environment here."""
 
-
 from dagster import Definitions, EnvVar, FilesystemIOManager, load_assets_from_modules
 
 from article_rec_assets import environment

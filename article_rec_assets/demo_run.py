@@ -27,23 +27,20 @@ SUMMARY_ASSETS = (
 def run_demo(end: datetime, days: float) -> None:
     data_dir = environment.data_dir()
     demo_sites = [name for name, site in SITES.items() if site.demo is not None]
-    start = end - timedelta(days=days)
-    print(f"Generating {days:g} days of clickstream ({start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC) in {data_dir}")
+    windows = [
+        end - timedelta(hours=WINDOW_HOURS * i) for i in range(max(1, round(days * 24 / WINDOW_HOURS)), 0, -1)
+    ]
+    start, newest = windows[0], windows[-1]
+    print(f"Generating clickstream from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC in {data_dir}")
     for name in demo_sites:
         s = generate_site(SITES[name], data_dir, start, end)
-        print(f"  {name}: {s.articles} articles, {s.sessions} sessions, {s.page_views} page views, {s.events} events")
+        print(f"  {name}: {s.articles} articles, {s.sessions} sessions, {s.events} events")
 
     instance = DagsterInstance.get()
     ingest = defs.resolve_job_def("ingest_window_job")
     full = defs.resolve_job_def("recommendations_job")
-    windows = []
-    window = start
-    while window < end:
-        windows.append(window)
-        window += timedelta(hours=WINDOW_HOURS)
-    newest = windows[-1]
     for name in demo_sites:
-        print(f"Materializing {name}: {len(windows) - 1} windows ingested, then the full graph for {newest:%Y-%m-%d %H:%M}")
+        print(f"Materializing {name}: {len(windows) - 1} windows ingested, then the whole graph")
         for window in windows[:-1]:
             ingest.execute_in_process(partition_key=site_window_key(name, window), instance=instance)
         full.execute_in_process(partition_key=site_window_key(name, newest), instance=instance)

@@ -46,7 +46,7 @@ def trailing_windows(days: int) -> MultiPartitionMapping:
     with warnings.catch_warnings():  # MultiPartitionMapping is marked beta; it is what fits here
         warnings.simplefilter("ignore", BetaWarning)
         return MultiPartitionMapping(
-        {
+            {
                 "site": DimensionPartitionMapping("site", IdentityPartitionMapping()),
                 "window": DimensionPartitionMapping(
                     "window", TimeWindowPartitionMapping(start_offset=-(days * WINDOWS_PER_DAY - 1))
@@ -67,7 +67,5 @@ def parse_window(window_key: str) -> tuple[datetime, datetime]:
 def newest_complete_window(at: datetime) -> datetime:
     """Start of the newest 2-hour window that has fully ended at `at` (the filling one is skipped)."""
     at = at.astimezone(UTC)
-    current_start = at.replace(
-        hour=at.hour - at.hour % WINDOW_HOURS, minute=0, second=0, microsecond=0
-    )
+    current_start = at.replace(hour=at.hour - at.hour % WINDOW_HOURS, minute=0, second=0, microsecond=0)
     return current_start - timedelta(hours=WINDOW_HOURS)

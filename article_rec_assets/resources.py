@@ -27,9 +27,7 @@ class EventBucket(ConfigurableResource):
         # A missing folder is an hour without events, not an error.
         return sorted(p for p in folder.glob("*") if p.is_file()) if folder.is_dir() else []
 
-    def window_objects(
-        self, site: SiteConfig, start: datetime, end: datetime
-    ) -> Iterator[tuple[str, bytes]]:
+    def window_objects(self, site: SiteConfig, start: datetime, end: datetime) -> Iterator[tuple[str, bytes]]:
         """(key, bytes) of every object in the hour folders of [start, end)."""
         root = Path(self.root_dir)
         hour = start

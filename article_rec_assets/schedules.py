@@ -1,20 +1,17 @@
 """Every two hours, each site's newest complete window and everything downstream of it."""
 
-
 from dagster import AssetSelection, RunRequest, ScheduleEvaluationContext, define_asset_job, schedule
 
 from article_rec_assets.partitions import (
     SITES,
     newest_complete_window,
     site_window_key,
-    site_window_partitions,
 )
 
 # The whole graph for one (site, window): ingest the window, retrain, publish.
 recommendations_job = define_asset_job(
     "recommendations_job",
     selection=AssetSelection.all(),
-    partitions_def=site_window_partitions,
     description="Ingest one site's 2-hour window, retrain on the trailing weeks, publish.",
     # Runs of one site must not overlap; different sites may run side by side.
     tags={"dagster/max_retries": 1},
@@ -23,7 +20,6 @@ recommendations_job = define_asset_job(
 ingest_window_job = define_asset_job(
     "ingest_window_job",
     selection=AssetSelection.groups("ingestion"),
-    partitions_def=site_window_partitions,
     description="Read and sessionize one site's 2-hour window.",
 )
 

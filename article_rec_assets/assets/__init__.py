@@ -1,6 +1,5 @@
 """Dagster assets: thin wrappers that load inputs, call the stage's logic, and describe the result."""
 
-
 import pandas as pd
 from dagster import AssetExecutionContext, MetadataValue, MultiPartitionKey
 

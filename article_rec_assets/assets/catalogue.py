@@ -1,6 +1,5 @@
 """The article catalogue: which paths are articles, their titles and publish times."""
 
-
 import pandas as pd
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 

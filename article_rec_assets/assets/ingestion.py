@@ -1,6 +1,5 @@
 """Ingestion: raw events from the event bucket, and the reading sessions made of them."""
 
-
 import time
 
 import pandas as pd

@@ -1,6 +1,5 @@
 """Publishing: the recommendations, swapped into the serving database the API reads."""
 
-
 import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 

@@ -1,6 +1,5 @@
 """Recommendations: similar articles per article, and the popularity fallback."""
 
-
 import pandas as pd
 from dagster import (
     AssetCheckResult,

@@ -1,6 +1,5 @@
 """Training: the interaction matrix over the trailing training window, and the model fitted on it."""
 
-
 import pandas as pd
 from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output, asset
 

@@ -46,12 +46,14 @@ USER_AGENTS = (
     "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/124.0 Mobile Safari/537.36",
 )
-WORDS = (
-    "city council budget vote school board river park housing rent transit line mayor report "
-    "court ruling water plan new old local state summer winter night market street district "
-    "fire police teachers tax hearing festival museum opening stadium season coach team bill "
-    "farm power grid clinic hospital nurses election race poll border bridge"
-).split()
+# Title words, kept as text because a word list reads better that way.
+_TITLE_WORDS = """
+    city council budget vote school board river park housing rent transit line mayor report
+    court ruling water plan new old local state summer winter night market street district
+    fire police teachers tax hearing festival museum opening stadium season coach team bill
+    farm power grid clinic hospital nurses election race poll border bridge
+"""
+WORDS = tuple(_TITLE_WORDS.split())
 NON_ARTICLE_PATHS = ("/", "/news/", "/about/", "/newsletters/", "/search/")
 
 
@@ -183,8 +185,10 @@ def generate_site(
                 if rng.random() < 0.12:
                     path, dwell = NON_ARTICLE_PATHS[int(rng.integers(len(NON_ARTICLE_PATHS)))], 8.0
                 else:
-                    topic = session_topic if rng.random() < 0.85 else int(
-                        rng.choice(n_topics, p=preferences[reader])
+                    topic = (
+                        session_topic
+                        if rng.random() < 0.85
+                        else int(rng.choice(n_topics, p=preferences[reader]))
                     )
                     weights = _article_weights(appeal, published, t) * (topics == topic)
                     for index in seen:
@@ -209,15 +213,15 @@ def generate_site(
                     "contexts_com_snowplowanalytics_snowplow_web_page_1": [{"id": page_view_id}],
                 }
                 # The page view, then a ping at the minimum visit and every heartbeat after it.
-                n_pings = int((dwell - MIN_VISIT_SECONDS) // HEARTBEAT_SECONDS) + 1 if dwell >= MIN_VISIT_SECONDS else 0
-                offsets = np.concatenate(
-                    [[0.0], MIN_VISIT_SECONDS + HEARTBEAT_SECONDS * np.arange(n_pings)]
+                n_pings = (
+                    int((dwell - MIN_VISIT_SECONDS) // HEARTBEAT_SECONDS) + 1
+                    if dwell >= MIN_VISIT_SECONDS
+                    else 0
                 )
+                offsets = np.concatenate([[0.0], MIN_VISIT_SECONDS + HEARTBEAT_SECONDS * np.arange(n_pings)])
                 created = t + offsets
                 collected = created + rng.exponential(0.5, size=len(offsets))
-                created_iso, sent_iso, collected_iso = (
-                    _iso(created), _iso(created + 0.2), _iso(collected)
-                )
+                created_iso, sent_iso, collected_iso = (_iso(created), _iso(created + 0.2), _iso(collected))
                 for k in range(len(offsets)):
                     hour_ts = float(collected[k] // 3600 * 3600)
                     if hour_ts >= end_ts:
@@ -245,14 +249,12 @@ def generate_site(
         lines.sort(key=lambda item: item[0])
         payload = b"\n".join(line for _, line in lines) + b"\n"
         # mtime=0 keeps the gzip bytes identical from run to run.
-        with open(folder / f"{site.name}-{hour:%Y%m%d%H}.jsonl.gz", "wb") as raw:
-            with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=5) as gz:
-                gz.write(payload)
+        target = folder / f"{site.name}-{hour:%Y%m%d%H}.jsonl.gz"
+        with open(target, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, compresslevel=5) as gz:
+            gz.write(payload)
 
     write_catalogue(data_dir / site.articles.catalogue.path, articles, demo)
-    return GenerationSummary(
-        site.name, len(articles), n_sessions, n_views, n_events, len(lines_by_hour)
-    )
+    return GenerationSummary(site.name, len(articles), n_sessions, n_views, n_events, len(lines_by_hour))
 
 
 def write_catalogue(path: Path, articles: list[Article], demo: DemoSettings) -> None:

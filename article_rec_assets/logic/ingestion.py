@@ -130,7 +130,9 @@ def parse_objects(objects: Iterable[tuple[str, bytes]]) -> ParsedEvents:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError:
-                rejects.append((key, number, "undecodable_bytes", raw[:EXCERPT_CHARS].decode("utf-8", "replace")))
+                rejects.append(
+                    (key, number, "undecodable_bytes", raw[:EXCERPT_CHARS].decode("utf-8", "replace"))
+                )
                 continue
             result = parse_line(line.rstrip("\r"))
             if isinstance(result, str):
@@ -153,7 +155,9 @@ def parse_objects(objects: Iterable[tuple[str, bytes]]) -> ParsedEvents:
 
 
 def _events_frame(records: list[dict]) -> tuple[pd.DataFrame, list[tuple[str, int, str, str]]]:
-    frame = pd.DataFrame.from_records(records, columns=[*EVENT_COLUMNS, "event", "page_url", "_source", "_line"])
+    frame = pd.DataFrame.from_records(
+        records, columns=[*EVENT_COLUMNS, "event", "page_url", "_source", "_line"]
+    )
     frame["event_name"] = frame["event_name"].fillna(frame["event"])
     host_missing = frame["page_urlhost"].isna() & frame["page_url"].notna()
     frame.loc[host_missing, "page_urlhost"] = frame.loc[host_missing, "page_url"].map(

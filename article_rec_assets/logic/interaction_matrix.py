@@ -49,9 +49,7 @@ def build_interaction_matrix(
         "engaged_seconds"
     ].sum()
     stats["reader_article_days"] = len(daily)
-    daily = daily[
-        daily["engaged_seconds"].between(settings.min_dwell_seconds, settings.max_dwell_seconds)
-    ]
+    daily = daily[daily["engaged_seconds"].between(settings.min_dwell_seconds, settings.max_dwell_seconds)]
     stats["within_dwell_bounds"] = len(daily)
     daily = daily[daily["external_id"].isin(recommendable(catalogue)["external_id"])]
     stats["on_recommendable_articles"] = len(daily)

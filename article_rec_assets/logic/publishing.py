@@ -163,9 +163,7 @@ def upsert_articles(engine: Engine, site: str, articles: pd.DataFrame) -> dict[s
                 rows,
             )
         found = conn.execute(
-            select(article_table.c.external_id, article_table.c.id).where(
-                article_table.c.site == site
-            )
+            select(article_table.c.external_id, article_table.c.id).where(article_table.c.site == site)
         )
         return {external_id: article_id for external_id, article_id in found}
 
@@ -198,9 +196,9 @@ def publish_recommendations(
     for model_type, recs in recommendations.groupby("model_type", sort=True):
         with engine.begin() as conn:
             model_id = conn.execute(
-                insert(model_table).values(type=model_type, site=site, status="pending").returning(
-                    model_table.c.id
-                )
+                insert(model_table)
+                .values(type=model_type, site=site, status="pending")
+                .returning(model_table.c.id)
             ).scalar_one()
         try:
             rows = [
@@ -240,13 +238,19 @@ def _swap_current(engine: Engine, model_type: str, site: str, model_id: int, kee
         conn.execute(
             update(model_table).where(m.id == model_id).values(status="current", updated_at=func.now())
         )
-        stale_ids = conn.execute(
-            select(m.id).where(slot & (m.status == "stale")).order_by(m.id.desc()).offset(keep_stale)
-        ).scalars().all()
+        stale_ids = (
+            conn.execute(
+                select(m.id).where(slot & (m.status == "stale")).order_by(m.id.desc()).offset(keep_stale)
+            )
+            .scalars()
+            .all()
+        )
         # Models left pending or failed by earlier crashed publishes are debris by now.
-        debris = conn.execute(
-            select(m.id).where(slot & m.status.in_(("pending", "failed")) & (m.id < model_id))
-        ).scalars().all()
+        debris = (
+            conn.execute(select(m.id).where(slot & m.status.in_(("pending", "failed")) & (m.id < model_id)))
+            .scalars()
+            .all()
+        )
         doomed = [*stale_ids, *debris]
         if doomed:
             conn.execute(delete(recommendation_table).where(recommendation_table.c.model_id.in_(doomed)))

@@ -69,13 +69,10 @@ def similar_articles(
     ).astype({"model_type": "string"})
 
 
-def article_popularity(
-    interactions: pd.DataFrame, as_of: pd.Timestamp, days: int
-) -> pd.DataFrame:
+def article_popularity(interactions: pd.DataFrame, as_of: pd.Timestamp, days: int) -> pd.DataFrame:
     """Total reading seconds and distinct readers per article over the last `days`."""
     recent = interactions[
-        (interactions["last_seen"] >= as_of - pd.Timedelta(days=days))
-        & (interactions["first_seen"] < as_of)
+        (interactions["last_seen"] >= as_of - pd.Timedelta(days=days)) & (interactions["first_seen"] < as_of)
     ]
     popularity = (
         recent.groupby("external_id", observed=True)

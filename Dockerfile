@@ -1,0 +1,22 @@
+# The code-location image: `dagster code-server` serving article_rec_assets.definitions.
+FROM python:3.11-slim
+
+# implicit needs the system OpenMP runtime.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/*
+
+RUN useradd --create-home --uid 10001 dagster
+WORKDIR /opt/article_rec_assets
+
+COPY setup.py pyproject.toml README.md ./
+COPY article_rec_assets ./article_rec_assets
+RUN pip install --no-cache-dir . && pip check
+COPY workspace.yaml dagster.yaml ./
+
+# One BLAS thread: implicit parallelises itself and OpenBLAS threads would fight it.
+ENV OPENBLAS_NUM_THREADS=1 \
+    PYTHONUNBUFFERED=1
+USER dagster
+EXPOSE 4000
+CMD ["dagster", "code-server", "start", "-h", "0.0.0.0", "-p", "4000", "-m", "article_rec_assets.definitions"]

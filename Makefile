@@ -1,0 +1,32 @@
+# The two commands a new user needs: `make demo` runs the main job, `make test` runs the tests.
+# Both create the virtualenv and install the package on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: demo test ui lint bench clean
+
+$(INSTALLED): setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(INSTALLED)
+
+demo: $(INSTALLED)
+	$(BIN)/article-rec-demo
+
+test: $(INSTALLED)
+	$(BIN)/pip check
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+# The Dagster UI on the demo's instance and data: http://127.0.0.1:3000
+ui: $(INSTALLED)
+	DAGSTER_HOME=$(CURDIR)/.demo/dagster_home $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+clean:
+	rm -rf .demo .pytest_cache

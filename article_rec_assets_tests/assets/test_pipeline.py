@@ -1,0 +1,189 @@
+"""The whole asset graph through Dagster: generated events in the bucket layout in, recommendations
+in PostgreSQL out, read back the way the recommendation API reads them."""
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from dagster import (
+    AssetKey,
+    AssetRecordsFilter,
+    AssetSelection,
+    DagsterInstance,
+    FilesystemIOManager,
+    instance_for_test,
+    materialize,
+)
+from sqlalchemy import select
+
+from article_rec_assets.definitions import all_assets
+from article_rec_assets.io_managers import ParquetIOManager
+from article_rec_assets.logic.publishing import api_recommendations, connect, model_table
+from article_rec_assets.partitions import WINDOW_HOURS, site_window_key
+from article_rec_assets.resources import CatalogueFiles, EventBucket, ServingDatabase
+from article_rec_assets_tests.conftest import DEMO_DAYS, DEMO_END, postgres_schema_url
+
+SITE = "demo-tribune"
+WINDOWS = [DEMO_END - timedelta(hours=WINDOW_HOURS * i) for i in range(DEMO_DAYS * 12, 0, -1)]
+NEWEST = site_window_key(SITE, WINDOWS[-1])
+
+
+@dataclass
+class Pipeline:
+    instance: DagsterInstance
+    resources: dict
+    storage: Path
+    serving_url: str
+    catalogue: pd.DataFrame
+
+    def run(self, partition_key: str, selection=None, raise_on_error: bool = True):
+        return materialize(
+            all_assets,
+            selection=selection,
+            partition_key=partition_key,
+            resources=self.resources,
+            instance=self.instance,
+            raise_on_error=raise_on_error,
+        )
+
+    def latest_metadata(self, asset: str, partition_key: str) -> dict:
+        records = self.instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[str(partition_key)]), limit=1
+        ).records
+        assert records, f"{asset} {partition_key} was never materialized"
+        return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
+
+    def recommendations(self) -> pd.DataFrame:
+        return pd.read_parquet(
+            self.storage / "article_recommendations" / SITE / f"{WINDOWS[-1]:%Y-%m-%d-%H:%M}.parquet"
+        )
+
+    def models(self) -> list[tuple[int, str, str, str]]:
+        engine = connect(self.serving_url)
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(
+                    model_table.c.id, model_table.c.type, model_table.c.status, model_table.c.site
+                ).order_by(model_table.c.id)
+            ).all()
+        engine.dispose()
+        return [tuple(r) for r in rows]
+
+
+@pytest.fixture(scope="module")
+def pipeline(demo_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    """Every window of two days ingested for one site, then the whole graph for the newest."""
+    storage = tmp_path_factory.mktemp("storage")
+    catalogue = pd.read_json(demo_data_dir / f"{SITE}/catalogue.jsonl", lines=True, dtype=False)
+    with postgres_schema_url() as serving_url, instance_for_test() as instance:
+        resources = {
+            "event_bucket": EventBucket(root_dir=str(demo_data_dir)),
+            "catalogue_files": CatalogueFiles(root_dir=str(demo_data_dir)),
+            "serving_database": ServingDatabase(url=serving_url),
+            "table_io_manager": ParquetIOManager(base_dir=str(storage)),
+            "io_manager": FilesystemIOManager(base_dir=str(storage)),
+        }
+        pipe = Pipeline(instance, resources, storage, serving_url, catalogue)
+        for window in WINDOWS[:-1]:
+            pipe.run(site_window_key(SITE, window), selection=AssetSelection.groups("ingestion"))
+        pipe.run(NEWEST)
+        yield pipe
+
+
+def test_published_recommendations_are_served_like_the_api_reads_them(pipeline: Pipeline) -> None:
+    engine = connect(pipeline.serving_url)
+    sources = pipeline.recommendations()
+    article_sources = sources.loc[sources["model_type"] == "article", "source_entity_id"].unique()
+    assert len(article_sources) > 50
+    titles = dict(zip(pipeline.catalogue["external_id"], pipeline.catalogue["title"], strict=True))
+    for source in article_sources[:20]:
+        recs = api_recommendations(engine, SITE, source, size=10)
+        assert len(recs) == 10
+        assert source not in [r[0] for r in recs]
+        scores = [r[2] for r in recs]
+        assert scores == sorted(scores, reverse=True)
+        assert all(0 <= s <= 1 for s in scores)
+        assert all(titles[ext] == title for ext, title, _ in recs)
+    # An article the model does not know gets the popularity fallback.
+    fallback = api_recommendations(engine, SITE, "no-such-article", size=5)
+    assert len(fallback) == 5 and fallback[0][2] == 1.0
+    engine.dispose()
+
+
+def test_recommendations_carry_the_co_reading_signal(pipeline: Pipeline) -> None:
+    """Readers of the generated site stay mostly on one topic; the model must learn that."""
+    recs = pipeline.recommendations()
+    recs = recs[recs["model_type"] == "article"]
+    section = dict(zip(pipeline.catalogue["external_id"], pipeline.catalogue["section"], strict=True))
+    same_topic = (
+        recs["source_entity_id"].map(section) == recs["recommended_external_id"].map(section)
+    ).mean()
+    # Six topics: picking at random would give about 1/6.
+    assert same_topic > 0.6, same_topic
+
+
+def test_exactly_one_current_model_per_type_and_site(pipeline: Pipeline) -> None:
+    current = [(t, site) for _, t, status, site in pipeline.models() if status == "current"]
+    assert sorted(current) == [("article", SITE), ("popularity", SITE)]
+
+
+def test_training_reads_every_ingested_window(pipeline: Pipeline) -> None:
+    matrix = pipeline.latest_metadata("interaction_matrix", NEWEST)
+    assert matrix["windows_read"] == len(WINDOWS)
+    assert matrix["readers"] > 100 and matrix["articles"] > 50
+    raw = pipeline.latest_metadata("raw_events", NEWEST)
+    assert raw["objects_read"] == WINDOW_HOURS
+    assert raw["rejected_lines"] == 0
+
+
+def test_rematerializing_a_past_window_reads_only_its_own_hours(pipeline: Pipeline) -> None:
+    window = WINDOWS[5]
+    key = site_window_key(SITE, window)
+    path = pipeline.storage / "raw_events" / SITE / f"{window:%Y-%m-%d-%H:%M}.parquet"
+    before = pd.read_parquet(path)
+    pipeline.run(key, selection=AssetSelection.assets("raw_events"))
+    after = pd.read_parquet(path)
+    pd.testing.assert_frame_equal(before, after)
+    assert pipeline.latest_metadata("raw_events", key)["objects_read"] == WINDOW_HOURS
+    assert after["collector_tstamp"].min() >= pd.Timestamp(window)
+    assert after["collector_tstamp"].max() < pd.Timestamp(window + timedelta(hours=WINDOW_HOURS))
+
+
+def test_rerunning_the_newest_window_swaps_models(pipeline: Pipeline) -> None:
+    before = {t: i for i, t, s, _ in pipeline.models() if s == "current"}
+    pipeline.run(NEWEST)
+    models = pipeline.models()
+    assert sorted((t, s) for _, t, s, _ in models) == [
+        ("article", "current"),
+        ("article", "stale"),
+        ("popularity", "current"),
+        ("popularity", "stale"),
+    ]
+    stale = {t: i for i, t, s, _ in models if s == "stale"}
+    assert stale == before
+
+
+def test_a_failing_blocking_check_stops_publishing(pipeline: Pipeline) -> None:
+    """Lose the interactions the popularity list is built from: the check fails, nothing is
+    published, and the models already current keep serving."""
+    before = pipeline.models()
+    shutil.rmtree(pipeline.storage / "sessionized_interactions")
+    result = pipeline.run(
+        NEWEST,
+        selection=AssetSelection.assets(
+            "article_popularity", "article_recommendations", "published_recommendations"
+        ),
+        raise_on_error=False,
+    )
+    checks = [e for e in result.get_asset_check_evaluations() if e.check_name == "publishable"]
+    assert [c.passed for c in checks] == [False]
+    assert "no popularity recommendations" in checks[0].description
+    assert not result.success
+    started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
+    assert started == {"article_popularity", "article_recommendations"}
+    assert result.asset_materializations_for_node("published_recommendations") == []
+    assert pipeline.models() == before

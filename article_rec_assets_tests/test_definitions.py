@@ -1,0 +1,70 @@
+"""The definitions load, hang together, and take their resources from the environment."""
+
+from dagster import AssetKey, Definitions, EnvVar
+
+from article_rec_assets import definitions, environment
+from article_rec_assets.definitions import defs, resources_for_environment
+
+EXPECTED_GROUPS = {
+    "raw_events": "ingestion",
+    "sessionized_interactions": "ingestion",
+    "article_catalogue": "catalogue",
+    "interaction_matrix": "training",
+    "trained_model": "training",
+    "article_popularity": "recommendations",
+    "article_recommendations": "recommendations",
+    "published_recommendations": "publishing",
+}
+
+
+def test_definitions_load() -> None:
+    Definitions.validate_loadable(defs)
+    graph = defs.resolve_asset_graph()
+    assert {key.to_user_string() for key in graph.get_all_asset_keys()} == set(EXPECTED_GROUPS)
+    for name, group in EXPECTED_GROUPS.items():
+        node = graph.get(AssetKey(name))
+        assert node.group_name == group, name
+        assert node.partitions_def is not None, f"{name} is not partitioned"
+    assert {job.name for job in defs.resolve_all_job_defs()} >= {"recommendations_job", "ingest_window_job"}
+    assert defs.resolve_schedule_def("every_two_hours").cron_schedule == "15 */2 * * *"
+
+
+def test_lineage_runs_from_raw_events_to_the_serving_database() -> None:
+    graph = defs.resolve_asset_graph()
+
+    def parents(name: str) -> set[str]:
+        return {k.to_user_string() for k in graph.get(AssetKey(name)).parent_keys}
+
+    assert parents("sessionized_interactions") == {"raw_events"}
+    assert parents("interaction_matrix") == {"sessionized_interactions", "article_catalogue"}
+    assert parents("trained_model") == {"interaction_matrix"}
+    assert parents("article_recommendations") == {"trained_model", "article_popularity", "article_catalogue"}
+    assert parents("published_recommendations") == {"article_recommendations", "article_catalogue"}
+
+
+def test_a_blocking_check_guards_publishing() -> None:
+    specs = list(defs.resolve_asset_graph().get(AssetKey("article_recommendations")).check_keys)
+    assert [k.name for k in specs] == ["publishable"]
+    assets_def = defs.resolve_assets_def(AssetKey("article_recommendations"))
+    assert all(spec.blocking for spec in assets_def.check_specs)
+
+
+def test_embedded_default_without_environment(monkeypatch, tmp_path) -> None:
+    for var in (environment.SERVING_DATABASE_URL_VAR, environment.DATA_DIR_VAR, "DAGSTER_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    resources = resources_for_environment()
+    assert resources["serving_database"].url == f"sqlite:///{tmp_path}/.demo/serving.db"
+    assert resources["event_bucket"].root_dir == str(tmp_path / ".demo" / "data")
+    assert resources["table_io_manager"].base_dir == str(tmp_path / ".demo" / "dagster_home" / "storage")
+
+
+def test_secrets_come_from_the_environment(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv(environment.SERVING_DATABASE_URL_VAR, "postgresql://user:s3cret@db.example/recs")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    resources = resources_for_environment()
+    # An EnvVar, not the value: the password never enters run config or the UI.
+    assert resources["serving_database"].url == EnvVar(environment.SERVING_DATABASE_URL_VAR)
+    assert resources["table_io_manager"].base_dir == str(tmp_path / "storage")
+    loaded = Definitions(assets=definitions.all_assets, resources=resources)
+    Definitions.validate_loadable(loaded)

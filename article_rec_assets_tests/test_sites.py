@@ -1,0 +1,61 @@
+"""Sites are configuration: one YAML file each, validated; adding one needs no code change."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from article_rec_assets.sites import PACKAGED_SITES_DIR, load_sites
+
+
+def test_packaged_demo_sites_load_with_the_contract_defaults() -> None:
+    sites = load_sites()
+    assert list(sites) == ["demo-city-paper", "demo-tribune"]
+    city = sites["demo-city-paper"]
+    assert city.training.training_days == 28
+    assert (city.training.min_dwell_seconds, city.training.max_dwell_seconds) == (30, 600)
+    assert city.recommendations.per_article == 10
+    assert city.path_regex.match("/article/512345/a-slug/").group("external_id") == "512345"
+    assert sites["demo-tribune"].recommendations.popularity_days == 2
+
+
+def _write_site(folder: Path, name: str, **changes) -> Path:
+    raw = yaml.safe_load((PACKAGED_SITES_DIR / "demo-tribune.yaml").read_text())
+    raw["name"] = name
+    raw.update(changes)
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_a_path_pattern_without_an_external_id_group_is_rejected(tmp_path: Path) -> None:
+    articles = {"path_pattern": r"^/article/\d+/$", "catalogue": {"path": "x.jsonl"}}
+    _write_site(tmp_path, "bad-site", articles=articles)
+    with pytest.raises(ValueError, match="external_id"):
+        load_sites(tmp_path)
+
+
+def test_an_unknown_setting_is_rejected(tmp_path: Path) -> None:
+    _write_site(tmp_path, "typo-site", trainnig={"training_days": 7})
+    with pytest.raises(ValueError, match="trainnig"):
+        load_sites(tmp_path)
+
+
+def test_a_new_site_file_becomes_a_partition_without_code_changes(tmp_path: Path) -> None:
+    for path in PACKAGED_SITES_DIR.glob("*.yaml"):
+        shutil.copy(path, tmp_path)
+    _write_site(tmp_path, "new-gazette")
+    code = "from article_rec_assets.partitions import site_window_partitions as p; " + (
+        "print(','.join(p.get_partitions_def_for_dimension('site').get_partition_keys()))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={"ARTICLE_REC_SITES_DIR": str(tmp_path), "PATH": ""},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert out == "demo-city-paper,demo-tribune,new-gazette"
