@@ -12,6 +12,8 @@ from article_rec_assets.generator.clickstream import generate_site
 from article_rec_assets.logic.publishing import api_recommendations, connect
 from article_rec_assets.partitions import SITES, WINDOW_HOURS, site_window_key
 
+# Runs log every step at DEBUG to the console; the demo prints its own summary instead.
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 SUMMARY_ASSETS = (
     "raw_events",
     "sessionized_interactions",
@@ -42,8 +44,12 @@ def run_demo(end: datetime, days: float) -> None:
     for name in demo_sites:
         print(f"Materializing {name}: {len(windows) - 1} windows ingested, then the whole graph")
         for window in windows[:-1]:
-            ingest.execute_in_process(partition_key=site_window_key(name, window), instance=instance)
-        full.execute_in_process(partition_key=site_window_key(name, newest), instance=instance)
+            ingest.execute_in_process(
+                partition_key=site_window_key(name, window), instance=instance, run_config=QUIET
+            )
+        full.execute_in_process(
+            partition_key=site_window_key(name, newest), instance=instance, run_config=QUIET
+        )
 
     print_summary(instance, demo_sites, newest)
 

@@ -6,7 +6,6 @@ Adding a site is adding a file; no code branches on a site's name.
 from __future__ import annotations
 
 import re
-from functools import cached_property
 from pathlib import Path
 
 import yaml
@@ -97,8 +96,9 @@ class SiteConfig(_Settings):
     recommendations: RecommendationSettings = RecommendationSettings()
     demo: DemoSettings | None = None
 
-    @cached_property
+    @property
     def path_regex(self) -> re.Pattern[str]:
+        # Not cached on the instance: model_copy would carry a stale pattern over (re caches it).
         return re.compile(self.articles.path_pattern)
 
 

@@ -7,7 +7,6 @@ never fatal: it is set aside with its object, line number, reason and first 500 
 
 from __future__ import annotations
 
-import gzip
 import zlib
 from collections import Counter
 from collections.abc import Iterable
@@ -28,6 +27,7 @@ TSV_POSITIONS = {
     "event_id": 6,
     "domain_userid": 15,
     "page_url": 29,
+    "page_urlhost": 33,
     "page_urlpath": 35,
     "useragent": 77,
     "domain_sessionid": 123,
@@ -49,6 +49,7 @@ TIME_COLUMNS = ("collector_tstamp", "dvce_created_tstamp")
 EVENT_COLUMNS = (*TEXT_COLUMNS, *TIME_COLUMNS)
 REJECT_COLUMNS = ("source", "line_number", "reason", "excerpt")
 EXCERPT_CHARS = 500
+GZIP_CHUNK = 64 * 1024
 
 
 @dataclass
@@ -94,23 +95,52 @@ def parse_line(line: str) -> dict | str:
     return record
 
 
-def _lines(data: bytes) -> Iterable[tuple[int, bytes | None]]:
-    """Decompressed lines with 1-based numbers; a corrupt gzip tail yields (n, None) once."""
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error):
-            decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16)
+def gunzip_prefix(data: bytes) -> tuple[bytes, bool]:
+    """Decompress gzip members for as long as the stream is intact.
+
+    Returns (what decompressed, whether the whole stream was intact). A truncated or corrupt
+    stream keeps every byte that decompressed before the damage.
+    """
+    out: list[bytes] = []
+    rest = data
+    while rest:
+        decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        position = 0
+        while position < len(rest) and not decompressor.eof:
+            chunk = rest[position : position + GZIP_CHUNK]
+            before = decompressor.copy()
             try:
-                partial = decompressor.decompress(data)
+                out.append(decompressor.decompress(chunk))
             except zlib.error:
-                partial = b""
-            complete, _, _ = partial.rpartition(b"\n")
-            lines = complete.split(b"\n") if complete else []
-            yield from enumerate(lines, start=1)
-            yield len(lines) + 1, None
-            return
-    yield from enumerate(data.splitlines(), start=1)
+                # Replay the damaged chunk byte by byte to keep what precedes the damage.
+                for i in range(len(chunk)):
+                    try:
+                        out.append(before.decompress(chunk[i : i + 1]))
+                    except zlib.error:
+                        break
+                return b"".join(out), False
+            position += len(chunk)
+        if not decompressor.eof:
+            return b"".join(out), False  # cut off mid-member
+        # The next member (concatenated gzip files are valid gzip) starts after this one.
+        rest = decompressor.unused_data + rest[position:]
+    return b"".join(out), True
+
+
+def _lines(data: bytes) -> Iterable[tuple[int, bytes | None]]:
+    """Lines with 1-based numbers; a damaged gzip stream yields (n, None) once, after the
+    complete lines that precede the damage."""
+    if data[:2] != b"\x1f\x8b":
+        yield from enumerate(data.splitlines(), start=1)
+        return
+    text, intact = gunzip_prefix(data)
+    if intact:
+        yield from enumerate(text.splitlines(), start=1)
+        return
+    complete, _, _ = text.rpartition(b"\n")
+    lines = complete.split(b"\n") if complete else []
+    yield from enumerate(lines, start=1)
+    yield len(lines) + 1, None
 
 
 def parse_objects(objects: Iterable[tuple[str, bytes]]) -> ParsedEvents:
@@ -159,6 +189,7 @@ def _events_frame(records: list[dict]) -> tuple[pd.DataFrame, list[tuple[str, in
         records, columns=[*EVENT_COLUMNS, "event", "page_url", "_source", "_line"]
     )
     frame["event_name"] = frame["event_name"].fillna(frame["event"])
+    frame["page_urlhost"] = frame["page_urlhost"].astype(object)  # may be all-null before filling
     host_missing = frame["page_urlhost"].isna() & frame["page_url"].notna()
     frame.loc[host_missing, "page_urlhost"] = frame.loc[host_missing, "page_url"].map(
         lambda url: urlsplit(url).hostname

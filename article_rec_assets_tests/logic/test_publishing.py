@@ -57,9 +57,7 @@ def recommendations(offset: float = 0.0) -> pd.DataFrame:
 
 def statuses(engine: Engine) -> list[tuple[str, str]]:
     with engine.connect() as conn:
-        rows = conn.execute(
-            select(model_table.c.type, model_table.c.status).order_by(model_table.c.id)
-        ).all()
+        rows = conn.execute(select(model_table.c.type, model_table.c.status).order_by(model_table.c.id)).all()
     return [tuple(r) for r in rows]
 
 
@@ -109,7 +107,9 @@ def test_publishing_twice_leaves_one_current_model_per_type(engine: Engine) -> N
 
 def test_old_stale_models_are_deleted_with_their_recommendations(engine: Engine) -> None:
     for i in range(5):
-        result = publish_recommendations(engine, SITE, recommendations(offset=i / 100), catalogue(), keep_stale=2)
+        result = publish_recommendations(
+            engine, SITE, recommendations(offset=i / 100), catalogue(), keep_stale=2
+        )
     assert result.stale_models_deleted == 2  # one per type in the last publish
     assert [s for t, s in statuses(engine) if t == "article"] == ["stale", "stale", "current"]
     with engine.connect() as conn:

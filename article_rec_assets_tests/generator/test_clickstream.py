@@ -1,0 +1,230 @@
+"""The demo clickstream generator: deterministic, laid out like Snowplow's S3 loader, realistic pings."""
+
+import gzip
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pandas as pd
+import pytest
+
+from article_rec_assets.generator.clickstream import (
+    NON_ARTICLE_PATHS,
+    GenerationSummary,
+    generate_site,
+    hour_folder,
+    site_bucket_dir,
+)
+from article_rec_assets.logic.ingestion import parse_objects
+from article_rec_assets.logic.sessions import sessionize
+from article_rec_assets.sites import SiteConfig, load_sites
+
+START = datetime(2024, 5, 1, 8, tzinfo=UTC)
+END = datetime(2024, 5, 1, 11, tzinfo=UTC)
+HOURS = ("08", "09", "10")
+WEB_PAGE = "contexts_com_snowplowanalytics_snowplow_web_page_1"
+
+
+@pytest.fixture(scope="module")
+def small_site() -> SiteConfig:
+    """demo-city-paper with a smaller audience and backlist, so a few hours generate quickly."""
+    site = load_sites()["demo-city-paper"]
+    demo = site.demo.model_copy(
+        update={"readers": 200, "sessions_per_day": 400, "backlist_days": 2, "articles_per_day": 10}
+    )
+    return site.model_copy(update={"demo": demo})
+
+
+@pytest.fixture(scope="module")
+def generated(small_site, tmp_path_factory) -> tuple[Path, GenerationSummary]:
+    data_dir = tmp_path_factory.mktemp("clickstream")
+    return data_dir, generate_site(small_site, data_dir, START, END)
+
+
+def all_files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def event_files(data_dir: Path, site: SiteConfig) -> list[Path]:
+    return sorted(site_bucket_dir(data_dir, site).rglob("*.jsonl.gz"))
+
+
+def read_events(data_dir: Path, site: SiteConfig) -> list[dict]:
+    events = []
+    for path in event_files(data_dir, site):
+        for line in gzip.decompress(path.read_bytes()).splitlines():
+            event = orjson.loads(line)
+            event["_file"] = path
+            events.append(event)
+    return events
+
+
+def epoch(text: str) -> float:
+    return pd.Timestamp(text).timestamp()
+
+
+def test_hour_folder_and_bucket_dir(tmp_path):
+    assert hour_folder(datetime(2024, 5, 1, 8, tzinfo=UTC)) == "enriched/good/2024/05/01/08"
+    assert hour_folder(datetime(2024, 12, 31, 23, tzinfo=UTC)) == "enriched/good/2024/12/31/23"
+    sites = load_sites()
+    assert (
+        site_bucket_dir(tmp_path, sites["demo-city-paper"]) == tmp_path / "buckets" / "demo-city-paper-events"
+    )
+    assert (
+        site_bucket_dir(tmp_path, sites["demo-tribune"])
+        == tmp_path / "buckets" / "demo-tribune-events" / "snowplow"
+    )
+
+
+def test_same_seed_writes_identical_bytes(generated, small_site, tmp_path):
+    data_dir, summary = generated
+    again = generate_site(small_site, tmp_path, START, END)
+    first, second = all_files(data_dir), all_files(tmp_path)
+    assert len(first) == 4  # 3 hour files + the catalogue
+    assert first.keys() == second.keys()
+    for name in first:
+        assert first[name] == second[name], name
+    assert again == summary
+
+
+def test_another_seed_writes_other_events(generated, small_site, tmp_path):
+    data_dir, _ = generated
+    other = tmp_path / "other"
+    generate_site(small_site, other, START, END, seed=12345)
+    first, second = all_files(data_dir), all_files(other)
+    assert first.keys() == second.keys()
+    assert all(first[name] != second[name] for name in first)
+
+
+def test_files_are_laid_out_by_collector_hour(generated, small_site):
+    data_dir, summary = generated
+    bucket = data_dir / "buckets" / "demo-city-paper-events"
+    expected = [
+        bucket / f"enriched/good/2024/05/01/{hour}/demo-city-paper-20240501{hour}.jsonl.gz" for hour in HOURS
+    ]
+    assert event_files(data_dir, small_site) == expected
+    assert summary.files == 3
+
+    lines_per_file = defaultdict(int)
+    for event in read_events(data_dir, small_site):
+        hour = int(event["_file"].parent.name)
+        collected = pd.Timestamp(event["collector_tstamp"])
+        # Every event sits in the folder of the hour its collector time falls in; none after END.
+        assert collected.floor("h") == pd.Timestamp(2024, 5, 1, hour, tz="UTC"), event
+        lines_per_file[event["_file"]] += 1
+    assert sum(lines_per_file.values()) == summary.events
+    assert all(count > 0 for count in lines_per_file.values())
+
+
+def test_lines_are_sorted_by_collector_time_within_a_file(generated, small_site):
+    data_dir, _ = generated
+    for path in event_files(data_dir, small_site):
+        lines = gzip.decompress(path.read_bytes()).splitlines()
+        times = [epoch(orjson.loads(line)["collector_tstamp"]) for line in lines]
+        assert times == sorted(times), path
+
+
+def test_pings_every_10_seconds_after_the_5_second_minimum_visit(generated, small_site):
+    data_dir, summary = generated
+    by_page_view: dict[str, list[dict]] = defaultdict(list)
+    for event in read_events(data_dir, small_site):
+        by_page_view[event[WEB_PAGE][0]["id"]].append(event)
+    assert len(by_page_view) >= 50
+
+    non_article = 0
+    for page_view_id, events in by_page_view.items():
+        events.sort(key=lambda e: epoch(e["dvce_created_tstamp"]))
+        names = [e["event_name"] for e in events]
+        assert names[0] == "page_view", page_view_id
+        assert names[1:] == ["page_ping"] * (len(events) - 1), page_view_id
+        assert len({(e["domain_userid"], e["domain_sessionid"], e["page_urlpath"]) for e in events}) == 1
+        start = epoch(events[0]["dvce_created_tstamp"])
+        offsets = [epoch(e["dvce_created_tstamp"]) - start for e in events]
+        expected = [0.0] + [5.0 + 10.0 * k for k in range(len(events) - 1)]
+        # Timestamps are written to the millisecond: allow 1 ms of rounding.
+        assert offsets == pytest.approx(expected, abs=0.0011), page_view_id
+        if events[0]["page_urlpath"] in NON_ARTICLE_PATHS:
+            non_article += 1
+            # Section pages are read 8 s: the view and one ping at 5 s (unless cut off at END).
+            assert len(events) <= 2
+            if epoch(events[0]["collector_tstamp"]) < END.timestamp() - 60:
+                assert len(events) == 2
+    assert non_article > 0
+    page_view_lines = sum(
+        1 for events in by_page_view.values() for e in events if e["event_name"] == "page_view"
+    )
+    assert page_view_lines == len(by_page_view)
+    assert summary.page_views >= page_view_lines  # views past END are counted but not written
+
+
+def test_events_look_like_snowplow_json(generated, small_site):
+    data_dir, _ = generated
+    events = read_events(data_dir, small_site)
+    assert len({e["event_id"] for e in events}) == len(events)
+    for event in events[:200]:
+        assert event["app_id"] == "demo-city-paper"
+        assert event["platform"] == "web"
+        assert event["page_urlhost"] == "democitypaper.example"
+        assert event["page_url"] == "https://democitypaper.example" + event["page_urlpath"]
+        assert event["event"] == event["event_name"]
+        for name in ("dvce_created_tstamp", "collector_tstamp", "derived_tstamp", "dvce_sent_tstamp"):
+            assert len(event[name]) == len("2024-05-01T08:00:00.000Z") and event[name].endswith("Z")
+        assert epoch(event["dvce_sent_tstamp"]) - epoch(event["dvce_created_tstamp"]) == pytest.approx(
+            0.2, abs=0.0011
+        )
+        assert epoch(event["collector_tstamp"]) >= epoch(event["dvce_created_tstamp"]) - 0.0011
+
+
+def test_generated_events_parse_and_sessionize(generated, small_site):
+    data_dir, summary = generated
+    objects = [(str(p), p.read_bytes()) for p in event_files(data_dir, small_site)]
+    parsed = parse_objects(objects)
+    assert parsed.rejects.empty
+    assert len(parsed.events) == summary.events
+    assert set(parsed.events["event_name"]) == {"page_view", "page_ping"}
+
+    non_article_events = int(parsed.events["page_urlpath"].isin(NON_ARTICLE_PATHS).sum())
+    result = sessionize(parsed.events, small_site)
+    assert result.dropped == {"not_an_article": non_article_events}
+    interactions = result.interactions
+    # A session never reopens the same article, so each row is one page view, and since its pings
+    # are exactly 10 s apart each falls in its own heartbeat window: engaged = 10 x (pings - 1) + 5.
+    assert (interactions["page_views"] == 1).all()
+    with_pings = interactions[interactions["pings"] > 0]
+    assert (with_pings["engaged_seconds"] == 10 * (with_pings["pings"] - 1) + 5).all()
+    assert (interactions.loc[interactions["pings"] == 0, "engaged_seconds"] == 0).all()
+
+
+def test_catalogue_is_written(generated, small_site):
+    data_dir, summary = generated
+    path = data_dir / "demo-city-paper" / "catalogue.jsonl"
+    rows = [orjson.loads(line) for line in path.read_bytes().splitlines()]
+    assert len(rows) == summary.articles
+    # Backlist of 2 days from 2024-04-29 00:00 at 10 a day: 20 articles on 04-29 and 04-30, then
+    # those of 05-01 published (06:00-22:00 uniformly) before END at 11:00.
+    published = [pd.Timestamp(r["published_at"]) for r in rows]
+    assert sum(p < pd.Timestamp("2024-05-01T00:00:00Z") for p in published) == 20
+    assert 20 <= len(rows) <= 30
+    assert all(p < pd.Timestamp(END) for p in published)
+    assert published == sorted(published)
+    assert all(r["published_at"].endswith("Z") for r in rows)
+    # Ids count up from the site's first id, one per article kept.
+    assert sorted(int(r["external_id"]) for r in rows) == list(range(510000, 510000 + len(rows)))
+    topics = set(small_site.demo.topics)
+    for row in rows:
+        match = small_site.path_regex.match(row["path"])
+        assert match is not None, row
+        assert match["external_id"] == row["external_id"]
+        assert row["section"] in topics
+        assert row["title"].startswith(row["section"].title() + ": ")
+    # Every article page in the events is in the catalogue.
+    paths = {r["path"] for r in rows}
+    read = {e["page_urlpath"] for e in read_events(data_dir, small_site)} - set(NON_ARTICLE_PATHS)
+    assert read and read <= paths
+
+
+def test_site_without_demo_settings_is_refused(tmp_path):
+    site = load_sites()["demo-city-paper"].model_copy(update={"demo": None})
+    with pytest.raises(ValueError, match="no `demo` settings"):
+        generate_site(site, tmp_path, START, END)
