@@ -22,7 +22,24 @@ class EventSettings(_Settings):
     bucket: str
     prefix: str = ""
     ping_interval_seconds: int = Field(10, gt=0)
+    # Hosts whose page views count; others (staging, localhost) are filtered. AMP-cache pages
+    # count when the host inside their `/c/s/<host>/` path is allowed. Empty: every host.
     allowed_hosts: tuple[str, ...] = ()
+    # Hour folders before the window read as context only, to drop duplicates delivered again
+    # and to know which heartbeats of a page view were already counted.
+    lookback_hours: int = Field(6, ge=0)
+    # A new session after this much inactivity, where the tracker sent no session id (AMP).
+    session_timeout_minutes: int = Field(30, gt=0)
+    # A collector timestamp this far past its hour folder is implausible: quarantined.
+    max_future_minutes: int = Field(60, ge=0)
+    # Events read this much later than they were created are filtered as too late.
+    max_lateness_hours: int = Field(72, gt=0)
+    drop_empty_useragent: bool = True
+    # A site's own bot user agents, on top of the built-in patterns (a regular expression).
+    extra_bot_pattern: str | None = None
+    # Share of unusable lines in a window that warns, and that blocks publishing.
+    malformed_warn_share: float = Field(0.01, ge=0, le=1)
+    malformed_block_share: float = Field(0.10, ge=0, le=1)
 
 
 class CatalogueSettings(_Settings):
