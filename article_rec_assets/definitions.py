@@ -12,7 +12,28 @@ all_assets = load_assets_from_modules([ingestion, catalogue, training, recommend
 
 
 def resources_for_environment() -> dict:
+    from dagster_aws.s3 import S3Resource  # here, so this function holds the whole choice
+
     data_dir = str(environment.data_dir())
+    event_bucket = EventBucket(root_dir=data_dir)
+    if environment.events_source() == "s3":  # ARTICLE_REC_EVENTS_SOURCE=s3 or an S3 endpoint URL
+
+        def secret(name: str) -> EnvVar | None:
+            # Only the variable's name, never its value: credentials stay out of run config and the
+            # UI. Unset: boto3's default chain (instance or task role, ~/.aws, SSO...) applies.
+            return EnvVar(name) if environment.env_is_set(name) else None
+
+        # Bucket and prefix are per site, in its YAML; the client is the same for every site.
+        event_bucket = EventBucket(
+            s3=S3Resource(
+                endpoint_url=environment.s3_endpoint_url(),
+                region_name=environment.s3_region(),
+                max_attempts=environment.s3_max_attempts(),
+                aws_access_key_id=secret(environment.AWS_ACCESS_KEY_ID_VAR),
+                aws_secret_access_key=secret(environment.AWS_SECRET_ACCESS_KEY_VAR),
+                aws_session_token=secret(environment.AWS_SESSION_TOKEN_VAR),
+            )
+        )
     storage = environment.storage_dir()
     serving_url = (
         EnvVar(environment.SERVING_DATABASE_URL_VAR)
@@ -20,7 +41,7 @@ def resources_for_environment() -> dict:
         else environment.default_serving_database_url()
     )
     return {
-        "event_bucket": EventBucket(root_dir=data_dir),
+        "event_bucket": event_bucket,
         "catalogue_files": CatalogueFiles(root_dir=data_dir),
         "serving_database": ServingDatabase(url=serving_url),
         "table_io_manager": ParquetIOManager(base_dir=str(storage)),

@@ -17,6 +17,20 @@ SERVING_DATABASE_URL_VAR = "SERVING_DATABASE_URL"
 PARTITIONS_START_VAR = "ARTICLE_REC_PARTITIONS_START"
 DEFAULT_PARTITIONS_START = "2026-01-01-00:00"
 
+# Events from S3 instead of the local folder: set the source to `s3`, or an endpoint URL (MinIO,
+# a test server; implies `s3`). Bucket and prefix are per site, in its YAML (`events.bucket`,
+# `events.prefix`). Credentials are boto3's default chain (instance role, ~/.aws, ...) unless the
+# AWS_* key variables are set, which are then passed on through dagster.EnvVar.
+EVENTS_SOURCE_VAR = "ARTICLE_REC_EVENTS_SOURCE"  # `local` (default) or `s3`
+S3_ENDPOINT_URL_VAR = "ARTICLE_REC_S3_ENDPOINT_URL"
+S3_REGION_VAR = "ARTICLE_REC_S3_REGION"  # else AWS_REGION / AWS_DEFAULT_REGION / ~/.aws/config
+S3_MAX_ATTEMPTS_VAR = "ARTICLE_REC_S3_MAX_ATTEMPTS"  # botocore standard-mode attempts, first included
+DEFAULT_S3_MAX_ATTEMPTS = 5
+AWS_ACCESS_KEY_ID_VAR = "AWS_ACCESS_KEY_ID"
+AWS_SECRET_ACCESS_KEY_VAR = "AWS_SECRET_ACCESS_KEY"
+AWS_SESSION_TOKEN_VAR = "AWS_SESSION_TOKEN"
+EVENTS_SOURCES = ("local", "s3")
+
 
 def data_dir() -> Path:
     """The local event bucket and catalogue files (embedded default)."""
@@ -39,6 +53,36 @@ def serving_database_url_is_set() -> bool:
 
 def partitions_start() -> str:
     return os.environ.get(PARTITIONS_START_VAR, DEFAULT_PARTITIONS_START)
+
+
+def events_source() -> str:
+    """`s3` when the source says so or an S3 endpoint is configured, else `local`."""
+    source = os.environ.get(EVENTS_SOURCE_VAR, "").strip().lower()
+    if source and source not in EVENTS_SOURCES:
+        raise ValueError(f"{EVENTS_SOURCE_VAR}={source!r}: expected one of {', '.join(EVENTS_SOURCES)}")
+    if source == "s3" or (not source and os.environ.get(S3_ENDPOINT_URL_VAR)):
+        return "s3"
+    return "local"
+
+
+def s3_endpoint_url() -> str | None:
+    return os.environ.get(S3_ENDPOINT_URL_VAR) or None
+
+
+def s3_region() -> str | None:
+    return os.environ.get(S3_REGION_VAR) or None
+
+
+def s3_max_attempts() -> int:
+    value = os.environ.get(S3_MAX_ATTEMPTS_VAR)
+    attempts = int(value) if value else DEFAULT_S3_MAX_ATTEMPTS
+    if attempts < 1:
+        raise ValueError(f"{S3_MAX_ATTEMPTS_VAR}={value!r}: needs at least 1 attempt")
+    return attempts
+
+
+def env_is_set(name: str) -> bool:
+    return bool(os.environ.get(name))
 
 
 def sites_dir() -> Path | None:

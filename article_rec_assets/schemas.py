@@ -18,20 +18,37 @@ def _text(nullable: bool = False, **kwargs) -> pa.Column:
 
 RAW_EVENTS = pa.DataFrameSchema(
     {
-        "event_id": _text(),
+        "event_id": _text(unique=True, checks=pa.Check.str_matches(r"^[0-9a-fA-F-]{36}$")),
         "event_name": _text(),
         "app_id": _text(nullable=True),
         "platform": _text(nullable=True),
-        "domain_userid": _text(nullable=True),
-        "domain_sessionid": _text(nullable=True),
-        "page_urlhost": _text(nullable=True),
-        "page_urlpath": _text(nullable=True),
+        "reader_id": _text(nullable=True),
+        "session_id": _text(nullable=True),
+        "page_view_id": _text(nullable=True),
+        "page_host": _text(nullable=True),
+        "page_path": _text(nullable=True),
         "useragent": _text(nullable=True),
+        "iab_spider": pa.Column("boolean", nullable=True),
         "collector_tstamp": pa.Column(UTC_TIME),
         "dvce_created_tstamp": pa.Column(UTC_TIME),
+        "engaged_increment_seconds": pa.Column("float64", pa.Check.ge(0)),
     },
     name="RawEvents",
-    description="Snowplow events whose collector timestamp falls in the window's hour folders.",
+    description="The Snowplow events of the window's own hour folders, once each (duplicates delivered "
+    "earlier dropped), with reader, session, publisher page and the reading seconds each ping adds.",
+    strict=True,
+)
+
+QUARANTINED_EVENT_LINES = pa.DataFrameSchema(
+    {
+        "source": _text(),
+        "line_number": pa.Column("int64", pa.Check.ge(1)),
+        "reason": _text(),
+        "excerpt": _text(),
+    },
+    name="QuarantinedEventLines",
+    description="Lines of the window's objects that are not usable events: where, why, and their "
+    "first 500 characters.",
     strict=True,
 )
 
@@ -97,6 +114,7 @@ ARTICLE_RECOMMENDATIONS = pa.DataFrameSchema(
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", BetaWarning)
     RawEventsType = pandera_schema_to_dagster_type(RAW_EVENTS)
+    QuarantinedEventLinesType = pandera_schema_to_dagster_type(QUARANTINED_EVENT_LINES)
     SessionizedInteractionsType = pandera_schema_to_dagster_type(SESSIONIZED_INTERACTIONS)
     ArticleCatalogueType = pandera_schema_to_dagster_type(ARTICLE_CATALOGUE)
     ArticlePopularityType = pandera_schema_to_dagster_type(ARTICLE_POPULARITY)

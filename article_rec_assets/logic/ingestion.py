@@ -1,20 +1,33 @@
-"""Raw events: parse the Snowplow lines of one window's objects into a typed table.
+"""Raw events: parse the Snowplow lines of a window's objects into one typed row per event.
 
 Both formats Snowplow writes occur in the same files: analytics-SDK JSON lines (a line starting
-with `{`) and enriched TSV (exactly 131 tab-separated fields). A line that is not a usable event is
-never fatal: it is set aside with its object, line number, reason and first 500 characters.
+with `{`) and enriched TSV (exactly 131 tab-separated fields). JSON lines go through pyarrow's
+JSON reader, object by object; an object that pyarrow refuses (a bad line somewhere in it) is
+parsed line by line so that the good lines are kept and each bad one is set aside with its
+object, line number, reason and first 500 characters. Nothing is silently lost.
+
+`clean_window` then makes the rows of the window's *own* hour folders into events the rest of the
+platform can use, with the hour folders before the window as context only: duplicates already
+delivered are dropped, readers and sessions are named, and each ping gets the reading time it adds
+(so that a page view read across two windows is counted once).
 """
 
 from __future__ import annotations
 
+import io
+import re
 import zlib
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
+import numpy as np
 import orjson
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pj
+
+from article_rec_assets.sites import EventSettings
 
 TSV_FIELD_COUNT = 131
 # Positions in the enriched TSV (CONTRACT.md section 2).
@@ -34,65 +47,101 @@ TSV_POSITIONS = {
     "derived_tstamp": 124,
     "event_name": 126,
 }
-TEXT_COLUMNS = (
+TSV_CONTEXTS, TSV_UNSTRUCT = 52, 58
+EXCERPT_CHARS = 500
+# Snowplow's web tracker pings after a 5 s minimum visit, then once per heartbeat.
+MIN_VISIT_SECONDS = 5
+GZIP_CHUNK = 64 * 1024
+
+# Self-describing JSON as the analytics SDKs flatten it: `contexts_<vendor>_<name>_<major>`.
+WEB_PAGE = "contexts_com_snowplowanalytics_snowplow_web_page_1"
+AMP_ID = "contexts_dev_amp_snowplow_amp_id_1"
+AMP_WEB_PAGE = "contexts_dev_amp_snowplow_amp_web_page_1"
+AMP_PAGE_PING = "unstruct_event_dev_amp_snowplow_amp_page_ping_1"
+IAB_SPIDERS = "contexts_com_iab_snowplow_spiders_and_robots_1"
+# The same, as Iglu schema names inside the TSV's contexts and unstruct_event JSON.
+IGLU_NAMES = {
+    "com.snowplowanalytics.snowplow/web_page/": WEB_PAGE,
+    "dev.amp.snowplow/amp_id/": AMP_ID,
+    "dev.amp.snowplow/amp_web_page/": AMP_WEB_PAGE,
+    "dev.amp.snowplow/amp_page_ping/": AMP_PAGE_PING,
+    "com.iab.snowplow/spiders_and_robots/": IAB_SPIDERS,
+}
+
+_TEXT_FIELDS = (
+    "app_id",
+    "platform",
+    "collector_tstamp",
+    "dvce_created_tstamp",
+    "derived_tstamp",
+    "event",
+    "event_name",
+    "event_id",
+    "domain_userid",
+    "domain_sessionid",
+    "page_url",
+    "page_urlhost",
+    "page_urlpath",
+    "useragent",
+)
+JSON_SCHEMA = pa.schema(
+    [(name, pa.string()) for name in _TEXT_FIELDS]
+    + [
+        (WEB_PAGE, pa.list_(pa.struct([("id", pa.string())]))),
+        (AMP_ID, pa.list_(pa.struct([("ampClientId", pa.string())]))),
+        (AMP_WEB_PAGE, pa.list_(pa.struct([("ampPageViewId", pa.string())]))),
+        (AMP_PAGE_PING, pa.struct([("totalEngagedTime", pa.float64())])),
+        (IAB_SPIDERS, pa.list_(pa.struct([("spiderOrRobot", pa.bool_())]))),
+    ]
+)
+_JSON_PARSE = pj.ParseOptions(explicit_schema=JSON_SCHEMA, unexpected_field_behavior="ignore")
+
+PAGE_VIEW_EVENTS = ("page_view", "amp_page_view")
+PING_EVENTS = ("page_ping", "amp_page_ping")
+PAGE_EVENTS = PAGE_VIEW_EVENTS + PING_EVENTS
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+# AMP cache URLs: /c/s/<publisher host>/<path> (or /v/s/ for the viewer), and a trailing /amp.
+AMP_CACHE_PREFIX = re.compile(r"^/[cv]/s/([^/]+)(/.*)?$")
+AMP_SUFFIX = re.compile(r"/amp/?$")
+
+# Columns of a parsed event row (before cleaning), in order.
+PARSED_COLUMNS = (
     "event_id",
     "event_name",
     "app_id",
     "platform",
     "domain_userid",
     "domain_sessionid",
+    "amp_client_id",
+    "page_view_id",
     "page_urlhost",
     "page_urlpath",
     "useragent",
+    "iab_spider",
+    "amp_engaged_seconds",
+    "collector_tstamp",
+    "dvce_created_tstamp",
 )
-TIME_COLUMNS = ("collector_tstamp", "dvce_created_tstamp")
-EVENT_COLUMNS = (*TEXT_COLUMNS, *TIME_COLUMNS)
 REJECT_COLUMNS = ("source", "line_number", "reason", "excerpt")
-EXCERPT_CHARS = 500
-GZIP_CHUNK = 64 * 1024
+REJECT_DTYPES = {"source": "string", "line_number": "int64", "reason": "string", "excerpt": "string"}
 
 
 @dataclass
 class ParsedEvents:
-    """Events parsed from some objects, and the lines set aside."""
+    """Events parsed from some objects (one row per usable line), and the lines set aside."""
 
     events: pd.DataFrame
     rejects: pd.DataFrame
     lines_read: int = 0
     objects_read: int = 0
-    reject_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def reject_counts(self) -> dict[str, int]:
+        return {str(k): int(v) for k, v in self.rejects["reason"].value_counts().sort_index().items()}
 
 
-def _tsv_record(fields: list[str]) -> dict[str, str | None]:
-    record = {name: (fields[pos] or None) for name, pos in TSV_POSITIONS.items()}
-    # Nanosecond fractions ("13:54:40.027000001") and a space separator: normalise to ISO.
-    for name in ("collector_tstamp", "dvce_created_tstamp", "derived_tstamp"):
-        if record[name]:
-            record[name] = record[name].replace(" ", "T")[:26]
-    return record
-
-
-def parse_line(line: str) -> dict | str:
-    """One event as a dict of raw fields, or the reason it is not one."""
-    if line.startswith("{"):
-        try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            return "invalid_json"
-        if not isinstance(record, dict):
-            return "not_a_json_object"
-    else:
-        fields = line.split("\t")
-        if len(fields) != TSV_FIELD_COUNT:
-            return "wrong_field_count"
-        record = _tsv_record(fields)
-    if not record.get("event_id"):
-        return "missing_event_id"
-    if not (record.get("event_name") or record.get("event")):
-        return "missing_event_name"
-    if not record.get("collector_tstamp"):
-        return "missing_timestamp"
-    return record
+# ---------------------------------------------------------------------------------------------
+# Bytes to lines
 
 
 def gunzip_prefix(data: bytes) -> tuple[bytes, bool]:
@@ -127,83 +176,390 @@ def gunzip_prefix(data: bytes) -> tuple[bytes, bool]:
     return b"".join(out), True
 
 
-def _lines(data: bytes) -> Iterable[tuple[int, bytes | None]]:
-    """Lines with 1-based numbers; a damaged gzip stream yields (n, None) once, after the
-    complete lines that precede the damage."""
+def split_lines(data: bytes) -> tuple[list[bytes], bool]:
+    """The object's lines (gunzipped when it is gzip) and whether it was intact.
+
+    Of a damaged gzip stream only the complete lines before the damage are returned.
+    """
     if data[:2] != b"\x1f\x8b":
-        yield from enumerate(data.splitlines(), start=1)
-        return
+        return data.splitlines(), True
     text, intact = gunzip_prefix(data)
     if intact:
-        yield from enumerate(text.splitlines(), start=1)
-        return
+        return text.splitlines(), True
     complete, _, _ = text.rpartition(b"\n")
-    lines = complete.split(b"\n") if complete else []
-    yield from enumerate(lines, start=1)
-    yield len(lines) + 1, None
+    return (complete.split(b"\n") if complete else []), False
 
 
-def parse_objects(objects: Iterable[tuple[str, bytes]]) -> ParsedEvents:
-    """Parse every line of the given (key, bytes) objects."""
-    records: list[dict] = []
-    rejects: list[tuple[str, int, str, str]] = []
+# ---------------------------------------------------------------------------------------------
+# Lines to rows
+
+
+def _excerpt(raw: bytes) -> str:
+    return raw[: EXCERPT_CHARS * 4].decode("utf-8", "replace")[:EXCERPT_CHARS]
+
+
+def _text(value) -> str | None:
+    """A JSON value as the text column it belongs in (numbers and booleans as text, {} / [] not)."""
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+def _record_from_json(obj: dict) -> dict:
+    """A line pyarrow refused, but orjson read: keep what fits the schema."""
+    record = {name: _text(obj.get(name)) for name in _TEXT_FIELDS}
+    for column in (WEB_PAGE, AMP_ID, AMP_WEB_PAGE, IAB_SPIDERS):
+        items = obj.get(column)
+        record[column] = [i for i in items if isinstance(i, dict)] if isinstance(items, list) else None
+    ping = obj.get(AMP_PAGE_PING)
+    record[AMP_PAGE_PING] = ping if isinstance(ping, dict) else None
+    return record
+
+
+def _record_from_tsv(fields: list[str]) -> dict:
+    record: dict = {name: (fields[pos] or None) for name, pos in TSV_POSITIONS.items()}
+    for name in ("collector_tstamp", "dvce_created_tstamp", "derived_tstamp"):
+        if record[name]:  # "2021-10-14 13:54:40.027000001" -> ISO 8601 in UTC
+            record[name] = record[name].replace(" ", "T")[:26] + "Z"
+    for position in (TSV_CONTEXTS, TSV_UNSTRUCT):
+        if not fields[position]:
+            continue
+        try:
+            payload = orjson.loads(fields[position])
+        except orjson.JSONDecodeError:
+            continue
+        data = payload.get("data") if isinstance(payload, dict) else None
+        items = data if isinstance(data, list) else [data]
+        for item in items:
+            if not isinstance(item, dict):
+                continue
+            schema, body = str(item.get("schema", "")), item.get("data")
+            for iglu, column in IGLU_NAMES.items():
+                if iglu in schema and isinstance(body, dict):
+                    if column == AMP_PAGE_PING:
+                        record[column] = body
+                    else:
+                        record.setdefault(column, []).append(body)
+    return record
+
+
+def _table_from_records(records: list[dict]) -> pa.Table:
+    columns = {}
+    for f in JSON_SCHEMA:
+        values = [r.get(f.name) for r in records]
+        try:
+            columns[f.name] = pa.array(values, type=f.type)
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            columns[f.name] = pa.array([_coerce_nested(v, f.type) for v in values], type=f.type)
+    return pa.table(columns, schema=JSON_SCHEMA)
+
+
+def _coerce_nested(value, arrow_type: pa.DataType):
+    """Drop nested values whose shape does not fit (e.g. a context whose fields are numbers)."""
+    try:
+        pa.array([value], type=arrow_type)
+        return value
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return None
+
+
+def _parse_object(key: str, data: bytes) -> tuple[list[pa.Table], list[np.ndarray], list[tuple], list[bytes]]:
+    """Tables of one object's events with their line numbers, its rejects, and its lines."""
+    lines, intact = split_lines(data)
+    rejects: list[tuple] = []
+    json_numbers: list[int] = []
+    json_lines: list[bytes] = []
+    slow_records: list[dict] = []
+    slow_numbers: list[int] = []
+    for number, raw in enumerate(lines, start=1):
+        if raw[:1] == b"{":
+            json_numbers.append(number)
+            json_lines.append(raw)
+        elif raw.strip():
+            try:
+                line = raw.decode("utf-8").rstrip("\r")
+            except UnicodeDecodeError:
+                rejects.append((key, number, "undecodable_bytes", _excerpt(raw)))
+                continue
+            fields = line.split("\t")
+            if len(fields) != TSV_FIELD_COUNT:
+                rejects.append((key, number, "wrong_field_count", line[:EXCERPT_CHARS]))
+            else:
+                slow_records.append(_record_from_tsv(fields))
+                slow_numbers.append(number)
+    if not intact:
+        rejects.append((key, len(lines) + 1, "truncated_gzip", "the gzip stream is damaged here"))
+
+    tables, numbers = [], []
+    if json_lines:
+        try:
+            block = b"\n".join(json_lines)
+            read = pj.ReadOptions(block_size=max(1 << 20, len(block) + 1), use_threads=False)
+            tables.append(pj.read_json(io.BytesIO(block), read_options=read, parse_options=_JSON_PARSE))
+            numbers.append(np.asarray(json_numbers, dtype=np.int64))
+        except (pa.ArrowInvalid, UnicodeDecodeError):
+            # Somewhere in this object is a bad line: find it, keep the rest.
+            for number, raw in zip(json_numbers, json_lines, strict=True):
+                try:
+                    obj = orjson.loads(raw)
+                except orjson.JSONDecodeError:
+                    try:
+                        raw.decode("utf-8")
+                        reason = "invalid_json"
+                    except UnicodeDecodeError:
+                        reason = "undecodable_bytes"
+                    rejects.append((key, number, reason, _excerpt(raw)))
+                    continue
+                if not isinstance(obj, dict):
+                    rejects.append((key, number, "not_a_json_object", _excerpt(raw)))
+                    continue
+                slow_records.append(_record_from_json(obj))
+                slow_numbers.append(number)
+    if slow_records:
+        tables.append(_table_from_records(slow_records))
+        numbers.append(np.asarray(slow_numbers, dtype=np.int64))
+    return tables, numbers, rejects, lines
+
+
+def _first_of_list(table: pa.Table, column: str, name: str) -> pa.Array:
+    """`column[0].name` for a list-of-structs column (null where the list is null or empty)."""
+    lists = table.column(column)
+    has_item = pc.fill_null(pc.greater(pc.list_value_length(lists), 0), False)
+    first = pc.list_element(pc.if_else(has_item, lists, pa.scalar(None, lists.type)), 0)
+    return pc.struct_field(first, name)
+
+
+def _to_frame(table: pa.Table) -> pd.DataFrame:
+    """Flatten a parsed table into the parsed-event columns (timestamps still text)."""
+    spider = _first_of_list(table, IAB_SPIDERS, "spiderOrRobot")
+    ping = table.column(AMP_PAGE_PING)
+    web_page_id = _first_of_list(table, WEB_PAGE, "id")
+    amp_page_id = _first_of_list(table, AMP_WEB_PAGE, "ampPageViewId")
+    frame = pd.DataFrame(
+        {
+            "event_id": table.column("event_id").to_pandas(),
+            "event_name": pc.coalesce(table.column("event_name"), table.column("event")).to_pandas(),
+            "app_id": table.column("app_id").to_pandas(),
+            "platform": table.column("platform").to_pandas(),
+            "domain_userid": table.column("domain_userid").to_pandas(),
+            "domain_sessionid": table.column("domain_sessionid").to_pandas(),
+            "amp_client_id": _first_of_list(table, AMP_ID, "ampClientId").to_pandas(),
+            "page_view_id": pc.coalesce(web_page_id, amp_page_id).to_pandas(),
+            "page_urlhost": table.column("page_urlhost").to_pandas(),
+            "page_urlpath": table.column("page_urlpath").to_pandas(),
+            "page_url": table.column("page_url").to_pandas(),
+            "useragent": table.column("useragent").to_pandas(),
+            "iab_spider": pd.array(spider.to_pylist(), dtype="boolean"),
+            "amp_engaged_seconds": pc.struct_field(ping, "totalEngagedTime").to_pandas(),
+            "collector_tstamp": table.column("collector_tstamp").to_pandas(),
+            "dvce_created_tstamp": pc.coalesce(
+                table.column("dvce_created_tstamp"), table.column("derived_tstamp")
+            ).to_pandas(),
+        }
+    )
+    return frame
+
+
+def _validate(frame: pd.DataFrame, received_before: pd.Timestamp | None) -> tuple[pd.DataFrame, pd.Series]:
+    """Parse timestamps and find rows that are not usable events; returns (frame, reason or NA)."""
+    reason = pd.Series(pd.NA, index=frame.index, dtype="string")
+    collector = pd.to_datetime(frame["collector_tstamp"], format="ISO8601", utc=True, errors="coerce")
+    created = pd.to_datetime(frame["dvce_created_tstamp"], format="ISO8601", utc=True, errors="coerce")
+    # Missing path: derive it from the URL, as Snowplow's enrichment does.
+    host_missing = frame["page_urlhost"].isna() & frame["page_url"].notna()
+    path_missing = frame["page_urlpath"].isna() & frame["page_url"].notna()
+    if host_missing.any() or path_missing.any():
+        parts = frame.loc[host_missing | path_missing, "page_url"].str.extract(
+            r"^[a-zA-Z][a-zA-Z0-9+.-]*://([^/?#:]*)(?::\d+)?([^?#]*)"
+        )
+        frame.loc[host_missing, "page_urlhost"] = parts.loc[host_missing[host_missing].index, 0]
+        frame.loc[path_missing, "page_urlpath"] = parts.loc[path_missing[path_missing].index, 1].replace(
+            "", None
+        )
+    is_page = frame["event_name"].isin(PAGE_EVENTS)
+    checks = [
+        (is_page & (frame["page_urlpath"].isna() | (frame["page_urlpath"] == "")), "page_event_without_path"),
+        (received_before is not None and (collector > received_before), "timestamp_in_future"),
+        (collector.isna() & frame["collector_tstamp"].notna(), "unparseable_timestamp"),
+        (frame["collector_tstamp"].isna(), "missing_timestamp"),
+        (frame["event_name"].isna(), "missing_event_name"),
+        (
+            frame["event_id"].notna() & ~frame["event_id"].fillna("").str.match(UUID_PATTERN),
+            "malformed_event_id",
+        ),
+        (frame["event_id"].isna(), "missing_event_id"),
+    ]
+    # Later checks win, so the most basic problem is the one reported.
+    for mask, name in checks:
+        if mask is not False:
+            reason = reason.mask(mask.fillna(False).astype(bool), name)
+    frame = frame.assign(collector_tstamp=collector, dvce_created_tstamp=created.fillna(collector))
+    return frame, reason
+
+
+def parse_objects(
+    objects: Iterable[tuple[str, bytes]], received_before: pd.Timestamp | None = None
+) -> ParsedEvents:
+    """Parse every line of the given (key, bytes) objects.
+
+    `received_before`: a collector timestamp after it is implausible (clock or data error).
+    A damaged gzip tail counts as one unusable line.
+    """
+    frames: list[pd.DataFrame] = []
+    rejects: list[tuple] = []
     lines_read = objects_read = 0
     for key, data in objects:
         objects_read += 1
-        for number, raw in _lines(data):
-            if raw is None:
-                rejects.append((key, number, "truncated_gzip", ""))
-                continue
-            if not raw.strip():
-                continue
-            lines_read += 1
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError:
-                rejects.append(
-                    (key, number, "undecodable_bytes", raw[:EXCERPT_CHARS].decode("utf-8", "replace"))
-                )
-                continue
-            result = parse_line(line.rstrip("\r"))
-            if isinstance(result, str):
-                rejects.append((key, number, result, line[:EXCERPT_CHARS]))
-            else:
-                result["_source"], result["_line"] = key, number
-                records.append(result)
-    events, bad_times = _events_frame(records)
-    rejects.extend(bad_times)
-    reject_frame = pd.DataFrame(rejects, columns=list(REJECT_COLUMNS)).astype(
-        {"source": "string", "line_number": "int64", "reason": "string", "excerpt": "string"}
-    )
-    return ParsedEvents(
-        events=events,
-        rejects=reject_frame,
-        lines_read=lines_read,
-        objects_read=objects_read,
-        reject_counts=dict(Counter(r[2] for r in rejects)),
-    )
+        tables, numbers, object_rejects, lines = _parse_object(key, data)
+        rejects.extend(object_rejects)
+        lines_read += sum(1 for raw in lines if raw.strip()) + sum(
+            1 for r in object_rejects if r[2] == "truncated_gzip"
+        )
+        if not tables:
+            continue
+        frame = pd.concat([_to_frame(t) for t in tables], ignore_index=True)
+        frame["_source"] = key
+        frame["_line"] = np.concatenate(numbers)
+        frame, reason = _validate(frame, received_before)
+        bad = reason.notna()
+        rejects.extend(
+            (key, int(number), str(why), _excerpt(lines[number - 1]))
+            for number, why in zip(frame.loc[bad, "_line"], reason[bad], strict=True)
+        )
+        frames.append(frame.loc[~bad])
+    if frames:
+        events = pd.concat(frames, ignore_index=True)
+    else:
+        events, _ = _validate(_to_frame(JSON_SCHEMA.empty_table()), None)
+        events = events.assign(_source=pd.Series(dtype=object), _line=pd.Series(dtype="int64"))
+    reject_frame = pd.DataFrame(rejects, columns=list(REJECT_COLUMNS)).astype(REJECT_DTYPES)
+    reject_frame = reject_frame.sort_values(["source", "line_number"], kind="stable").reset_index(drop=True)
+    return ParsedEvents(events, reject_frame, lines_read=lines_read, objects_read=objects_read)
 
 
-def _events_frame(records: list[dict]) -> tuple[pd.DataFrame, list[tuple[str, int, str, str]]]:
-    frame = pd.DataFrame.from_records(
-        records, columns=[*EVENT_COLUMNS, "event", "page_url", "_source", "_line"]
+# ---------------------------------------------------------------------------------------------
+# Parsed rows to the window's events
+
+CLEAN_DTYPES = {
+    "event_id": "string",
+    "event_name": "string",
+    "app_id": "string",
+    "platform": "string",
+    "reader_id": "string",
+    "session_id": "string",
+    "page_view_id": "string",
+    "page_host": "string",
+    "page_path": "string",
+    "useragent": "string",
+    "iab_spider": "boolean",
+    "collector_tstamp": "datetime64[ns, UTC]",
+    "dvce_created_tstamp": "datetime64[ns, UTC]",
+    "engaged_increment_seconds": "float64",
+}
+
+
+@dataclass
+class CleanWindow:
+    events: pd.DataFrame
+    duplicates: dict[str, int] = field(default_factory=dict)
+
+
+def normalize_pages(hosts: pd.Series, paths: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """The publisher's host and article path behind a page URL.
+
+    Drops query and fragment, unwraps AMP-cache paths (`/c/s/<host>/...`, `/v/s/<host>/...`, whose
+    inner host is the publisher's), and strips a trailing `/amp`.
+    """
+    clean = paths.fillna("").str.split("?", n=1).str[0].str.split("#", n=1).str[0]
+    cache = clean.str.extract(AMP_CACHE_PREFIX)
+    is_cache = cache[0].notna()
+    host = hosts.where(~is_cache, cache[0])
+    clean = clean.where(~is_cache, cache[1].fillna("/"))
+    clean = clean.str.replace(AMP_SUFFIX, "/", regex=True)
+    return host.str.lower().astype("string"), clean.astype("string")
+
+
+def _infer_sessions(frame: pd.DataFrame, timeout: pd.Timedelta) -> pd.Series:
+    """`domain_sessionid`, or where the tracker sent none (AMP), a new session per reader after
+    `timeout` of inactivity, named after the reader and the session's first event time."""
+    session = frame["domain_sessionid"].astype("string")
+    missing = session.isna() & frame["reader_id"].notna()
+    if not missing.any():
+        return session
+    part = frame.loc[missing, ["reader_id", "dvce_created_tstamp"]].sort_values(
+        ["reader_id", "dvce_created_tstamp"], kind="stable"
     )
-    frame["event_name"] = frame["event_name"].fillna(frame["event"])
-    frame["page_urlhost"] = frame["page_urlhost"].astype(object)  # may be all-null before filling
-    host_missing = frame["page_urlhost"].isna() & frame["page_url"].notna()
-    frame.loc[host_missing, "page_urlhost"] = frame.loc[host_missing, "page_url"].map(
-        lambda url: urlsplit(url).hostname
+    gap = part.groupby("reader_id", sort=False)["dvce_created_tstamp"].diff()
+    starts = gap.isna() | (gap > timeout)
+    start_time = part["dvce_created_tstamp"].where(starts).ffill()
+    names = part["reader_id"] + ":" + (start_time.astype("int64") // 1_000_000_000).astype(str)
+    session.loc[names.index] = names.astype("string")
+    return session
+
+
+def _engaged_increments(frame: pd.DataFrame, heartbeat: int, min_visit: int) -> pd.Series:
+    """Reading seconds each ping adds, in the order of `frame` (context rows first).
+
+    Web (Snowplow's web model): a page view's engaged time is heartbeat x (distinct heartbeat
+    windows - 1) + min_visit. So its first heartbeat window adds `min_visit`, every further new one
+    adds `heartbeat`, and a ping in a window already seen adds nothing. AMP: pings carry the
+    cumulative engaged time, so each adds what it raises the page view's maximum by.
+    """
+    increments = pd.Series(0.0, index=frame.index)
+    key = frame["page_view_id"].fillna(
+        frame["reader_id"].fillna("")
+        + "|"
+        + frame["session_id"].fillna("")
+        + "|"
+        + frame["page_path"].fillna("")
     )
-    for name in TIME_COLUMNS:
-        frame[name] = pd.to_datetime(frame[name], format="ISO8601", utc=True, errors="coerce")
-    frame["dvce_created_tstamp"] = frame["dvce_created_tstamp"].fillna(frame["collector_tstamp"])
-    bad = frame["collector_tstamp"].isna()
-    bad_times = [
-        (src, int(line), "unparseable_timestamp", "")
-        for src, line in zip(frame.loc[bad, "_source"], frame.loc[bad, "_line"], strict=True)
-    ]
-    frame = frame.loc[~bad, list(EVENT_COLUMNS)].astype({c: "string" for c in TEXT_COLUMNS})
-    frame["collector_tstamp"] = frame["collector_tstamp"].astype("datetime64[ns, UTC]")
-    frame["dvce_created_tstamp"] = frame["dvce_created_tstamp"].astype("datetime64[ns, UTC]")
-    frame = frame.sort_values(["collector_tstamp", "event_id"], kind="stable").reset_index(drop=True)
-    return frame, bad_times
+    web = frame["event_name"] == "page_ping"
+    if web.any():
+        pings = pd.DataFrame(
+            {
+                "key": key[web],
+                "window": (frame.loc[web, "dvce_created_tstamp"].astype("int64") // 1_000_000_000)
+                // heartbeat,
+            }
+        )
+        new_window = ~pings.duplicated(["key", "window"])
+        first_window = new_window & ~pings["key"].where(new_window).duplicated()
+        increments[web] = np.where(
+            first_window, float(min_visit), np.where(new_window, float(heartbeat), 0.0)
+        )
+    amp = (frame["event_name"] == "amp_page_ping") & frame["amp_engaged_seconds"].notna()
+    if amp.any():
+        total = frame.loc[amp, "amp_engaged_seconds"].astype("float64")
+        amp_key = key[amp]
+        before = total.groupby(amp_key, sort=False).cummax().groupby(amp_key, sort=False).shift(1).fillna(0.0)
+        increments[amp] = (total - before).clip(lower=0.0)
+    return increments
+
+
+def clean_window(window: ParsedEvents, context: ParsedEvents, settings: EventSettings) -> CleanWindow:
+    """The window's own events, once each, with reader, session, page and added reading time.
+
+    `context` holds the events of the hour folders before the window. They are never emitted;
+    they tell which events were delivered before (duplicates) and which heartbeats were counted.
+    """
+    order = ["collector_tstamp", "event_id", "_source", "_line"]
+    own = window.events.sort_values(order, kind="stable")
+    seen_before = context.events.sort_values(order, kind="stable").drop_duplicates("event_id")
+    in_window_dups = own.duplicated("event_id")
+    own = own[~in_window_dups]
+    earlier = own["event_id"].isin(seen_before["event_id"])
+    own = own[~earlier]
+    duplicates = {
+        "duplicate_in_window": int(in_window_dups.sum()),
+        "delivered_in_earlier_window": int(earlier.sum()),
+    }
+
+    both = pd.concat([seen_before.assign(_own=False), own.assign(_own=True)], ignore_index=True)
+    both["reader_id"] = both["domain_userid"].fillna(both["amp_client_id"]).astype("string")
+    both["page_host"], both["page_path"] = normalize_pages(both["page_urlhost"], both["page_urlpath"])
+    both["session_id"] = _infer_sessions(both, pd.Timedelta(minutes=settings.session_timeout_minutes))
+    both["engaged_increment_seconds"] = _engaged_increments(
+        both, settings.ping_interval_seconds, MIN_VISIT_SECONDS
+    )
+    events = both.loc[both["_own"], list(CLEAN_DTYPES)].astype(CLEAN_DTYPES).reset_index(drop=True)
+    return CleanWindow(events, duplicates)

@@ -1,97 +1,36 @@
-"""Sessionized interactions: page views and pings turned into reading time per
-(reader, session, article, day)."""
+"""Sessionized interactions: a window's events turned into reading time per
+(reader, session, article, day), after the filters a newsroom expects (bots, staging hosts, ...)."""
 
 from __future__ import annotations
 
-from collections import Counter
+import re
 from dataclasses import dataclass, field
 
 import pandas as pd
 
+from article_rec_assets.logic.ingestion import PAGE_EVENTS, PAGE_VIEW_EVENTS, PING_EVENTS
 from article_rec_assets.sites import SiteConfig
 
-PAGE_EVENTS = ("page_view", "page_ping")
-# Snowplow's web model: a first ping after a 5 s minimum visit, then one per heartbeat.
-MIN_VISIT_SECONDS = 5
-
-
-@dataclass
-class Sessionized:
-    interactions: pd.DataFrame
-    dropped: dict[str, int] = field(default_factory=dict)
-
-
-def article_ids_for_paths(paths: pd.Series, site: SiteConfig) -> pd.Series:
-    """The site's external id for each path (NA where the path is not an article)."""
-    clean = paths.str.split("?", n=1).str[0].str.split("#", n=1).str[0]
-    ids = clean.str.extract(site.path_regex)["external_id"]
-    for prefix in site.articles.excluded_path_prefixes:
-        ids = ids.mask(clean.str.startswith(prefix))
-    return ids.astype("string")
-
-
-def sessionize(events: pd.DataFrame, site: SiteConfig) -> Sessionized:
-    """Reading time per (reader, session, article, day) from a window's raw events.
-
-    `engaged_seconds` follows Snowplow's web model (heartbeat x (distinct heartbeat windows - 1)
-    + minimum visit, 0 without pings); `ping_dwell_seconds` is the old job's pings x interval,
-    kept so the two can be compared.
-    """
-    dropped: Counter[str] = Counter()
-    heartbeat = site.events.ping_interval_seconds
-
-    page = events[events["event_name"].isin(PAGE_EVENTS)]
-    dropped["other_event_type"] = len(events) - len(page)
-    no_reader = page["domain_userid"].isna()
-    dropped["no_reader_id"] = int(no_reader.sum())
-    page = page[~no_reader]
-    if site.events.allowed_hosts:
-        foreign = ~page["page_urlhost"].isin(site.events.allowed_hosts)
-        dropped["host_not_allowed"] = int(foreign.sum())
-        page = page[~foreign]
-    external_ids = article_ids_for_paths(page["page_urlpath"].fillna(""), site)
-    not_article = external_ids.isna()
-    dropped["not_an_article"] = int(not_article.sum())
-    page = page[~not_article].assign(external_id=external_ids[~not_article])
-
-    created = page["dvce_created_tstamp"]
-    frame = pd.DataFrame(
-        {
-            "reader_id": page["domain_userid"],
-            "session_id": page["domain_sessionid"].fillna(""),
-            "external_id": page["external_id"],
-            "article_path": page["page_urlpath"],
-            "day": created.dt.floor("D"),
-            "is_view": page["event_name"] == "page_view",
-            "is_ping": page["event_name"] == "page_ping",
-            "created": created,
-            "heartbeat_window": (created.astype("int64") // 1_000_000_000) // heartbeat,
-        }
-    )
-    keys = ["reader_id", "session_id", "external_id", "day"]
-    grouped = frame.groupby(keys, sort=True, observed=True)
-    out = grouped.agg(
-        article_path=("article_path", "min"),
-        page_views=("is_view", "sum"),
-        pings=("is_ping", "sum"),
-        first_seen=("created", "min"),
-        last_seen=("created", "max"),
-    )
-    windows = (
-        frame[frame["is_ping"]]
-        .groupby(keys, sort=True, observed=True)["heartbeat_window"]
-        .nunique()
-        .rename("windows")
-    )
-    out = out.join(windows).fillna({"windows": 0})
-    out["engaged_seconds"] = (
-        (heartbeat * (out["windows"] - 1) + MIN_VISIT_SECONDS).where(out["windows"] > 0, 0)
-    ).astype("float64")
-    out["ping_dwell_seconds"] = (out["pings"] * heartbeat).astype("float64")
-    out = out.reset_index()[list(INTERACTION_DTYPES)].astype(INTERACTION_DTYPES)
-    return Sessionized(out, {k: v for k, v in dropped.items() if v})
-
-
+# User agents of crawlers, previewers, monitors and scripts (the families Snowplow's UA and IAB
+# enrichments flag), matched case-insensitively anywhere in the string.
+BOT_USERAGENT = re.compile(
+    r"bot\b|bot/|crawl|spider|slurp|archiver|headless|phantomjs|selenium|puppeteer|playwright|"
+    r"python-requests|python-urllib|aiohttp|httpx|curl/|wget/|go-http-client|java/|okhttp|axios|"
+    r"node-fetch|scrapy|libwww|httpclient|facebookexternalhit|embedly|lighthouse|pingdom|"
+    r"uptimerobot|monitor|preview|feedfetcher|mediapartners",
+    re.IGNORECASE,
+)
+# Filter reasons, in the order they are applied; each event is counted under the first that holds.
+FILTER_REASONS = (
+    "other_event_type",
+    "no_reader_id",
+    "bot_useragent",
+    "iab_spider",
+    "empty_useragent",
+    "host_not_allowed",
+    "too_late",
+    "not_an_article",
+)
 INTERACTION_DTYPES = {
     "reader_id": "string",
     "session_id": "string",
@@ -105,6 +44,93 @@ INTERACTION_DTYPES = {
     "first_seen": "datetime64[ns, UTC]",
     "last_seen": "datetime64[ns, UTC]",
 }
+
+
+@dataclass
+class Sessionized:
+    interactions: pd.DataFrame
+    filtered: dict[str, int] = field(default_factory=dict)
+
+
+def article_ids_for_paths(paths: pd.Series, site: SiteConfig) -> pd.Series:
+    """The site's external id for each (normalized) path; NA where the path is not an article."""
+    clean = paths.astype("string").str.split("?", n=1).str[0].str.split("#", n=1).str[0]
+    ids = clean.str.extract(site.path_regex)["external_id"]
+    for prefix in site.articles.excluded_path_prefixes:
+        ids = ids.mask(clean.str.startswith(prefix).fillna(False))
+    return ids.astype("string")
+
+
+def filter_reasons(events: pd.DataFrame, site: SiteConfig) -> tuple[pd.Series, pd.Series]:
+    """Why each event does not count (NA: it counts), and each event's article id."""
+    settings = site.events
+    reason = pd.Series(pd.NA, index=events.index, dtype="string")
+    useragent = events["useragent"].fillna("")
+    late = events["collector_tstamp"] - events["dvce_created_tstamp"]
+    external_ids = article_ids_for_paths(events["page_path"], site)
+    checks = {
+        "other_event_type": ~events["event_name"].isin(PAGE_EVENTS),
+        "no_reader_id": events["reader_id"].isna(),
+        "bot_useragent": useragent.str.contains(BOT_USERAGENT)
+        | (
+            useragent.str.contains(settings.extra_bot_pattern, regex=True)
+            if settings.extra_bot_pattern
+            else False
+        ),
+        "iab_spider": events["iab_spider"].fillna(False).astype(bool),
+        "empty_useragent": (useragent.str.strip() == "") & settings.drop_empty_useragent,
+        "host_not_allowed": ~events["page_host"].isin(settings.allowed_hosts)
+        if settings.allowed_hosts
+        else pd.Series(False, index=events.index),
+        "too_late": late > pd.Timedelta(hours=settings.max_lateness_hours),
+        "not_an_article": external_ids.isna(),
+    }
+    # Apply in reverse so that the first reason in FILTER_REASONS is the one that sticks.
+    for name in reversed(FILTER_REASONS):
+        reason = reason.mask(pd.Series(checks[name], index=events.index).fillna(False).astype(bool), name)
+    return reason, external_ids
+
+
+def sessionize(events: pd.DataFrame, site: SiteConfig) -> Sessionized:
+    """Reading time per (reader, session, article, day) from a window's cleaned events.
+
+    `engaged_seconds` sums what each ping adds under Snowplow's web model (or AMP's cumulative
+    engaged time), so windows add up without double counting; `ping_dwell_seconds` is the old
+    job's pings x interval, kept so the two can be compared.
+    """
+    reason, external_ids = filter_reasons(events, site)
+    counts = reason.value_counts()
+    filtered = {name: int(counts.get(name, 0)) for name in FILTER_REASONS if counts.get(name, 0)}
+    kept = events[reason.isna()]
+    created = kept["dvce_created_tstamp"]
+    frame = pd.DataFrame(
+        {
+            "reader_id": kept["reader_id"],
+            "session_id": kept["session_id"].fillna(""),
+            "external_id": external_ids[reason.isna()],
+            "article_path": kept["page_path"],
+            "day": created.dt.floor("D"),
+            "is_view": kept["event_name"].isin(PAGE_VIEW_EVENTS),
+            "is_ping": kept["event_name"].isin(PING_EVENTS),
+            "engaged": kept["engaged_increment_seconds"],
+            "created": created,
+        }
+    )
+    out = (
+        frame.groupby(["reader_id", "session_id", "external_id", "day"], sort=True, observed=True)
+        .agg(
+            article_path=("article_path", "min"),
+            page_views=("is_view", "sum"),
+            pings=("is_ping", "sum"),
+            engaged_seconds=("engaged", "sum"),
+            first_seen=("created", "min"),
+            last_seen=("created", "max"),
+        )
+        .reset_index()
+    )
+    out["ping_dwell_seconds"] = out["pings"] * float(site.events.ping_interval_seconds)
+    out = out[list(INTERACTION_DTYPES)].astype(INTERACTION_DTYPES)
+    return Sessionized(out, filtered)
 
 
 def empty_interactions() -> pd.DataFrame:
