@@ -16,6 +16,7 @@ from article_rec_assets.partitions import SITES, WINDOW_HOURS, site_window_key
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 SUMMARY_ASSETS = (
     "raw_events",
+    "quarantined_event_lines",
     "sessionized_interactions",
     "article_catalogue",
     "interaction_matrix",

@@ -1,6 +1,7 @@
 """The whole asset graph through Dagster: generated events in the bucket layout in, recommendations
 in PostgreSQL out, read back the way the recommendation API reads them."""
 
+import gzip
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,9 +22,10 @@ from dagster import (
 from sqlalchemy import select
 
 from article_rec_assets.definitions import all_assets
+from article_rec_assets.generator.clickstream import hour_folder, site_bucket_dir
 from article_rec_assets.io_managers import ParquetIOManager
 from article_rec_assets.logic.publishing import api_recommendations, connect, model_table
-from article_rec_assets.partitions import WINDOW_HOURS, site_window_key
+from article_rec_assets.partitions import SITES, WINDOW_HOURS, site_window_key
 from article_rec_assets.resources import CatalogueFiles, EventBucket, ServingDatabase
 from article_rec_assets_tests.conftest import DEMO_DAYS, DEMO_END, postgres_schema_url
 
@@ -190,4 +192,30 @@ def test_a_failing_blocking_check_stops_publishing(pipeline: Pipeline) -> None:
     started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
     assert started == {"article_popularity", "article_recommendations"}
     assert result.asset_materializations_for_node("published_recommendations") == []
+    assert pipeline.models() == before
+
+
+def test_a_window_of_mostly_malformed_lines_is_not_published(pipeline: Pipeline, tmp_path: Path) -> None:
+    """Above the site's blocking share of unusable lines, nothing downstream of the window runs."""
+    before = pipeline.models()
+    bucket = tmp_path / "data"
+    shutil.copytree(pipeline.resources["event_bucket"].root_dir, bucket)
+    site = SITES[SITE]
+    folder = site_bucket_dir(bucket, site) / hour_folder(WINDOWS[-1])
+    lines_read = pipeline.latest_metadata("raw_events", NEWEST)["lines_read"]
+    garbage = b"\n".join(b"{not json %d" % i for i in range(lines_read // 5))  # ~17 % of the window
+    (folder / "garbage.jsonl.gz").write_bytes(gzip.compress(garbage))
+    resources = {**pipeline.resources, "event_bucket": EventBucket(root_dir=str(bucket))}
+    result = materialize(
+        all_assets,
+        partition_key=NEWEST,
+        resources=resources,
+        instance=pipeline.instance,
+        raise_on_error=False,
+    )
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert checks["malformed_share_below_warn_threshold"].passed is False
+    assert checks["malformed_share_below_block_threshold"].passed is False
+    started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
+    assert "published_recommendations" not in started and "sessionized_interactions" not in started
     assert pipeline.models() == before
