@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from article_rec_assets.logic.ingestion import PAGE_EVENTS, PAGE_VIEW_EVENTS, PING_EVENTS
+from article_rec_assets.logic.ingestion import PAGE_EVENTS, PAGE_VIEW_EVENTS, PING_EVENTS, map_unique
 from article_rec_assets.sites import SiteConfig
 
 # User agents of crawlers, previewers, monitors and scripts (the families Snowplow's UA and IAB
@@ -54,11 +54,22 @@ class Sessionized:
 
 def article_ids_for_paths(paths: pd.Series, site: SiteConfig) -> pd.Series:
     """The site's external id for each (normalized) path; NA where the path is not an article."""
-    clean = paths.astype("string").str.split("?", n=1).str[0].str.split("#", n=1).str[0]
-    ids = clean.str.extract(site.path_regex)["external_id"]
-    for prefix in site.articles.excluded_path_prefixes:
-        ids = ids.mask(clean.str.startswith(prefix).fillna(False))
-    return ids.astype("string")
+
+    def ids_of(unique_paths: pd.Series) -> pd.Series:
+        clean = unique_paths.astype("string").str.split("?", n=1).str[0].str.split("#", n=1).str[0]
+        ids = clean.str.extract(site.path_regex)["external_id"]
+        for prefix in site.articles.excluded_path_prefixes:
+            ids = ids.mask(clean.str.startswith(prefix).fillna(False))
+        return ids.astype("string")
+
+    return map_unique(paths.astype(object), ids_of).astype("string")
+
+
+def _is_bot(useragents: pd.Series, extra_pattern: str | None) -> pd.Series:
+    bot = useragents.str.contains(BOT_USERAGENT)
+    if extra_pattern:
+        bot |= useragents.str.contains(extra_pattern, regex=True)
+    return bot
 
 
 def filter_reasons(events: pd.DataFrame, site: SiteConfig) -> tuple[pd.Series, pd.Series]:
@@ -71,14 +82,12 @@ def filter_reasons(events: pd.DataFrame, site: SiteConfig) -> tuple[pd.Series, p
     checks = {
         "other_event_type": ~events["event_name"].isin(PAGE_EVENTS),
         "no_reader_id": events["reader_id"].isna(),
-        "bot_useragent": useragent.str.contains(BOT_USERAGENT)
-        | (
-            useragent.str.contains(settings.extra_bot_pattern, regex=True)
-            if settings.extra_bot_pattern
-            else False
+        "bot_useragent": map_unique(
+            useragent.astype(object), lambda u: _is_bot(u, settings.extra_bot_pattern)
         ),
         "iab_spider": events["iab_spider"].fillna(False).astype(bool),
-        "empty_useragent": (useragent.str.strip() == "") & settings.drop_empty_useragent,
+        "empty_useragent": map_unique(useragent.astype(object), lambda u: u.str.strip() == "")
+        & settings.drop_empty_useragent,
         "host_not_allowed": ~events["page_host"].isin(settings.allowed_hosts)
         if settings.allowed_hosts
         else pd.Series(False, index=events.index),
@@ -103,12 +112,14 @@ def sessionize(events: pd.DataFrame, site: SiteConfig) -> Sessionized:
     filtered = {name: int(counts.get(name, 0)) for name in FILTER_REASONS if counts.get(name, 0)}
     kept = events[reason.isna()]
     created = kept["dvce_created_tstamp"]
+    # Paths as codes of their sorted distinct values: the group's smallest path is a numeric min.
+    path_codes, paths = pd.factorize(kept["page_path"].astype(object), sort=True)
     frame = pd.DataFrame(
         {
             "reader_id": kept["reader_id"],
             "session_id": kept["session_id"].fillna(""),
             "external_id": external_ids[reason.isna()],
-            "article_path": kept["page_path"],
+            "path_code": path_codes,
             "day": created.dt.floor("D"),
             "is_view": kept["event_name"].isin(PAGE_VIEW_EVENTS),
             "is_ping": kept["event_name"].isin(PING_EVENTS),
@@ -119,7 +130,7 @@ def sessionize(events: pd.DataFrame, site: SiteConfig) -> Sessionized:
     out = (
         frame.groupby(["reader_id", "session_id", "external_id", "day"], sort=True, observed=True)
         .agg(
-            article_path=("article_path", "min"),
+            path_code=("path_code", "min"),
             page_views=("is_view", "sum"),
             pings=("is_ping", "sum"),
             engaged_seconds=("engaged", "sum"),
@@ -128,6 +139,7 @@ def sessionize(events: pd.DataFrame, site: SiteConfig) -> Sessionized:
         )
         .reset_index()
     )
+    out["article_path"] = paths.take(out["path_code"].to_numpy()) if len(out) else []
     out["ping_dwell_seconds"] = out["pings"] * float(site.events.ping_interval_seconds)
     out = out[list(INTERACTION_DTYPES)].astype(INTERACTION_DTYPES)
     return Sessionized(out, filtered)
