@@ -275,15 +275,29 @@ def _coerce_nested(value, arrow_type: pa.DataType):
 
 
 def _read_json_block(block: bytes) -> pa.Table:
+    """pyarrow's reading of JSON lines; raises ArrowInvalid on anything it cannot take whole."""
     try:  # blocks of 4 MiB let pyarrow parse them on several threads
         read = pj.ReadOptions(block_size=min(JSON_BLOCK_BYTES, len(block) + 1))
-        return pj.read_json(io.BytesIO(block), read_options=read, parse_options=_JSON_PARSE)
+        table = pj.read_json(io.BytesIO(block), read_options=read, parse_options=_JSON_PARSE)
     except pa.ArrowInvalid as exc:
         if "straddling" not in str(exc):
             raise
-    # A line longer than a block (a 10 MB line is legal): one block for the whole object.
-    read = pj.ReadOptions(block_size=len(block) + 1, use_threads=False)
-    return pj.read_json(io.BytesIO(block), read_options=read, parse_options=_JSON_PARSE)
+        # A line longer than a block (a 10 MB line is legal): one block for the whole object.
+        read = pj.ReadOptions(block_size=len(block) + 1, use_threads=False)
+        table = pj.read_json(io.BytesIO(block), read_options=read, parse_options=_JSON_PARSE)
+    # pyarrow's reader lets invalid UTF-8 inside strings through; such lines need the slow path.
+    table.validate(full=True)
+    return table
+
+
+def _not_tsv_reason(line: str) -> str:
+    """Why a line that is not a 131-field TSV line was refused: a JSON value that is not an
+    object (an array, a string, a number) gets its own reason."""
+    try:
+        orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return "wrong_field_count"
+    return "not_a_json_object"
 
 
 @dataclass
@@ -320,7 +334,7 @@ def _parse_object(key: str, data: bytes) -> _ParsedObject:
         if raw[:1] == b"{":
             json_numbers.append(number)
             json_lines.append(raw)
-        elif raw.strip():
+        elif raw.strip() or b"\t" in raw:  # a line of only tabs is a broken TSV line, not a blank
             try:
                 line = raw.decode("utf-8").rstrip("\r")
             except UnicodeDecodeError:
@@ -328,7 +342,7 @@ def _parse_object(key: str, data: bytes) -> _ParsedObject:
                 continue
             fields = line.split("\t")
             if len(fields) != TSV_FIELD_COUNT:
-                rejects.append((key, number, "wrong_field_count", line[:EXCERPT_CHARS]))
+                rejects.append((key, number, _not_tsv_reason(line), line[:EXCERPT_CHARS]))
             else:
                 slow_records.append(_record_from_tsv(fields))
                 slow_numbers.append(number)
@@ -338,7 +352,10 @@ def _parse_object(key: str, data: bytes) -> _ParsedObject:
     tables, numbers = [], []
     if json_lines:
         try:
-            tables.append(_read_json_block(b"\n".join(json_lines)))
+            table = _read_json_block(b"\n".join(json_lines))
+            if table.num_rows != len(json_lines):  # e.g. two objects on one line
+                raise pa.ArrowInvalid("rows and lines differ")
+            tables.append(table)
             numbers.append(np.asarray(json_numbers, dtype=np.int64))
         except (pa.ArrowInvalid, UnicodeDecodeError):
             # Somewhere in this object is a bad line: find it, keep the rest.
@@ -385,8 +402,23 @@ def _timestamps(text: pa.ChunkedArray) -> pd.Series:
         return pd.to_datetime(text.to_pandas(), format="ISO8601", utc=True, errors="coerce")
 
 
+def _blank_to_null(table: pa.Table) -> pa.Table:
+    """Empty strings mean "not sent" in TSV; JSON lines should leave such keys out, but some
+    senders write "" instead. Treat both alike."""
+    columns = []
+    for name in table.column_names:
+        column = table.column(name)
+        if pa.types.is_string(column.type):
+            blank = pc.equal(column, "")
+            if pc.any(blank).as_py():
+                column = pc.if_else(blank, pa.scalar(None, pa.string()), column)
+        columns.append(column)
+    return pa.table(columns, names=table.column_names)
+
+
 def _to_frame(table: pa.Table) -> pd.DataFrame:
-    """Flatten a parsed table into the parsed-event columns (timestamps still text)."""
+    """Flatten a parsed table into the parsed-event columns."""
+    table = _blank_to_null(table)
     spider = _first_of_list(table, IAB_SPIDERS, "spiderOrRobot")
     ping = table.column(AMP_PAGE_PING)
     web_page_id = _first_of_list(table, WEB_PAGE, "id")
