@@ -21,7 +21,6 @@ from sqlalchemy import (
     Integer,
     MetaData,
     Numeric,
-    Sequence,
     Table,
     Text,
     UniqueConstraint,
@@ -71,13 +70,9 @@ model_table = Table(
 recommendation_table = Table(
     "recommendation",
     metadata,
-    # BIGINT from a sequence in PostgreSQL; SQLite only auto-numbers an INTEGER primary key.
-    Column(
-        "id",
-        BigInteger().with_variant(Integer(), "sqlite"),
-        Sequence("recommendation_id_seq"),
-        primary_key=True,
-    ),
+    # BIGSERIAL in PostgreSQL (BIGINT with a sequence as its default, so COPY can leave it out);
+    # SQLite only auto-numbers an INTEGER primary key.
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=True),
     Column("model_id", Integer, ForeignKey("model.id", ondelete="CASCADE"), nullable=False),
     Column("source_entity_id", Text, nullable=False),
     Column(
@@ -201,19 +196,16 @@ def publish_recommendations(
                 .returning(model_table.c.id)
             ).scalar_one()
         try:
-            rows = [
-                {
-                    "model_id": model_id,
-                    "source_entity_id": source,
-                    "recommended_article_id": article_ids[target],
-                    "score": round(float(score), 6),
-                }
-                for source, target, score in zip(
-                    recs["source_entity_id"], recs["recommended_external_id"], recs["score"], strict=True
+            rows = list(
+                zip(
+                    [model_id] * len(recs),
+                    recs["source_entity_id"].astype(str),
+                    [article_ids[target] for target in recs["recommended_external_id"]],
+                    [f"{score:.6f}" for score in recs["score"]],
+                    strict=True,
                 )
-            ]
-            with engine.begin() as conn:
-                conn.execute(insert(recommendation_table), rows)
+            )
+            write_recommendation_rows(engine, rows)
             deleted += _swap_current(engine, model_type, site, model_id, keep_stale)
         except BaseException:
             with engine.begin() as conn:
@@ -222,6 +214,26 @@ def publish_recommendations(
         model_ids[str(model_type)] = model_id
         counts[str(model_type)] = len(rows)
     return PublishResult(model_ids, counts, len(articles), deleted, time.perf_counter() - started)
+
+
+RECOMMENDATION_COLUMNS = ("model_id", "source_entity_id", "recommended_article_id", "score")
+
+
+def write_recommendation_rows(engine: Engine, rows: list[tuple[int, str, int, str]]) -> None:
+    """Insert (model_id, source_entity_id, recommended_article_id, score) rows in one transaction:
+    PostgreSQL's COPY where we have it (the driver escapes every value), batched inserts else."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            cursor = conn.connection.driver_connection.cursor()
+            statement = f"COPY recommendation ({', '.join(RECOMMENDATION_COLUMNS)}) FROM STDIN"
+            with cursor.copy(statement) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            conn.execute(
+                insert(recommendation_table),
+                [dict(zip(RECOMMENDATION_COLUMNS, row, strict=True)) for row in rows],
+            )
 
 
 def _swap_current(engine: Engine, model_type: str, site: str, model_id: int, keep_stale: int) -> int:
