@@ -1,0 +1,72 @@
+"""The production dagster.yaml: a Dagster instance whose runs, event logs and schedules live in
+PostgreSQL, with its settings taken from the environment."""
+
+import shutil
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+from dagster import DagsterInstance, FilesystemIOManager, materialize
+
+from article_rec_assets.assets.catalogue import article_catalogue
+from article_rec_assets.io_managers import ParquetIOManager
+from article_rec_assets.partitions import site_window_key
+from article_rec_assets.resources import CatalogueFiles
+from article_rec_assets_tests.conftest import DEMO_END, POSTGRES_DSN, _postgres_or_skip
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def dagster_database() -> str:
+    _postgres_or_skip()
+    name = f"article_rec_dagster_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield name
+    with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def test_production_instance_keeps_runs_in_postgres(
+    dagster_database: str, demo_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    server = urlsplit(POSTGRES_DSN)
+    monkeypatch.setenv("DAGSTER_PG_HOST", server.hostname or "127.0.0.1")
+    monkeypatch.setenv("DAGSTER_PG_PORT", str(server.port or 5432))
+    monkeypatch.setenv("DAGSTER_PG_USERNAME", server.username or "root")
+    monkeypatch.setenv("DAGSTER_PG_PASSWORD", "")
+    monkeypatch.setenv("DAGSTER_PG_DB", dagster_database)
+
+    with DagsterInstance.from_config(str(home)) as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+        assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
+        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        assert instance.run_retries_enabled
+        partition = site_window_key("demo-tribune", DEMO_END.replace(hour=20))
+        result = materialize(
+            [article_catalogue],
+            partition_key=partition,
+            instance=instance,
+            resources={
+                "catalogue_files": CatalogueFiles(root_dir=str(demo_data_dir)),
+                "table_io_manager": ParquetIOManager(base_dir=str(tmp_path / "storage")),
+                "io_manager": FilesystemIOManager(base_dir=str(tmp_path / "storage")),
+            },
+        )
+        assert result.success
+
+    # Read back from PostgreSQL itself, not through Dagster.
+    with psycopg.connect(POSTGRES_DSN.rsplit("/", 1)[0] + "/" + dagster_database) as conn:
+        runs = conn.execute("SELECT run_id, status FROM runs").fetchall()
+        materializations = conn.execute(
+            "SELECT asset_key, partition FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION'"
+        ).fetchall()
+    assert runs == [(result.run_id, "SUCCESS")]
+    assert materializations == [('["article_catalogue"]', str(partition))]
