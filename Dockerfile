@@ -8,11 +8,15 @@ RUN apt-get update \
 
 RUN useradd --create-home --uid 10001 dagster
 WORKDIR /opt/article_rec_assets
+ENV DAGSTER_HOME=/opt/dagster/home
 
 COPY setup.py pyproject.toml README.md ./
 COPY article_rec_assets ./article_rec_assets
 RUN pip install --no-cache-dir . && pip check
-COPY workspace.yaml dagster.yaml ./
+COPY workspace.yaml ./
+# The production instance: storage in PostgreSQL, settings from DAGSTER_PG_* at run time.
+COPY dagster.yaml $DAGSTER_HOME/dagster.yaml
+RUN chown -R dagster $DAGSTER_HOME
 
 # One BLAS thread: implicit parallelises itself and OpenBLAS threads would fight it.
 ENV OPENBLAS_NUM_THREADS=1 \
