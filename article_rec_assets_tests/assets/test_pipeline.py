@@ -15,10 +15,12 @@ from dagster import (
     AssetRecordsFilter,
     AssetSelection,
     DagsterInstance,
+    EnvVar,
     FilesystemIOManager,
     instance_for_test,
     materialize,
 )
+from dagster._serdes import serialize_value
 from sqlalchemy import select
 
 from article_rec_assets.definitions import all_assets
@@ -219,3 +221,31 @@ def test_a_window_of_mostly_malformed_lines_is_not_published(pipeline: Pipeline,
     started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
     assert "published_recommendations" not in started and "sessionized_interactions" not in started
     assert pipeline.models() == before
+
+
+def test_the_database_password_never_reaches_logs_or_metadata(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The serving URL comes from the environment through EnvVar; a full publish must not write
+    its password into run config, logs or asset metadata."""
+    password = "Pa55-w0rd-never-logged"
+    user_url = pipeline.serving_url.replace("postgresql://", f"postgresql://root:{password}@", 1)
+    monkeypatch.setenv("ARTICLE_REC_TEST_SERVING_URL", user_url)
+    resources = {
+        **pipeline.resources,
+        "serving_database": ServingDatabase(url=EnvVar("ARTICLE_REC_TEST_SERVING_URL")),
+    }
+    result = materialize(
+        all_assets,
+        selection=AssetSelection.assets("published_recommendations"),
+        partition_key=NEWEST,
+        resources=resources,
+        instance=pipeline.instance,
+    )
+    assert result.success
+    run = pipeline.instance.get_run_by_id(result.run_id)
+    stored = serialize_value(run) + "".join(
+        serialize_value(e) for e in pipeline.instance.all_logs(result.run_id)
+    )
+    assert "published_recommendations" in stored and "model_ids" in stored
+    assert password not in stored
