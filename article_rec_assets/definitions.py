@@ -28,7 +28,8 @@ def resources_for_environment() -> dict:
             s3=S3Resource(
                 endpoint_url=environment.s3_endpoint_url(),
                 region_name=environment.s3_region(),
-                max_attempts=environment.s3_max_attempts(),
+                # botocore counts this setting as retries after the first attempt (s3_attempts).
+                max_attempts=environment.s3_max_attempts() - 1,
                 aws_access_key_id=secret(environment.AWS_ACCESS_KEY_ID_VAR),
                 aws_secret_access_key=secret(environment.AWS_SECRET_ACCESS_KEY_VAR),
                 aws_session_token=secret(environment.AWS_SESSION_TOKEN_VAR),

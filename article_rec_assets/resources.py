@@ -40,9 +40,10 @@ class EventBucket(ConfigurableResource):
     local folder laid out like S3 (`<root>/buckets/<bucket>/<prefix>/enriched/good/YYYY/MM/DD/HH/`).
 
     Each site's YAML names its bucket and prefix (`events.bucket`, `events.prefix`). Transient S3
-    errors are retried by botocore (standard mode, `s3.max_attempts` attempts with jittered
-    exponential backoff); a body cut off mid-download is fetched again here, as often. What still
-    fails raises `EventReadError` naming the bucket, the key and the window.
+    errors (5xx, throttling, dropped connections) are retried by botocore in its standard mode,
+    with jittered exponential backoff; a body cut off mid-download is fetched again here. Either
+    way a request gets `s3_attempts(s3)` attempts in all. What still fails raises `EventReadError`
+    naming the bucket, the key and the window: a window is never read as emptier than it is.
     """
 
     root_dir: str = Field(default="", description="Local folder holding `buckets/<bucket>/...` (no `s3`).")
@@ -52,10 +53,6 @@ class EventBucket(ConfigurableResource):
     read_retry_backoff_seconds: float = Field(
         default=0.2, ge=0, description="First pause before downloading a cut-off body again; doubles."
     )
-
-    @property
-    def is_s3(self) -> bool:
-        return self.s3 is not None
 
     def hour_objects(self, site: SiteConfig, hour: datetime) -> list[str]:
         """Keys of the objects in one hour folder, sorted (S3 keys, or paths under `root_dir`).
@@ -107,7 +104,7 @@ class EventBucket(ConfigurableResource):
                             yield f"s3://{bucket}/{keys.popleft()}", pending.popleft().result()
                         keys.append(key)
                         pending.append(
-                            pool.submit(self._s3_read, client, s3.max_attempts, bucket, key, window)
+                            pool.submit(self._s3_read, client, s3_attempts(s3), bucket, key, window)
                         )
                 while pending:
                     yield f"s3://{bucket}/{keys.popleft()}", pending.popleft().result()
@@ -159,6 +156,13 @@ class EventBucket(ConfigurableResource):
                     ) from exc
                 time.sleep(self.read_retry_backoff_seconds * 2 ** (attempt - 1) * (0.5 + random.random()))
         raise AssertionError("unreachable")
+
+
+def s3_attempts(s3: S3Resource) -> int:
+    """Attempts per request in all. dagster-aws hands `max_attempts` to botocore as its `retries`
+    `max_attempts`, which botocore counts as retries after the first attempt (it sets
+    total_max_attempts = max_attempts + 1), whatever the field's description says."""
+    return s3.max_attempts + 1
 
 
 _BODY_ERRORS = (IncompleteReadError, ResponseStreamingError, ReadTimeoutError, ConnectionClosedError)

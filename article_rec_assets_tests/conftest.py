@@ -1,14 +1,18 @@
-"""Shared fixtures: a PostgreSQL schema of our own, and a generated demo clickstream."""
+"""Shared fixtures: a PostgreSQL schema of our own, a generated demo clickstream, and an S3 API
+(moto's server, over real HTTP on localhost) holding the same clickstream."""
 
 import os
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import boto3
 import psycopg
 import pytest
+from dagster_aws.s3 import S3Resource
 
 from article_rec_assets.generator.clickstream import generate_site
 from article_rec_assets.sites import load_sites
@@ -17,6 +21,10 @@ POSTGRES_DSN = os.environ.get("ARTICLE_REC_TEST_POSTGRES", "postgresql://127.0.0
 # The generated data ends here; tests use windows before it.
 DEMO_END = datetime(2026, 3, 4, 0, 0, tzinfo=UTC)
 DEMO_DAYS = 2
+# Dummy credentials and region for the test S3 server, passed as explicit configuration (never
+# through the environment of the session, so nothing real can be picked up or leaked).
+S3_TEST_REGION = "us-east-1"
+S3_TEST_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
 def _postgres_or_skip() -> None:
@@ -59,3 +67,73 @@ def demo_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for site in load_sites().values():
         generate_site(site, data_dir, DEMO_END - timedelta(days=DEMO_DAYS), DEMO_END)
     return data_dir
+
+
+def s3_test_resource(endpoint_url: str, **config) -> S3Resource:
+    """dagster-aws's S3 resource for the test server (or a proxy in front of it)."""
+    return S3Resource(endpoint_url=endpoint_url, region_name=S3_TEST_REGION, **S3_TEST_CREDENTIALS, **config)
+
+
+def upload_objects(client, bucket: str, objects: dict[str, bytes]) -> None:
+    """Put `objects` (key -> bytes) into `bucket`, creating the bucket if it is missing."""
+    if bucket not in {b["Name"] for b in client.list_buckets().get("Buckets", [])}:
+        client.create_bucket(Bucket=bucket)
+
+    def put(item: tuple[str, bytes]) -> None:
+        client.put_object(Bucket=bucket, Key=item[0], Body=item[1])
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(put, objects.items()))
+
+
+def upload_folder(client, folder: Path, bucket: str, prefix: str = "") -> list[str]:
+    """Every file under `folder` into `bucket`, at its path relative to `folder` under `prefix`
+    (`<prefix>/enriched/good/YYYY/MM/DD/HH/...` for a local bucket folder); returns the keys."""
+    base = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+    objects = {
+        base + path.relative_to(folder).as_posix(): path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+    upload_objects(client, bucket, objects)
+    return list(objects)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server on a free port of 127.0.0.1, for the whole session: its URL."""
+    from moto.server import ThreadedMotoServer
+
+    with pytest.MonkeyPatch.context() as patch:
+        # An HTTP proxy from the environment must not come between boto3 and localhost.
+        for name in ("NO_PROXY", "no_proxy"):
+            patch.setenv(name, ",".join(filter(None, [os.environ.get(name), "127.0.0.1", "localhost"])))
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        try:
+            host, port = server.get_host_and_port()
+            yield f"http://{host}:{port}"
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_client(s3_endpoint: str):
+    """A plain boto3 client on the test server, to set up buckets and objects."""
+    return boto3.client("s3", endpoint_url=s3_endpoint, region_name=S3_TEST_REGION, **S3_TEST_CREDENTIALS)
+
+
+@pytest.fixture
+def s3_resource(s3_endpoint: str) -> S3Resource:
+    return s3_test_resource(s3_endpoint)
+
+
+@pytest.fixture(scope="session")
+def s3_demo_buckets(demo_data_dir: Path, s3_client) -> dict[str, str]:
+    """The demo sites' local buckets (`demo_data_dir/buckets/<bucket>/...`) uploaded to the test
+    server under the same bucket names and prefixes: site name -> bucket."""
+    buckets = {}
+    for site in load_sites().values():
+        upload_folder(s3_client, demo_data_dir / "buckets" / site.events.bucket, site.events.bucket)
+        buckets[site.name] = site.events.bucket
+    return buckets

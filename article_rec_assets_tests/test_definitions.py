@@ -7,6 +7,7 @@ from article_rec_assets.definitions import defs, resources_for_environment
 
 EXPECTED_GROUPS = {
     "raw_events": "ingestion",
+    "quarantined_event_lines": "ingestion",
     "sessionized_interactions": "ingestion",
     "article_catalogue": "catalogue",
     "interaction_matrix": "training",
@@ -35,6 +36,7 @@ def test_lineage_runs_from_raw_events_to_the_serving_database() -> None:
     def parents(name: str) -> set[str]:
         return {k.to_user_string() for k in graph.get(AssetKey(name)).parent_keys}
 
+    assert parents("raw_events") == set() and parents("quarantined_event_lines") == set()
     assert parents("sessionized_interactions") == {"raw_events"}
     assert parents("interaction_matrix") == {"sessionized_interactions", "article_catalogue"}
     assert parents("trained_model") == {"interaction_matrix"}
@@ -42,11 +44,20 @@ def test_lineage_runs_from_raw_events_to_the_serving_database() -> None:
     assert parents("published_recommendations") == {"article_recommendations", "article_catalogue"}
 
 
-def test_a_blocking_check_guards_publishing() -> None:
-    specs = list(defs.resolve_asset_graph().get(AssetKey("article_recommendations")).check_keys)
-    assert [k.name for k in specs] == ["publishable"]
-    assets_def = defs.resolve_assets_def(AssetKey("article_recommendations"))
-    assert all(spec.blocking for spec in assets_def.check_specs)
+def test_blocking_checks_guard_publishing() -> None:
+    graph = defs.resolve_asset_graph()
+    assert [k.name for k in graph.get(AssetKey("article_recommendations")).check_keys] == ["publishable"]
+    assert sorted(k.name for k in graph.get(AssetKey("raw_events")).check_keys) == [
+        "malformed_share_below_block_threshold",
+        "malformed_share_below_warn_threshold",
+    ]
+    blocking = {
+        spec.name
+        for key in ("article_recommendations", "raw_events")
+        for spec in defs.resolve_assets_def(AssetKey(key)).check_specs
+        if spec.blocking
+    }
+    assert blocking == {"publishable", "malformed_share_below_block_threshold"}
 
 
 def test_embedded_default_without_environment(monkeypatch, tmp_path) -> None:
