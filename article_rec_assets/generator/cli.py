@@ -6,7 +6,8 @@ import argparse
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from article_rec_assets.generator.clickstream import generate_site
+from article_rec_assets.generator.clickstream import GROUND_TRUTH_FILE, generate_site
+from article_rec_assets.generator.noise import DEFAULT_NOISE
 from article_rec_assets.sites import PACKAGED_SITES_DIR, load_sites
 
 
@@ -23,17 +24,37 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sites-dir", type=Path, default=PACKAGED_SITES_DIR)
     parser.add_argument("--site", action="append", help="only these sites (default: all)")
     parser.add_argument("--seed", type=int, default=None, help="override each site's seed")
+    parser.add_argument(
+        "--clean",
+        action="store_true",
+        help="human web traffic only: no bots, AMP, TSV, duplicates, late, malformed or truncated data",
+    )
     args = parser.parse_args(argv)
 
     sites = load_sites(args.sites_dir)
     for name in args.site or [n for n, s in sites.items() if s.demo is not None]:
         summary = generate_site(
-            sites[name], args.data_dir, args.end - timedelta(days=args.days), args.end, args.seed
+            sites[name],
+            args.data_dir,
+            args.end - timedelta(days=args.days),
+            args.end,
+            args.seed,
+            noise=None if args.clean else DEFAULT_NOISE,
         )
         print(
             f"{summary.site}: {summary.articles} articles, {summary.sessions} sessions, "
             f"{summary.page_views} page views, {summary.events} events in {summary.files} files"
         )
+        truth = summary.ground_truth
+        if truth["noise"] is not None:
+            print(
+                f"  noise: {truth['quarantined']['total']} malformed lines, "
+                f"{truth['lines']['lost_to_truncation']} lines lost in {len(truth['truncated_objects'])} "
+                f"truncated objects, {truth['duplicates']['extra_copies']} duplicate copies, "
+                f"{sum(truth['bots'].values())} bot events, {sum(truth['staging'].values())} staging events, "
+                f"{truth['amp']['page_views']} AMP page views, {truth['tsv']['lines']} TSV lines; "
+                f"ground truth in {args.data_dir / name / GROUND_TRUTH_FILE}"
+            )
 
 
 if __name__ == "__main__":

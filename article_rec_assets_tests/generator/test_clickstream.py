@@ -1,6 +1,8 @@
-"""The demo clickstream generator: deterministic, laid out like Snowplow's S3 loader, realistic pings."""
+"""The demo clickstream generator without noise: deterministic, laid out like Snowplow's S3 loader,
+realistic pings. (The noise has its own tests, in test_noise.py.)"""
 
 import gzip
+import hashlib
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +18,7 @@ from article_rec_assets.generator.clickstream import (
     hour_folder,
     site_bucket_dir,
 )
-from article_rec_assets.logic.ingestion import parse_objects
+from article_rec_assets.logic.ingestion import clean_window, parse_objects
 from article_rec_assets.logic.sessions import sessionize
 from article_rec_assets.sites import SiteConfig, load_sites
 
@@ -39,7 +41,7 @@ def small_site() -> SiteConfig:
 @pytest.fixture(scope="module")
 def generated(small_site, tmp_path_factory) -> tuple[Path, GenerationSummary]:
     data_dir = tmp_path_factory.mktemp("clickstream")
-    return data_dir, generate_site(small_site, data_dir, START, END)
+    return data_dir, generate_site(small_site, data_dir, START, END, noise=None)
 
 
 def all_files(root: Path) -> dict[str, bytes]:
@@ -79,9 +81,9 @@ def test_hour_folder_and_bucket_dir(tmp_path):
 
 def test_same_seed_writes_identical_bytes(generated, small_site, tmp_path):
     data_dir, summary = generated
-    again = generate_site(small_site, tmp_path, START, END)
+    again = generate_site(small_site, tmp_path, START, END, noise=None)
     first, second = all_files(data_dir), all_files(tmp_path)
-    assert len(first) == 4  # 3 hour files + the catalogue
+    assert len(first) == 6  # 3 hour files, the catalogue and the two ground-truth files
     assert first.keys() == second.keys()
     for name in first:
         assert first[name] == second[name], name
@@ -91,10 +93,39 @@ def test_same_seed_writes_identical_bytes(generated, small_site, tmp_path):
 def test_another_seed_writes_other_events(generated, small_site, tmp_path):
     data_dir, _ = generated
     other = tmp_path / "other"
-    generate_site(small_site, other, START, END, seed=12345)
+    generate_site(small_site, other, START, END, seed=12345, noise=None)
     first, second = all_files(data_dir), all_files(other)
     assert first.keys() == second.keys()
     assert all(first[name] != second[name] for name in first)
+
+
+# What the generator wrote before it had noise (sha256 of the decompressed hour files and of the
+# catalogue): `noise=None` must keep writing exactly these bytes.
+CLEAN_DIGESTS = {
+    "demo-city-paper-2024050108.jsonl.gz": "b274e92c5f7d732b05b92a5fb21cbc5c",
+    "demo-city-paper-2024050109.jsonl.gz": "6122240c3a2962d906990c845c6dbec7",
+    "demo-city-paper-2024050110.jsonl.gz": "c48a2bf58700e995f666b355a8c5a86a",
+    "catalogue.jsonl": "b4f89b57d7acd29b86a574ba66b1e1eb",
+}
+
+
+def test_without_noise_the_bytes_are_those_of_the_clean_generator(generated, small_site):
+    data_dir, summary = generated
+    digests = {}
+    for path in [*event_files(data_dir, small_site), data_dir / "demo-city-paper" / "catalogue.jsonl"]:
+        data = path.read_bytes()
+        if path.suffix == ".gz":
+            # mtime 0 and the file's name in the header, as before.
+            assert data[:8] == b"\x1f\x8b\x08\x08\x00\x00\x00\x00"
+            assert data[10:].startswith(path.name.removesuffix(".gz").encode() + b"\x00")
+            data = gzip.decompress(data)
+        digests[path.name] = hashlib.sha256(data).hexdigest()[:32]
+    assert digests == CLEAN_DIGESTS
+    truth = summary.ground_truth
+    assert truth["noise"] is None
+    assert truth["lines"] == {"written": summary.events, "readable": summary.events, "lost_to_truncation": 0}
+    assert truth["human_web_events"] == summary.events
+    assert truth["duplicates"]["extra_copies"] == 0 and truth["quarantined"]["total"] == 0
 
 
 def test_files_are_laid_out_by_collector_hour(generated, small_site):
@@ -185,9 +216,15 @@ def test_generated_events_parse_and_sessionize(generated, small_site):
     assert set(parsed.events["event_name"]) == {"page_view", "page_ping"}
 
     non_article_events = int(parsed.events["page_urlpath"].isin(NON_ARTICLE_PATHS).sum())
-    result = sessionize(parsed.events, small_site)
-    assert result.dropped == {"not_an_article": non_article_events}
+    cleaned = clean_window(parsed, parse_objects([]), small_site.events)
+    result = sessionize(cleaned.events, small_site)
+    assert result.filtered == {"not_an_article": non_article_events}
     interactions = result.interactions
+    # The ground truth's page views are the same reading, one row per page view.
+    truth = summary.ground_truth["page_views"]
+    assert len(interactions) == truth["rows"]
+    assert interactions["engaged_seconds"].sum() == truth["engaged_seconds"]
+    assert interactions["pings"].sum() == truth["pings_written"]
     # A session never reopens the same article, so each row is one page view, and since its pings
     # are exactly 10 s apart each falls in its own heartbeat window: engaged = 10 x (pings - 1) + 5.
     assert (interactions["page_views"] == 1).all()
@@ -227,4 +264,4 @@ def test_catalogue_is_written(generated, small_site):
 def test_site_without_demo_settings_is_refused(tmp_path):
     site = load_sites()["demo-city-paper"].model_copy(update={"demo": None})
     with pytest.raises(ValueError, match="no `demo` settings"):
-        generate_site(site, tmp_path, START, END)
+        generate_site(site, tmp_path, START, END, noise=None)
