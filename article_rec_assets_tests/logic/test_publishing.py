@@ -139,3 +139,51 @@ def test_hostile_text_round_trips(engine: Engine) -> None:
     cat.loc[1, "title"] = "Quotes ' \" ; backslash \\ tab\t newline\n emoji 📰 <b>&amp;</b>"
     publish_recommendations(engine, hostile_site, recommendations(), cat)
     assert api_recommendations(engine, hostile_site, "a0")[0] == ("a1", cat.loc[1, "title"], 0.9)
+
+
+# The tables as the API's own (peewee) migrations create them, with their own index names.
+OLD_MIGRATIONS = """
+CREATE TABLE article (id SERIAL PRIMARY KEY, external_id TEXT NOT NULL DEFAULT '',
+  title TEXT NOT NULL DEFAULT '',
+  path TEXT NOT NULL DEFAULT '', site TEXT NOT NULL, published_at TIMESTAMPTZ NULL,
+  created_at TIMESTAMPTZ NOT NULL DEFAULT now(), updated_at TIMESTAMPTZ NOT NULL DEFAULT now());
+CREATE UNIQUE INDEX article_site_external_id ON article (site, external_id);
+CREATE TABLE model (id SERIAL PRIMARY KEY, type TEXT NOT NULL, status TEXT NOT NULL DEFAULT 'pending',
+  site TEXT NOT NULL DEFAULT '', created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+  updated_at TIMESTAMPTZ NOT NULL DEFAULT now());
+CREATE INDEX model_type_status_site_idx ON model (type, status, site);
+CREATE SEQUENCE recommendation_id_seq;
+CREATE TABLE recommendation (id BIGINT PRIMARY KEY DEFAULT nextval('recommendation_id_seq'),
+  model_id INT NOT NULL REFERENCES model ON DELETE CASCADE, source_entity_id TEXT NOT NULL,
+  recommended_article_id INT NOT NULL REFERENCES article(id) ON DELETE CASCADE,
+  score DECIMAL(7,6) NOT NULL, created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+  updated_at TIMESTAMPTZ NOT NULL DEFAULT now());
+CREATE UNIQUE INDEX recommendation_model_source_article
+  ON recommendation (model_id, source_entity_id, recommended_article_id);
+CREATE TABLE path (id SERIAL PRIMARY KEY, path TEXT NOT NULL, site TEXT NOT NULL DEFAULT '',
+  external_id TEXT NULL, exclude_reason TEXT NULL, created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+  updated_at TIMESTAMPTZ NOT NULL DEFAULT now());
+INSERT INTO article (external_id, title, path, site) VALUES ('kept', 'A user row', '/kept/', 'other-site');
+"""
+SCHEMA_SNAPSHOT = """
+SELECT table_name, column_name, data_type, is_nullable, column_default
+FROM information_schema.columns WHERE table_schema = current_schema() ORDER BY table_name, column_name
+"""
+INDEX_SNAPSHOT = "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() ORDER BY 1"
+
+
+def test_a_database_made_by_the_old_migrations_is_used_as_it_is(postgres_url: str) -> None:
+    engine = connect(postgres_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(OLD_MIGRATIONS)
+    with engine.connect() as conn:
+        before = (conn.exec_driver_sql(SCHEMA_SNAPSHOT).all(), conn.exec_driver_sql(INDEX_SNAPSHOT).all())
+    publish_recommendations(engine, SITE, recommendations(), catalogue())
+    publish_recommendations(engine, SITE, recommendations(), catalogue())
+    with engine.connect() as conn:
+        after = (conn.exec_driver_sql(SCHEMA_SNAPSHOT).all(), conn.exec_driver_sql(INDEX_SNAPSHOT).all())
+        kept = conn.exec_driver_sql("SELECT title FROM article WHERE external_id = 'kept'").scalar_one()
+    assert after == before
+    assert kept == "A user row"
+    assert api_recommendations(engine, SITE, "a0")[0] == ("a1", "Title 1", 0.9)
+    engine.dispose()
