@@ -14,6 +14,7 @@ delivered are dropped, readers and sessions are named, and each ping gets the re
 
 from __future__ import annotations
 
+import gzip
 import io
 import re
 import zlib
@@ -55,6 +56,7 @@ EXCERPT_CHARS = 500
 MIN_VISIT_SECONDS = 5
 GZIP_CHUNK = 64 * 1024
 JSON_BLOCK_BYTES = 4 << 20
+JSON_FALLBACK_CHUNK = 256
 # Objects decompressed and parsed at once (zlib and pyarrow release the GIL); more would only
 # hold more decompressed text in memory on a 2-core machine.
 PARALLEL_OBJECTS = 2
@@ -186,7 +188,10 @@ def decompress(data: bytes) -> tuple[bytes, bool]:
     """The object's text (gunzipped when it is gzip) and whether it was intact."""
     if data[:2] != b"\x1f\x8b":
         return data, True
-    return gunzip_prefix(data)
+    try:  # the usual intact object in one call; the careful, chunked way only after damage
+        return gzip.decompress(data), True
+    except (OSError, EOFError, zlib.error):
+        return gunzip_prefix(data)
 
 
 def split_lines(data: bytes) -> tuple[list[bytes], bool]:
@@ -195,10 +200,14 @@ def split_lines(data: bytes) -> tuple[list[bytes], bool]:
     Of a damaged gzip stream only the complete lines before the damage are returned.
     """
     text, intact = decompress(data)
+    return _complete_lines(text, intact), intact
+
+
+def _complete_lines(text: bytes, intact: bool) -> list[bytes]:
     if intact:
-        return text.splitlines(), True
+        return text.splitlines()
     complete, _, _ = text.rpartition(b"\n")
-    return (complete.split(b"\n") if complete else []), False
+    return complete.split(b"\n") if complete else []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -306,7 +315,13 @@ class _ParsedObject:
     line_numbers: list[np.ndarray]
     rejects: list[tuple]
     lines_read: int
-    text: bytes  # to cut excerpts of lines rejected later, only when there are some
+    # The object's lines (or its whole text), to cut excerpts of lines rejected later.
+    lines: list[bytes] | bytes
+
+    def line(self, number: int) -> bytes:
+        if isinstance(self.lines, bytes):
+            self.lines = self.lines.splitlines()
+        return self.lines[number - 1]
 
 
 def _parse_object(key: str, data: bytes) -> _ParsedObject:
@@ -324,17 +339,26 @@ def _parse_object(key: str, data: bytes) -> _ParsedObject:
         if table is not None and table.num_rows == count:
             numbers = np.arange(1, count + 1, dtype=np.int64)
             return _ParsedObject([table], [numbers], [], count, text)
-    lines, intact = split_lines(data)
+    lines = _complete_lines(text, intact)
     rejects: list[tuple] = []
     json_numbers: list[int] = []
     json_lines: list[bytes] = []
     slow_records: list[dict] = []
     slow_numbers: list[int] = []
+    lines_read = 0
     for number, raw in enumerate(lines, start=1):
         if raw[:1] == b"{":
+            lines_read += 1
+            # orjson finds the bad lines at a fraction of the cost of building rows from them.
+            try:
+                orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                rejects.append((key, number, _invalid_json_reason(raw), _excerpt(raw)))
+                continue
             json_numbers.append(number)
             json_lines.append(raw)
         elif raw.strip() or b"\t" in raw:  # a line of only tabs is a broken TSV line, not a blank
+            lines_read += 1
             try:
                 line = raw.decode("utf-8").rstrip("\r")
             except UnicodeDecodeError:
@@ -348,38 +372,39 @@ def _parse_object(key: str, data: bytes) -> _ParsedObject:
                 slow_numbers.append(number)
     if not intact:
         rejects.append((key, len(lines) + 1, "truncated_gzip", "the gzip stream is damaged here"))
+        lines_read += 1
 
     tables, numbers = [], []
-    if json_lines:
+    # Valid JSON lines go to pyarrow in chunks; a chunk it refuses (a field of an unexpected
+    # type) is built row by row, so one odd line costs its chunk, not the object, the fast path.
+    chunks = [(0, len(json_lines))] if json_lines else []
+    while chunks:
+        start, stop = chunks.pop()
         try:
-            table = _read_json_block(b"\n".join(json_lines))
-            if table.num_rows != len(json_lines):  # e.g. two objects on one line
+            table = _read_json_block(b"\n".join(json_lines[start:stop]))
+            if table.num_rows != stop - start:
                 raise pa.ArrowInvalid("rows and lines differ")
             tables.append(table)
-            numbers.append(np.asarray(json_numbers, dtype=np.int64))
+            numbers.append(np.asarray(json_numbers[start:stop], dtype=np.int64))
         except (pa.ArrowInvalid, UnicodeDecodeError):
-            # Somewhere in this object is a bad line: find it, keep the rest.
-            for number, raw in zip(json_numbers, json_lines, strict=True):
-                try:
-                    obj = orjson.loads(raw)
-                except orjson.JSONDecodeError:
-                    try:
-                        raw.decode("utf-8")
-                        reason = "invalid_json"
-                    except UnicodeDecodeError:
-                        reason = "undecodable_bytes"
-                    rejects.append((key, number, reason, _excerpt(raw)))
-                    continue
-                if not isinstance(obj, dict):
-                    rejects.append((key, number, "not_a_json_object", _excerpt(raw)))
-                    continue
-                slow_records.append(_record_from_json(obj))
-                slow_numbers.append(number)
+            if stop - start > JSON_FALLBACK_CHUNK:
+                middle = start + max(JSON_FALLBACK_CHUNK, (stop - start) // 8)
+                chunks.extend([(middle, stop), (start, middle)] if middle < stop else [])
+                continue
+            slow_records.extend(_record_from_json(orjson.loads(raw)) for raw in json_lines[start:stop])
+            slow_numbers.extend(json_numbers[start:stop])
     if slow_records:
         tables.append(_table_from_records(slow_records))
         numbers.append(np.asarray(slow_numbers, dtype=np.int64))
-    lines_read = sum(1 for raw in lines if raw.strip()) + (0 if intact else 1)
-    return _ParsedObject(tables, numbers, rejects, lines_read, b"\n".join(lines))
+    return _ParsedObject(tables, numbers, rejects, lines_read, lines)
+
+
+def _invalid_json_reason(raw: bytes) -> str:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "undecodable_bytes"
+    return "invalid_json"
 
 
 def _first_of_list(table: pa.Table, column: str, name: str) -> pa.Array:
@@ -500,9 +525,8 @@ def _object_events(
     frame, reason = _validate(frame, received_before)
     bad = reason.notna()
     if bad.any():
-        lines = parsed.text.splitlines()
         rejects.extend(
-            (key, int(number), str(why), _excerpt(lines[number - 1]))
+            (key, int(number), str(why), _excerpt(parsed.line(number)))
             for number, why in zip(frame.loc[bad, "_line"], reason[bad], strict=True)
         )
         frame = frame.loc[~bad]
@@ -515,7 +539,7 @@ def _in_parallel(objects: Iterable[tuple[str, bytes]], received_before: pd.Times
         pending: deque = deque()
         for key, data in objects:
             pending.append(pool.submit(_object_events, key, data, received_before))
-            if len(pending) > PARALLEL_OBJECTS:
+            if len(pending) >= PARALLEL_OBJECTS:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
