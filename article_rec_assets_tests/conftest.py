@@ -17,6 +17,22 @@ from dagster_aws.s3 import S3Resource
 from article_rec_assets.generator.clickstream import generate_site
 from article_rec_assets.sites import load_sites
 
+REPO = Path(__file__).resolve().parents[1]
+# The workplace's read-only data (../shared/data beside the checkout; CI lays it out the same way).
+SHARED_DATA = Path(os.environ.get("ARTICLE_REC_SHARED_DATA", REPO.parent / "shared" / "data"))
+SNOWPLOW_SAMPLE = SHARED_DATA / "snowplow" / "rdb_loader_spec4_enriched_events.tsv"
+
+
+def shared_data_or_skip(path: Path) -> Path:
+    """`path` under the shared data; missing, a test fails in CI and is skipped elsewhere."""
+    if not path.exists():
+        message = f"{path} is missing (set ARTICLE_REC_SHARED_DATA to the shared data folder)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
 POSTGRES_DSN = os.environ.get("ARTICLE_REC_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test")
 # The generated data ends here; tests use windows before it.
 DEMO_END = datetime(2026, 3, 4, 0, 0, tzinfo=UTC)

@@ -25,6 +25,7 @@ from article_rec_assets.generator.clickstream import (
 )
 from article_rec_assets.generator.noise import MALFORMED_REASONS, NoiseSettings
 from article_rec_assets.sites import SiteConfig, load_sites
+from article_rec_assets_tests.conftest import SNOWPLOW_SAMPLE, shared_data_or_skip
 
 # 90 hours, so that sessions of the first hours can arrive more than 72 hours late.
 START = datetime(2024, 5, 1, 6, tzinfo=UTC)
@@ -45,7 +46,6 @@ NOISY = NoiseSettings(
     too_late_session_share=0.3,
     malformed_share_per_reason=0.0008,
 )
-SAMPLE_TSV = Path("/work/shared/data/snowplow/rdb_loader_spec4_enriched_events.tsv")
 
 TSV_FIELDS = 131
 TSV_POS = {
@@ -497,9 +497,8 @@ def test_tsv_lines_are_laid_out_like_snowplows_own(noisy):
         ours += [line.decode() for line in lines if line[:1] not in (b"{", b"[", b'"') and b"\t" in line]
     ours = [line.split("\t") for line in ours if line.count("\t") == TSV_FIELDS - 1]
     assert len(ours) == truth["tsv"]["lines"]
-    if not SAMPLE_TSV.exists():
-        pytest.skip(f"the real Snowplow sample is not at {SAMPLE_TSV}")
-    sample = [line.split("\t") for line in SAMPLE_TSV.read_text().splitlines()[2:50]]
+    sample_file = shared_data_or_skip(SNOWPLOW_SAMPLE)
+    sample = [line.split("\t") for line in sample_file.read_text().splitlines()[2:50]]
     assert all(len(fields) == TSV_FIELDS for fields in sample)
     timestamp = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+$")
     for fields in sample + ours:

@@ -7,7 +7,6 @@ are the contract's (CONTRACT.md section 2), not the module's table, so that a wr
 import gzip
 import uuid
 import zlib
-from pathlib import Path
 
 import orjson
 import pandas as pd
@@ -25,8 +24,8 @@ from article_rec_assets.logic.ingestion import (
 )
 from article_rec_assets.logic.sessions import sessionize
 from article_rec_assets.sites import SiteConfig, load_sites
+from article_rec_assets_tests.conftest import SNOWPLOW_SAMPLE, shared_data_or_skip
 
-SNOWPLOW_SAMPLE = Path("/work/shared/data/snowplow/rdb_loader_spec4_enriched_events.tsv")
 HOST = "democitypaper.example"
 A1 = "/article/101/first-story/"
 # 2024-05-01T10:00:00Z in epoch seconds (2024-05-01T00:00:00Z is 1714521600).
@@ -397,7 +396,7 @@ def test_the_same_event_as_json_and_as_tsv_parses_the_same():
 
 
 def test_real_snowplow_tsv_sample_gives_48_events_and_rejects_lines_1_and_2():
-    parsed = parse_objects([("sample.tsv", SNOWPLOW_SAMPLE.read_bytes())])
+    parsed = parse_objects([("sample.tsv", shared_data_or_skip(SNOWPLOW_SAMPLE).read_bytes())])
 
     assert parsed.objects_read == 1
     assert parsed.lines_read == 50
@@ -422,7 +421,9 @@ def test_real_snowplow_tsv_sample_gives_48_events_and_rejects_lines_1_and_2():
 
 
 def test_real_snowplow_tsv_sample_field_values():
-    events = parse_objects([("sample.tsv", SNOWPLOW_SAMPLE.read_bytes())]).events.set_index("event_id")
+    events = parse_objects(
+        [("sample.tsv", shared_data_or_skip(SNOWPLOW_SAMPLE).read_bytes())]
+    ).events.set_index("event_id")
 
     # Line 3: collector time 2021-10-15 09:05:29.037054266 (cut to microseconds), no device time,
     # derived_tstamp 2021-09-27 01:15:51.334000001, web_page context id 34626d28-....
@@ -453,10 +454,10 @@ def test_real_snowplow_tsv_sample_field_values():
 
 
 def test_real_sample_gzipped_and_split_in_two_objects_gives_the_same_events():
-    lines = SNOWPLOW_SAMPLE.read_bytes().split(b"\n")
+    lines = shared_data_or_skip(SNOWPLOW_SAMPLE).read_bytes().split(b"\n")
     first, second = b"\n".join(lines[:20]), b"\n".join(lines[20:])
     parsed = parse_objects([("a.gz", gzip.compress(first)), ("b", second)])
-    whole = parse_objects([("sample.tsv", SNOWPLOW_SAMPLE.read_bytes())])
+    whole = parse_objects([("sample.tsv", shared_data_or_skip(SNOWPLOW_SAMPLE).read_bytes())])
     assert parsed.lines_read == 50
     assert rejected(parsed) == [[1, "wrong_field_count"], [2, "wrong_field_count"]]
     columns = list(PARSED_COLUMNS)
