@@ -30,7 +30,12 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault(environment.DATA_DIR_VAR, str(home / "data"))
     if not environment.serving_database_url_is_set():
         os.environ[environment.SERVING_DATABASE_URL_VAR] = f"sqlite:///{home / 'serving.db'}"
-    Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+    dagster_home = Path(os.environ["DAGSTER_HOME"])
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    # Dagster's local (SQLite) storage in this folder; no usage statistics sent from a demo.
+    instance_file = dagster_home / "dagster.yaml"
+    if not instance_file.exists():
+        instance_file.write_text("telemetry:\n  enabled: false\n")
 
     from article_rec_assets.demo_run import run_demo  # after the environment is set
 
