@@ -15,7 +15,6 @@ delivered are dropped, readers and sessions are named, and each ping gets the re
 from __future__ import annotations
 
 import gzip
-import io
 import re
 import zlib
 from collections import deque
@@ -57,6 +56,7 @@ MIN_VISIT_SECONDS = 5
 GZIP_CHUNK = 64 * 1024
 JSON_BLOCK_BYTES = 4 << 20
 JSON_FALLBACK_CHUNK = 256
+JSON_SLICE_LINES = 20_000
 # Objects decompressed and parsed at once (zlib and pyarrow release the GIL); more would only
 # hold more decompressed text in memory on a 2-core machine.
 PARALLEL_OBJECTS = 2
@@ -156,9 +156,10 @@ def gunzip_prefix(data: bytes) -> tuple[bytes, bool]:
     """Decompress gzip members for as long as the stream is intact.
 
     Returns (what decompressed, whether the whole stream was intact). A truncated or corrupt
-    stream keeps every byte that decompressed before the damage.
+    stream keeps every byte that decompressed before the damage. The text grows in one buffer
+    (a bytearray, which reads like bytes) rather than as pieces joined at the end.
     """
-    out: list[bytes] = []
+    out = bytearray()
     rest = data
     while rest:
         decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16)
@@ -167,21 +168,21 @@ def gunzip_prefix(data: bytes) -> tuple[bytes, bool]:
             chunk = rest[position : position + GZIP_CHUNK]
             before = decompressor.copy()
             try:
-                out.append(decompressor.decompress(chunk))
+                out += decompressor.decompress(chunk)
             except zlib.error:
                 # Replay the damaged chunk byte by byte to keep what precedes the damage.
                 for i in range(len(chunk)):
                     try:
-                        out.append(before.decompress(chunk[i : i + 1]))
+                        out += before.decompress(chunk[i : i + 1])
                     except zlib.error:
                         break
-                return b"".join(out), False
+                return out, False
             position += len(chunk)
         if not decompressor.eof:
-            return b"".join(out), False  # cut off mid-member
+            return out, False  # cut off mid-member
         # The next member (concatenated gzip files are valid gzip) starts after this one.
         rest = decompressor.unused_data + rest[position:]
-    return b"".join(out), True
+    return out, True
 
 
 def decompress(data: bytes) -> tuple[bytes, bool]:
@@ -287,13 +288,13 @@ def _read_json_block(block: bytes) -> pa.Table:
     """pyarrow's reading of JSON lines; raises ArrowInvalid on anything it cannot take whole."""
     try:  # blocks of 4 MiB let pyarrow parse them on several threads
         read = pj.ReadOptions(block_size=min(JSON_BLOCK_BYTES, len(block) + 1))
-        table = pj.read_json(io.BytesIO(block), read_options=read, parse_options=_JSON_PARSE)
+        table = pj.read_json(pa.BufferReader(block), read_options=read, parse_options=_JSON_PARSE)
     except pa.ArrowInvalid as exc:
         if "straddling" not in str(exc):
             raise
         # A line longer than a block (a 10 MB line is legal): one block for the whole object.
         read = pj.ReadOptions(block_size=len(block) + 1, use_threads=False)
-        table = pj.read_json(io.BytesIO(block), read_options=read, parse_options=_JSON_PARSE)
+        table = pj.read_json(pa.BufferReader(block), read_options=read, parse_options=_JSON_PARSE)
     # pyarrow's reader lets invalid UTF-8 inside strings through; such lines need the slow path.
     table.validate(full=True)
     return table
@@ -340,6 +341,7 @@ def _parse_object(key: str, data: bytes) -> _ParsedObject:
             numbers = np.arange(1, count + 1, dtype=np.int64)
             return _ParsedObject([table], [numbers], [], count, text)
     lines = _complete_lines(text, intact)
+    del text  # the lines hold it now
     rejects: list[tuple] = []
     json_numbers: list[int] = []
     json_lines: list[bytes] = []
@@ -377,7 +379,11 @@ def _parse_object(key: str, data: bytes) -> _ParsedObject:
     tables, numbers = [], []
     # Valid JSON lines go to pyarrow in chunks; a chunk it refuses (a field of an unexpected
     # type) is built row by row, so one odd line costs its chunk, not the object, the fast path.
-    chunks = [(0, len(json_lines))] if json_lines else []
+    # Slices keep the joined copy handed to pyarrow small.
+    chunks = [
+        (i, min(i + JSON_SLICE_LINES, len(json_lines))) for i in range(0, len(json_lines), JSON_SLICE_LINES)
+    ]
+    chunks.reverse()
     while chunks:
         start, stop = chunks.pop()
         try:
@@ -507,7 +513,7 @@ def _validate(frame: pd.DataFrame, received_before: pd.Timestamp | None) -> tupl
     for mask, name in checks:
         if mask is not False:
             reason = reason.mask(mask.fillna(False).astype(bool), name)
-    frame = frame.assign(dvce_created_tstamp=created.fillna(collector))
+    frame["dvce_created_tstamp"] = created.fillna(collector)  # in place: the frame is large
     return frame, reason
 
 
@@ -530,6 +536,8 @@ def _object_events(
             for number, why in zip(frame.loc[bad, "_line"], reason[bad], strict=True)
         )
         frame = frame.loc[~bad]
+    # What only validation needed goes before the window's objects pile up.
+    frame = frame.drop(columns=["page_url", "_uuid_ok", "_collector_missing"])
     return frame, rejects, parsed.lines_read
 
 
@@ -566,7 +574,9 @@ def parse_objects(
         events = pd.concat(frames, ignore_index=True)
     else:
         events, _ = _validate(_to_frame(JSON_SCHEMA.empty_table()), None)
-        events = events.assign(_source=pd.Series(dtype=object), _line=pd.Series(dtype="int64"))
+        events = events.drop(columns=["page_url", "_uuid_ok", "_collector_missing"]).assign(
+            _source=pd.Series(dtype=object), _line=pd.Series(dtype="int64")
+        )
     reject_frame = pd.DataFrame(rejects, columns=list(REJECT_COLUMNS)).astype(REJECT_DTYPES)
     reject_frame = reject_frame.sort_values(["source", "line_number"], kind="stable").reset_index(drop=True)
     return ParsedEvents(events, reject_frame, lines_read=lines_read, objects_read=objects_read)
