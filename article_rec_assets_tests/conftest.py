@@ -33,6 +33,29 @@ def shared_data_or_skip(path: Path) -> Path:
     return path
 
 
+# Enriched-TSV positions as CONTRACT.md section 2 gives them (page_urlhost at Snowplow's own
+# position), written out here so that tests check the code against the contract, not itself.
+TSV_FIELD_COUNT = 131
+CONTRACT_TSV_POSITIONS = {
+    "app_id": 0,
+    "platform": 1,
+    "collector_tstamp": 3,
+    "dvce_created_tstamp": 4,
+    "event": 5,
+    "event_id": 6,
+    "domain_userid": 15,
+    "page_url": 29,
+    "page_urlhost": 33,
+    "page_urlpath": 35,
+    "contexts": 52,
+    "unstruct_event": 58,
+    "useragent": 77,
+    "dvce_sent_tstamp": 119,
+    "domain_sessionid": 123,
+    "derived_tstamp": 124,
+    "event_name": 126,
+}
+
 POSTGRES_DSN = os.environ.get("ARTICLE_REC_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test")
 # The generated data ends here; tests use windows before it.
 DEMO_END = datetime(2026, 3, 4, 0, 0, tzinfo=UTC)

@@ -25,7 +25,12 @@ from article_rec_assets.generator.clickstream import (
 )
 from article_rec_assets.generator.noise import MALFORMED_REASONS, NoiseSettings
 from article_rec_assets.sites import SiteConfig, load_sites
-from article_rec_assets_tests.conftest import SNOWPLOW_SAMPLE, shared_data_or_skip
+from article_rec_assets_tests.conftest import (
+    CONTRACT_TSV_POSITIONS,
+    SNOWPLOW_SAMPLE,
+    TSV_FIELD_COUNT,
+    shared_data_or_skip,
+)
 
 # 90 hours, so that sessions of the first hours can arrive more than 72 hours late.
 START = datetime(2024, 5, 1, 6, tzinfo=UTC)
@@ -47,24 +52,8 @@ NOISY = NoiseSettings(
     malformed_share_per_reason=0.0008,
 )
 
-TSV_FIELDS = 131
-TSV_POS = {
-    "app_id": 0,
-    "platform": 1,
-    "collector_tstamp": 3,
-    "dvce_created_tstamp": 4,
-    "event": 5,
-    "event_id": 6,
-    "domain_userid": 15,
-    "page_url": 29,
-    "page_urlhost": 33,
-    "page_urlpath": 35,
-    "useragent": 77,
-    "dvce_sent_tstamp": 119,
-    "domain_sessionid": 123,
-    "derived_tstamp": 124,
-    "event_name": 126,
-}
+TSV_FIELDS = TSV_FIELD_COUNT
+TSV_POS = CONTRACT_TSV_POSITIONS
 CONTEXTS, UNSTRUCT, DERIVED_CONTEXTS = 52, 58, 122
 WEB_PAGE = "contexts_com_snowplowanalytics_snowplow_web_page_1"
 AMP_ID = "contexts_dev_amp_snowplow_amp_id_1"

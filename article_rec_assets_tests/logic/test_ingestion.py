@@ -24,7 +24,12 @@ from article_rec_assets.logic.ingestion import (
 )
 from article_rec_assets.logic.sessions import sessionize
 from article_rec_assets.sites import SiteConfig, load_sites
-from article_rec_assets_tests.conftest import SNOWPLOW_SAMPLE, shared_data_or_skip
+from article_rec_assets_tests.conftest import (
+    CONTRACT_TSV_POSITIONS,
+    SNOWPLOW_SAMPLE,
+    TSV_FIELD_COUNT,
+    shared_data_or_skip,
+)
 
 HOST = "democitypaper.example"
 A1 = "/article/101/first-story/"
@@ -32,26 +37,7 @@ A1 = "/article/101/first-story/"
 T0_EPOCH = 1714557600
 
 # Positions in the enriched TSV, from the contract (page_urlhost: Snowplow's canonical position).
-TSV_FIELD_COUNT = 131
-TSV_POS = {
-    "app_id": 0,
-    "platform": 1,
-    "collector_tstamp": 3,
-    "dvce_created_tstamp": 4,
-    "event": 5,
-    "event_id": 6,
-    "domain_userid": 15,
-    "page_url": 29,
-    "page_urlhost": 33,
-    "page_urlpath": 35,
-    "contexts": 52,
-    "unstruct_event": 58,
-    "useragent": 77,
-    "dvce_sent_tstamp": 119,
-    "domain_sessionid": 123,
-    "derived_tstamp": 124,
-    "event_name": 126,
-}
+TSV_POS = CONTRACT_TSV_POSITIONS
 WEB_PAGE = "contexts_com_snowplowanalytics_snowplow_web_page_1"
 AMP_ID = "contexts_dev_amp_snowplow_amp_id_1"
 AMP_WEB_PAGE = "contexts_dev_amp_snowplow_amp_web_page_1"

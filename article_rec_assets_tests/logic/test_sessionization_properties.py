@@ -24,6 +24,7 @@ import pytest
 from article_rec_assets.logic.ingestion import clean_window, parse_objects
 from article_rec_assets.logic.sessions import sessionize
 from article_rec_assets.sites import SiteConfig, load_sites
+from article_rec_assets_tests.conftest import CONTRACT_TSV_POSITIONS
 
 SEEDS = range(20)
 HOST = "democitypaper.example"
@@ -31,23 +32,7 @@ AMP_CACHE_HOST = "democitypaper-example.cdn.ampproject.org"
 START = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)  # every event falls on 2024-05-01 (UTC)
 HEARTBEAT, MIN_VISIT = 10, 5
 SESSION_TIMEOUT = timedelta(minutes=30)
-TSV_POS = {
-    "app_id": 0,
-    "platform": 1,
-    "collector_tstamp": 3,
-    "dvce_created_tstamp": 4,
-    "event": 5,
-    "event_id": 6,
-    "domain_userid": 15,
-    "page_url": 29,
-    "page_urlhost": 33,
-    "page_urlpath": 35,
-    "contexts": 52,
-    "unstruct_event": 58,
-    "useragent": 77,
-    "domain_sessionid": 123,
-    "event_name": 126,
-}
+TSV_POS = CONTRACT_TSV_POSITIONS
 BROWSER = (
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Safari/605.1"
 )
