@@ -5,7 +5,7 @@ from dagster import Definitions, EnvVar, FilesystemIOManager, load_assets_from_m
 from article_rec_assets import environment
 from article_rec_assets.assets import catalogue, ingestion, publishing, recommendations, training
 from article_rec_assets.io_managers import ParquetIOManager
-from article_rec_assets.resources import CatalogueFiles, EventBucket, ServingDatabase
+from article_rec_assets.resources import CatalogueSources, EventBucket, ServingDatabase
 from article_rec_assets.schedules import every_two_hours, ingest_window_job, recommendations_job
 
 all_assets = load_assets_from_modules([ingestion, catalogue, training, recommendations, publishing])
@@ -43,7 +43,7 @@ def resources_for_environment() -> dict:
     )
     return {
         "event_bucket": event_bucket,
-        "catalogue_files": CatalogueFiles(root_dir=data_dir),
+        "catalogue_sources": CatalogueSources(files_dir=data_dir),
         "serving_database": ServingDatabase(url=serving_url),
         "table_io_manager": ParquetIOManager(base_dir=str(storage)),
         "io_manager": FilesystemIOManager(base_dir=str(storage)),

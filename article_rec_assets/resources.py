@@ -5,12 +5,11 @@ from __future__ import annotations
 import random
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import pandas as pd
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -25,7 +24,7 @@ from pydantic import Field
 from sqlalchemy import Engine
 
 from article_rec_assets.generator.clickstream import hour_folder, site_bucket_dir
-from article_rec_assets.logic.catalogue import read_catalogue_file
+from article_rec_assets.logic.catalogue_sources import CatalogueCache, Resolution, resolve_paths
 from article_rec_assets.logic.publishing import connect
 from article_rec_assets.sites import SiteConfig
 
@@ -190,16 +189,27 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-class CatalogueFiles(ConfigurableResource):
-    """Article catalogues exported as files (the demo sites' source)."""
+class CatalogueSources(ConfigurableResource):
+    """Where each site's article metadata comes from, as its YAML's `articles.catalogue` says:
+    a catalogue file under `files_dir`, or the newsroom's WordPress or JSON articles API."""
 
-    root_dir: str
+    files_dir: str
 
-    def load(self, site: SiteConfig) -> pd.DataFrame:
-        source = site.articles.catalogue
-        if source.source != "file":
-            raise ValueError(f"site {site.name!r}: catalogue source {source.source!r} is not supported")
-        return read_catalogue_file(Path(self.root_dir) / source.path)
+    def resolve(
+        self, site: SiteConfig, paths: Iterable[str], cache: CatalogueCache, now: datetime
+    ) -> Resolution:
+        """Look up the paths the cache does not settle (and refresh the last day's articles)."""
+        return resolve_paths(
+            paths,
+            cache,
+            site.articles.catalogue,
+            site=site.name,
+            path_pattern=site.articles.path_pattern,
+            now=now,
+            excluded_path_prefixes=site.articles.excluded_path_prefixes,
+            max_fetch_attempts=site.articles.max_fetch_attempts,
+            data_dir=self.files_dir,
+        )
 
 
 class ServingDatabase(ConfigurableResource):

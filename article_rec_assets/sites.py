@@ -11,6 +11,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from article_rec_assets.logic.catalogue_sources import CatalogueSource
+
 PACKAGED_SITES_DIR = Path(__file__).parent / "sites"
 
 
@@ -42,16 +44,14 @@ class EventSettings(_Settings):
     malformed_block_share: float = Field(0.10, ge=0, le=1)
 
 
-class CatalogueSettings(_Settings):
-    source: str = "file"
-    # For `file`: a JSON-lines file, relative to the data directory.
-    path: str
-
-
 class ArticleSettings(_Settings):
     path_pattern: str
     excluded_path_prefixes: tuple[str, ...] = ()
-    catalogue: CatalogueSettings
+    # Where titles and publish times come from: `source: file` (CSV / JSON lines), `wordpress`
+    # (the REST API) or `json_api` (an articles API like the texas-tribune one).
+    catalogue: CatalogueSource
+    # A path that failed to resolve (`fetch_error`) is tried again on this many runs at most.
+    max_fetch_attempts: int = Field(3, ge=1)
 
     @field_validator("path_pattern")
     @classmethod

@@ -10,10 +10,10 @@ import psycopg
 import pytest
 from dagster import DagsterInstance, FilesystemIOManager, materialize
 
-from article_rec_assets.assets.catalogue import article_catalogue
+from article_rec_assets.assets.ingestion import ingest_window
 from article_rec_assets.io_managers import ParquetIOManager
 from article_rec_assets.partitions import site_window_key
-from article_rec_assets.resources import CatalogueFiles
+from article_rec_assets.resources import EventBucket
 from article_rec_assets_tests.conftest import DEMO_END, POSTGRES_DSN, _postgres_or_skip
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,11 +51,11 @@ def test_production_instance_keeps_runs_in_postgres(
         assert instance.run_retries_enabled
         partition = site_window_key("demo-tribune", DEMO_END.replace(hour=20))
         result = materialize(
-            [article_catalogue],
+            [ingest_window],
             partition_key=partition,
             instance=instance,
             resources={
-                "catalogue_files": CatalogueFiles(root_dir=str(demo_data_dir)),
+                "event_bucket": EventBucket(root_dir=str(demo_data_dir)),
                 "table_io_manager": ParquetIOManager(base_dir=str(tmp_path / "storage")),
                 "io_manager": FilesystemIOManager(base_dir=str(tmp_path / "storage")),
             },
@@ -69,4 +69,7 @@ def test_production_instance_keeps_runs_in_postgres(
             "SELECT asset_key, partition FROM event_logs WHERE dagster_event_type = 'ASSET_MATERIALIZATION'"
         ).fetchall()
     assert runs == [(result.run_id, "SUCCESS")]
-    assert materializations == [('["article_catalogue"]', str(partition))]
+    assert sorted(materializations) == [
+        ('["quarantined_event_lines"]', str(partition)),
+        ('["raw_events"]', str(partition)),
+    ]

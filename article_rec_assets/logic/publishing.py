@@ -35,6 +35,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from article_rec_assets.logic.catalogue_sources import CatalogueCache, Resolution
+
 metadata = MetaData()
 
 
@@ -101,6 +103,17 @@ path_table = Table(
 )
 
 
+# Ours, beside the contract's tables (the API never reads it): how often a path that failed to
+# resolve (`fetch_error`) was tried, so it is retried on later runs only up to a limit.
+path_attempt_table = Table(
+    "path_attempt",
+    metadata,
+    Column("site", Text, nullable=False, primary_key=True),
+    Column("path", Text, nullable=False, primary_key=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+)
+
+
 def connect(url: str) -> Engine:
     """An engine for a serving-database URL (`postgresql://...` or `sqlite:///file.db`)."""
     if url.startswith(("postgresql://", "postgres://")):
@@ -126,12 +139,18 @@ class PublishResult:
     seconds: float
 
 
-def _upsert(engine: Engine):
-    return postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
-
-
 def upsert_articles(engine: Engine, site: str, articles: pd.DataFrame) -> dict[str, int]:
     """Insert or refresh articles (unique on site + external_id); return external_id -> id."""
+    with engine.begin() as conn:
+        if len(articles):
+            _upsert_articles(conn, site, articles)
+        found = conn.execute(
+            select(article_table.c.external_id, article_table.c.id).where(article_table.c.site == site)
+        )
+        return {external_id: article_id for external_id, article_id in found}
+
+
+def _upsert_articles(conn, site: str, articles: pd.DataFrame) -> None:
     rows = [
         {
             "site": site,
@@ -142,25 +161,19 @@ def upsert_articles(engine: Engine, site: str, articles: pd.DataFrame) -> dict[s
         }
         for r in articles.itertuples(index=False)
     ]
-    with engine.begin() as conn:
-        if rows:
-            statement = _upsert(engine)(article_table)
-            conn.execute(
-                statement.on_conflict_do_update(
-                    index_elements=["site", "external_id"],
-                    set_={
-                        "title": statement.excluded.title,
-                        "path": statement.excluded.path,
-                        "published_at": statement.excluded.published_at,
-                        "updated_at": func.now(),
-                    },
-                ),
-                rows,
-            )
-        found = conn.execute(
-            select(article_table.c.external_id, article_table.c.id).where(article_table.c.site == site)
-        )
-        return {external_id: article_id for external_id, article_id in found}
+    statement = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(article_table)
+    conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=["site", "external_id"],
+            set_={
+                "title": statement.excluded.title,
+                "path": statement.excluded.path,
+                "published_at": statement.excluded.published_at,
+                "updated_at": func.now(),
+            },
+        ),
+        rows,
+    )
 
 
 def _lock_model_slot(conn, model_type: str, site: str) -> None:
@@ -295,3 +308,66 @@ def api_recommendations(
         if not rows:
             rows = conn.execute(query("popularity", "default")).all()
     return [(ext, title, float(score)) for ext, title, score in rows]
+
+
+def read_catalogue_cache(engine: Engine, site: str) -> CatalogueCache:
+    """What earlier runs resolved for `site`: its `path` rows (with their attempts) and its
+    `article` rows (with the exclude reason of the article's own path row)."""
+    ensure_schema(engine)
+    p, a, t = path_table.c, article_table.c, path_attempt_table.c
+    with engine.connect() as conn:
+        paths = pd.DataFrame(
+            conn.execute(
+                select(p.path, p.external_id, p.exclude_reason, func.coalesce(t.attempts, 0))
+                .select_from(
+                    path_table.outerjoin(path_attempt_table, (t.site == p.site) & (t.path == p.path))
+                )
+                .where(p.site == site)
+                .order_by(p.id)
+            ).all(),
+            columns=["path", "external_id", "exclude_reason", "attempts"],
+        )
+        articles = pd.DataFrame(
+            conn.execute(
+                select(a.external_id, a.path, a.title, a.published_at, p.exclude_reason)
+                .select_from(article_table.outerjoin(path_table, (p.site == a.site) & (p.path == a.path)))
+                .where(a.site == site)
+                .order_by(a.id, p.id)
+            ).all(),
+            columns=["external_id", "path", "title", "published_at", "exclude_reason"],
+        )
+    return CatalogueCache(paths, articles.drop_duplicates("external_id", keep="last"))
+
+
+def write_catalogue_resolution(engine: Engine, site: str, resolution: Resolution) -> None:
+    """Upsert a run's resolved paths and articles, in one transaction (bound parameters only)."""
+    ensure_schema(engine)
+    p, t = path_table.c, path_attempt_table.c
+    paths = resolution.paths
+    with engine.begin() as conn:
+        if len(paths):
+            names = paths["path"].astype(str).tolist()
+            # `path` has no unique constraint (the old migrations made none): replace the rows.
+            for start in range(0, len(names), 1000):
+                chunk = names[start : start + 1000]
+                conn.execute(delete(path_table).where((p.site == site) & p.path.in_(chunk)))
+                conn.execute(delete(path_attempt_table).where((t.site == site) & t.path.in_(chunk)))
+            rows = [
+                {
+                    "site": site,
+                    "path": str(r.path),
+                    "external_id": None if pd.isna(r.external_id) else str(r.external_id),
+                    "exclude_reason": None if pd.isna(r.exclude_reason) else str(r.exclude_reason),
+                }
+                for r in paths.itertuples(index=False)
+            ]
+            conn.execute(insert(path_table), rows)
+            conn.execute(
+                insert(path_attempt_table),
+                [
+                    {"site": site, "path": str(r.path), "attempts": int(r.attempts)}
+                    for r in paths.itertuples()
+                ],
+            )
+        if len(resolution.articles):
+            _upsert_articles(conn, site, resolution.articles)

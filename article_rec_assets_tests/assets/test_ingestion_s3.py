@@ -13,7 +13,7 @@ from dagster import AssetSelection, DagsterInstance, FilesystemIOManager, instan
 from article_rec_assets.definitions import all_assets
 from article_rec_assets.io_managers import ParquetIOManager
 from article_rec_assets.partitions import SITES, WINDOW_HOURS, WINDOW_KEY_FORMAT, site_window_key
-from article_rec_assets.resources import CatalogueFiles, EventBucket, ServingDatabase
+from article_rec_assets.resources import CatalogueSources, EventBucket, ServingDatabase
 from article_rec_assets_tests.conftest import DEMO_END
 
 SITE = "demo-tribune"
@@ -30,7 +30,7 @@ def ingest(
     resources = {
         "event_bucket": event_bucket,
         # Not used by the ingestion group, but every asset's resources must be bound.
-        "catalogue_files": CatalogueFiles(root_dir=str(data_dir)),
+        "catalogue_sources": CatalogueSources(files_dir=str(data_dir)),
         "serving_database": ServingDatabase(url=f"sqlite:///{storage / 'serving.db'}"),
         "table_io_manager": ParquetIOManager(base_dir=str(storage)),
         "io_manager": FilesystemIOManager(base_dir=str(storage)),

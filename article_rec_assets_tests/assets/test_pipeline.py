@@ -28,7 +28,7 @@ from article_rec_assets.generator.clickstream import hour_folder, site_bucket_di
 from article_rec_assets.io_managers import ParquetIOManager
 from article_rec_assets.logic.publishing import api_recommendations, connect, model_table
 from article_rec_assets.partitions import SITES, WINDOW_HOURS, site_window_key
-from article_rec_assets.resources import CatalogueFiles, EventBucket, ServingDatabase
+from article_rec_assets.resources import CatalogueSources, EventBucket, ServingDatabase
 from article_rec_assets_tests.conftest import DEMO_DAYS, DEMO_END, postgres_schema_url
 
 SITE = "demo-tribune"
@@ -86,7 +86,7 @@ def pipeline(demo_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     with postgres_schema_url() as serving_url, instance_for_test() as instance:
         resources = {
             "event_bucket": EventBucket(root_dir=str(demo_data_dir)),
-            "catalogue_files": CatalogueFiles(root_dir=str(demo_data_dir)),
+            "catalogue_sources": CatalogueSources(files_dir=str(demo_data_dir)),
             "serving_database": ServingDatabase(url=serving_url),
             "table_io_manager": ParquetIOManager(base_dir=str(storage)),
             "io_manager": FilesystemIOManager(base_dir=str(storage)),

@@ -167,12 +167,18 @@ INSERT INTO article (external_id, title, path, site) VALUES ('kept', 'A user row
 """
 SCHEMA_SNAPSHOT = """
 SELECT table_name, column_name, data_type, is_nullable, column_default
-FROM information_schema.columns WHERE table_schema = current_schema() ORDER BY table_name, column_name
+FROM information_schema.columns
+WHERE table_schema = current_schema() AND table_name IN ('article', 'model', 'recommendation', 'path')
+ORDER BY table_name, column_name
 """
-INDEX_SNAPSHOT = "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() ORDER BY 1"
+INDEX_SNAPSHOT = """
+SELECT indexname, indexdef FROM pg_indexes
+WHERE schemaname = current_schema() AND tablename IN ('article', 'model', 'recommendation', 'path') ORDER BY 1
+"""
 
 
 def test_a_database_made_by_the_old_migrations_is_used_as_it_is(postgres_url: str) -> None:
+    """The API's four tables are left exactly as they are (our own `path_attempt` is added beside)."""
     engine = connect(postgres_url)
     with engine.begin() as conn:
         conn.exec_driver_sql(OLD_MIGRATIONS)
