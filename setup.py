@@ -43,6 +43,7 @@ setup(
         "console_scripts": [
             "article-rec-generate=article_rec_assets.generator.cli:main",
             "article-rec-demo=article_rec_assets.demo:main",
+            "article-rec-evaluate=article_rec_assets.evaluate:main",
         ],
     },
 )
