@@ -39,34 +39,72 @@ def similar_articles(
     k = min(settings.per_article, len(ids) - 1)
     if k <= 0:
         return _empty()
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    unit = vectors / np.where(norms == 0, 1, norms)
     fresh = freshness(
         candidates.loc[ids, "published_at"], embeddings.as_of, settings.freshness_half_life_days
     ).astype(np.float32)
-
-    sources, targets, scores = [], [], []
-    for start in range(0, len(ids), BATCH_ROWS):
-        stop = min(start + BATCH_ROWS, len(ids))
-        cosine = unit[start:stop] @ unit.T
-        score = (np.clip(cosine, -1, 1) + 1) / 2 * fresh[None, :]
-        score[np.arange(stop - start), np.arange(start, stop)] = -1  # never the article itself
-        top = np.argpartition(-score, k - 1, axis=1)[:, :k]
-        top_scores = np.take_along_axis(score, top, axis=1)
-        order = np.argsort(-top_scores, axis=1, kind="stable")
-        sources.append(np.repeat(np.arange(start, stop), k))
-        targets.append(np.take_along_axis(top, order, axis=1).ravel())
-        scores.append(np.take_along_axis(top_scores, order, axis=1).ravel())
-    source_idx, target_idx = np.concatenate(sources), np.concatenate(targets)
+    target_idx, top_scores = top_k_similar(vectors, k, weights=fresh)
+    source_idx = np.repeat(np.arange(len(ids)), k)
+    target_idx = target_idx.ravel()
     return pd.DataFrame(
         {
             "model_type": ARTICLE_MODEL,
             "source_entity_id": pd.array(ids[source_idx], dtype="string"),
             "recommended_external_id": pd.array(ids[target_idx], dtype="string"),
-            "score": np.round(np.concatenate(scores).astype(np.float64), 6),
+            "score": np.round(top_scores.ravel().astype(np.float64), 6),
             "rank": np.tile(np.arange(1, k + 1), len(ids)),
         }
     ).astype({"model_type": "string"})
+
+
+def top_k_similar(
+    vectors: np.ndarray, k: int, weights: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each row, the k other rows with the best (cosine + 1) / 2 x weight of the candidate.
+
+    Cosines come from a matrix product of unit vectors in row batches (memory stays at a batch x
+    n block), and only the k best of each row are sorted (argpartition), not the whole row.
+    Returns (indices, scores), each rows x k, best first.
+    """
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit = vectors / np.where(norms == 0, 1, norms)
+    n = len(unit)
+    indices = np.empty((n, k), dtype=np.int64)
+    scores = np.empty((n, k), dtype=np.float32)
+    for start in range(0, n, BATCH_ROWS):
+        stop = min(start + BATCH_ROWS, n)
+        # Rank on cosine + 1 (x weight): the same order as the final score, one pass cheaper;
+        # the rescaling to [0, 1] is applied to the k kept scores only.
+        score = unit[start:stop] @ unit.T
+        if weights is not None:
+            score += 1
+            score *= weights[None, :]
+        score[np.arange(stop - start), np.arange(start, stop)] = -np.inf  # never the row itself
+        indices[start:stop], best = _row_top_k(score, k)
+        scores[start:stop] = best / 2 if weights is not None else (best + 1) / 2
+    np.clip(scores, 0, 1, out=scores)  # float error can put a cosine a hair above 1
+    return indices, scores
+
+
+def _row_top_k(score: np.ndarray, k: int, chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's k largest values and their columns, best first (ties: lower column first).
+
+    Rather than partitioning whole rows: the k-th largest of the rows' chunk maxima is a floor
+    for their k-th largest value, so only the few values at or above it are sorted.
+    """
+    rows, n = score.shape
+    maxima = np.maximum.reduceat(score, np.arange(0, n, chunk), axis=1)
+    if maxima.shape[1] < k:
+        floor = np.full(rows, -np.inf, dtype=score.dtype)
+    else:
+        floor = np.partition(maxima, maxima.shape[1] - k, axis=1)[:, maxima.shape[1] - k]
+    row, column = np.nonzero(score >= floor[:, None])
+    value = score[row, column]
+    order = np.lexsort((column, -value, row))
+    row, column, value = row[order], column[order], value[order]
+    rank = np.arange(len(row)) - np.searchsorted(row, np.arange(rows))[row]
+    keep = rank < k
+    return column[keep].reshape(rows, k), value[keep].reshape(rows, k)
 
 
 def article_popularity(interactions: pd.DataFrame, as_of: pd.Timestamp, days: int) -> pd.DataFrame:

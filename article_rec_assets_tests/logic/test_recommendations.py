@@ -11,6 +11,7 @@ from article_rec_assets.logic.recommendations import (
     popularity_recommendations,
     recommendation_problems,
     similar_articles,
+    top_k_similar,
 )
 from article_rec_assets.logic.training import ArticleEmbeddings
 from article_rec_assets.sites import RecommendationSettings
@@ -302,3 +303,21 @@ def test_no_recommendations_at_all():
         "no article recommendations",
         "no popularity recommendations",
     ]
+
+
+@pytest.mark.parametrize(("n", "k"), [(11, 10), (65, 10), (200, 10), (1000, 5), (3000, 20)])
+def test_top_k_similar_equals_a_full_sort(n: int, k: int) -> None:
+    """The chunk-maxima shortcut finds exactly what sorting every row finds."""
+    rng = np.random.default_rng(n)
+    vectors = rng.normal(size=(n, 8)).astype(np.float32)
+    weights = rng.uniform(0.1, 1.0, size=n).astype(np.float32)
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    for w in (None, weights):
+        expected = (np.clip(unit @ unit.T, -1, 1) + 1) / 2 * (1 if w is None else w[None, :])
+        np.fill_diagonal(expected, -1)
+        expected_idx = np.argsort(-expected, axis=1, kind="stable")[:, :k]
+        indices, scores = top_k_similar(vectors, k, weights=w)
+        assert indices.shape == (n, k)
+        np.testing.assert_array_equal(indices, expected_idx)
+        np.testing.assert_allclose(scores, np.take_along_axis(expected, expected_idx, axis=1), atol=1e-5)
+        assert (np.diff(scores, axis=1) <= 1e-7).all()
