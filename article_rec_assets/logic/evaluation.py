@@ -667,8 +667,15 @@ BASELINES: dict[str, Callable[[], Recommender]] = {
     "item-knn": ItemKNNCosine,
     "7-day": WindowPopularity,
 }
+def _blend() -> Recommender:
+    from article_rec_assets.logic.blend import RecencySuccessorBlend  # blend imports this module
+
+    return RecencySuccessorBlend()
+
+
 MODELS: dict[str, Callable[[], Recommender]] = {
     **BASELINES,
+    "blend": _blend,
     "als": _project_als,
     "als-readers": lambda: EmbeddingRecommender(ALSEmbedder("reader"), name="ALS (reader x article)"),
     "als-sessions": lambda: EmbeddingRecommender(ALSEmbedder("session"), name="ALS (session x article)"),
