@@ -152,7 +152,7 @@ class ParsedEvents:
 # Bytes to lines
 
 
-def gunzip_prefix(data: bytes) -> tuple[bytes, bool]:
+def gunzip_prefix(data: bytes) -> tuple[bytes | bytearray, bool]:
     """Decompress gzip members for as long as the stream is intact.
 
     Returns (what decompressed, whether the whole stream was intact). A truncated or corrupt
@@ -185,7 +185,7 @@ def gunzip_prefix(data: bytes) -> tuple[bytes, bool]:
     return out, True
 
 
-def decompress(data: bytes) -> tuple[bytes, bool]:
+def decompress(data: bytes) -> tuple[bytes | bytearray, bool]:
     """The object's text (gunzipped when it is gzip) and whether it was intact."""
     if data[:2] != b"\x1f\x8b":
         return data, True
@@ -195,16 +195,8 @@ def decompress(data: bytes) -> tuple[bytes, bool]:
         return gunzip_prefix(data)
 
 
-def split_lines(data: bytes) -> tuple[list[bytes], bool]:
-    """The object's lines and whether it was intact.
-
-    Of a damaged gzip stream only the complete lines before the damage are returned.
-    """
-    text, intact = decompress(data)
-    return _complete_lines(text, intact), intact
-
-
-def _complete_lines(text: bytes, intact: bool) -> list[bytes]:
+def complete_lines(text: bytes, intact: bool) -> list[bytes]:
+    """The lines of an object's text; of a damaged stream only those complete before the damage."""
     if intact:
         return text.splitlines()
     complete, _, _ = text.rpartition(b"\n")
@@ -340,7 +332,7 @@ def _parse_object(key: str, data: bytes) -> _ParsedObject:
         if table is not None and table.num_rows == count:
             numbers = np.arange(1, count + 1, dtype=np.int64)
             return _ParsedObject([table], [numbers], [], count, text)
-    lines = _complete_lines(text, intact)
+    lines = complete_lines(text, intact)
     del text  # the lines hold it now
     rejects: list[tuple] = []
     json_numbers: list[int] = []

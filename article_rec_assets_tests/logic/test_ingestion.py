@@ -17,10 +17,11 @@ from article_rec_assets.logic.ingestion import (
     PARSED_COLUMNS,
     ParsedEvents,
     clean_window,
+    complete_lines,
+    decompress,
     gunzip_prefix,
     normalize_pages,
     parse_objects,
-    split_lines,
 )
 from article_rec_assets.logic.sessions import sessionize
 from article_rec_assets.sites import SiteConfig, load_sites
@@ -762,20 +763,21 @@ def test_gzip_objects_are_decompressed_and_counted_separately():
     ]
 
 
-def test_gunzip_prefix_and_split_lines():
+def test_gunzip_prefix_decompress_and_complete_lines():
     payload = b"line one\nline two\nline three\n"
+    lines = [b"line one", b"line two", b"line three"]
     assert gunzip_prefix(gzip.compress(payload)) == (payload, True)
     text, intact = gunzip_prefix(_gzip_cut_after(payload + b"partial"))
     assert (text, intact) == (payload + b"partial", False)
-    assert split_lines(payload) == ([b"line one", b"line two", b"line three"], True)
-    assert split_lines(gzip.compress(payload)) == ([b"line one", b"line two", b"line three"], True)
+    assert decompress(payload) == (payload, True)
+    assert complete_lines(*decompress(payload)) == lines
+    assert complete_lines(*decompress(gzip.compress(payload))) == lines
     # Of a damaged stream only the complete lines: "partial" is dropped.
-    assert split_lines(_gzip_cut_after(payload + b"partial")) == (
-        [b"line one", b"line two", b"line three"],
-        False,
-    )
-    assert split_lines(gzip.compress(payload)[:5]) == ([], False)
-    assert split_lines(b"") == ([], True)
+    assert decompress(_gzip_cut_after(payload + b"partial"))[1] is False
+    assert complete_lines(*decompress(_gzip_cut_after(payload + b"partial"))) == lines
+    assert decompress(gzip.compress(payload)[:5]) == (b"", False)
+    assert complete_lines(*decompress(gzip.compress(payload)[:5])) == []
+    assert complete_lines(*decompress(b"")) == []
 
 
 def test_truncated_gzip_keeps_complete_lines_before_the_damage():
