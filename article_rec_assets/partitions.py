@@ -41,15 +41,17 @@ site_window_partitions = MultiPartitionsDefinition(
 )
 
 
-def trailing_windows(days: int) -> MultiPartitionMapping:
-    """The same site's windows over the last `days` days, the partition's own window included."""
+def trailing_windows(days: int, extra_windows: int = 0) -> MultiPartitionMapping:
+    """The same site's windows over the last `days` days (and `extra_windows` more before them),
+    the partition's own window included."""
     with warnings.catch_warnings():  # MultiPartitionMapping is marked beta; it is what fits here
         warnings.simplefilter("ignore", BetaWarning)
         return MultiPartitionMapping(
             {
                 "site": DimensionPartitionMapping("site", IdentityPartitionMapping()),
                 "window": DimensionPartitionMapping(
-                    "window", TimeWindowPartitionMapping(start_offset=-(days * WINDOWS_PER_DAY - 1))
+                    "window",
+                    TimeWindowPartitionMapping(start_offset=-(days * WINDOWS_PER_DAY - 1 + extra_windows)),
                 ),
             }
         )

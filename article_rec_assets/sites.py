@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -63,6 +64,10 @@ class ArticleSettings(_Settings):
 
 class TrainingSettings(_Settings):
     training_days: int = Field(28, gt=0)
+    # What a reader's interest in an article is measured by: reading seconds (Snowplow page
+    # pings), or plain page views for sources without dwell time (the dwell bounds and the
+    # per-reader seconds minimum then do not apply).
+    signal: Literal["dwell_seconds", "page_views"] = "dwell_seconds"
     min_dwell_seconds: float = 30
     max_dwell_seconds: float = 600
     # "more than" thresholds, as the old job applied them.
@@ -79,6 +84,36 @@ class ModelSettings(_Settings):
     regularization: float = 0.05
     alpha: float = 1.0
     random_state: int = 42
+    # The article model (logic/article_model.py): the recency successor blend over the last
+    # `session_days` of reading sessions; `blend` overrides RecencySuccessorBlend's defaults.
+    session_days: float = Field(7, gt=0)
+    blend: dict[str, int | float] = Field(default_factory=dict)
+    # Weight of the ALS neighbours (cosine rescaled to [0, 1]) added to the blend; 0 = not used.
+    als_weight: float = Field(0.0, ge=0)
+
+    @field_validator("blend")
+    @classmethod
+    def _known_blend_settings(cls, value: dict[str, int | float]) -> dict[str, int | float]:
+        import inspect
+
+        from article_rec_assets.logic.blend import RecencySuccessorBlend
+
+        known = set(inspect.signature(RecencySuccessorBlend).parameters)
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown blend settings {unknown}; known: {sorted(known)}")
+        RecencySuccessorBlend(**value)  # its own checks (positive decay times, ...)
+        return value
+
+
+class EvaluationSettings(_Settings):
+    """The per-window backtest that must approve a model before it is published."""
+
+    metric: Literal["HR@10", "MRR@10", "NDCG@10"] = "HR@10"
+    # Fewer test pairs than this in a window: the backtest reports but does not judge.
+    min_pairs: int = Field(200, ge=0)
+    # Block a model that scores more than this share below the model currently published.
+    max_drop_vs_published: float = Field(0.05, ge=0, le=1)
 
 
 class RecommendationSettings(_Settings):
@@ -111,6 +146,7 @@ class SiteConfig(_Settings):
     training: TrainingSettings = TrainingSettings()
     model: ModelSettings = ModelSettings()
     recommendations: RecommendationSettings = RecommendationSettings()
+    evaluation: EvaluationSettings = EvaluationSettings()
     demo: DemoSettings | None = None
 
     @property

@@ -14,6 +14,7 @@ EXPECTED_GROUPS = {
     "trained_model": "training",
     "article_popularity": "recommendations",
     "article_recommendations": "recommendations",
+    "recommendation_backtest": "recommendations",
     "published_recommendations": "publishing",
 }
 
@@ -39,25 +40,31 @@ def test_lineage_runs_from_raw_events_to_the_serving_database() -> None:
     assert parents("raw_events") == set() and parents("quarantined_event_lines") == set()
     assert parents("sessionized_interactions") == {"raw_events"}
     assert parents("interaction_matrix") == {"sessionized_interactions", "article_catalogue"}
-    assert parents("trained_model") == {"interaction_matrix"}
+    assert parents("trained_model") == {"interaction_matrix", "sessionized_interactions", "article_catalogue"}
     assert parents("article_recommendations") == {"trained_model", "article_popularity", "article_catalogue"}
-    assert parents("published_recommendations") == {"article_recommendations", "article_catalogue"}
+    assert parents("recommendation_backtest") == {"sessionized_interactions", "article_catalogue"}
+    assert parents("published_recommendations") == {
+        "article_recommendations",
+        "article_catalogue",
+        "recommendation_backtest",
+    }
 
 
 def test_blocking_checks_guard_publishing() -> None:
     graph = defs.resolve_asset_graph()
     assert [k.name for k in graph.get(AssetKey("article_recommendations")).check_keys] == ["publishable"]
+    assert [k.name for k in graph.get(AssetKey("recommendation_backtest")).check_keys] == ["approved"]
     assert sorted(k.name for k in graph.get(AssetKey("raw_events")).check_keys) == [
         "malformed_share_below_block_threshold",
         "malformed_share_below_warn_threshold",
     ]
     blocking = {
         spec.name
-        for key in ("article_recommendations", "raw_events")
+        for key in ("article_recommendations", "recommendation_backtest", "raw_events")
         for spec in defs.resolve_assets_def(AssetKey(key)).check_specs
         if spec.blocking
     }
-    assert blocking == {"publishable", "malformed_share_below_block_threshold"}
+    assert blocking == {"publishable", "approved", "malformed_share_below_block_threshold"}
 
 
 def test_embedded_default_without_environment(monkeypatch, tmp_path) -> None:

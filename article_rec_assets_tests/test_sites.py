@@ -59,3 +59,21 @@ def test_a_new_site_file_becomes_a_partition_without_code_changes(tmp_path: Path
         check=True,
     ).stdout.strip()
     assert out == "demo-city-paper,demo-tribune,new-gazette"
+
+
+def test_blend_settings_are_checked_against_the_model(tmp_path: Path) -> None:
+    """`model.blend` overrides the article model's defaults: a misspelt name or a bad value is an
+    error when the site loads, not a crash in a run two hours later."""
+    site = yaml.safe_load((PACKAGED_SITES_DIR / "demo-tribune.yaml").read_text())
+    site["model"]["blend"] = {"short_tau_hours": 2, "max_distance": 3}
+    (tmp_path / "demo-tribune.yaml").write_text(yaml.safe_dump(site))
+    loaded = load_sites(tmp_path)["demo-tribune"].model.blend
+    assert loaded == {"short_tau_hours": 2, "max_distance": 3} and isinstance(loaded["max_distance"], int)
+    for bad, message in (
+        ({"short_tau_hour": 2}, "unknown blend settings"),
+        ({"knn_tau_hours": 0}, "positive"),
+    ):
+        site["model"]["blend"] = bad
+        (tmp_path / "demo-tribune.yaml").write_text(yaml.safe_dump(site))
+        with pytest.raises(ValueError, match=message):
+            load_sites(tmp_path)

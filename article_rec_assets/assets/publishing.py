@@ -12,6 +12,8 @@ from article_rec_assets.resources import ServingDatabase
 @asset(
     partitions_def=site_window_partitions,
     group_name="publishing",
+    # Only after the backtest approved the model (its blocking check `approved`).
+    deps=["recommendation_backtest"],
     code_version="1",
     kinds={"postgres"},
 )
@@ -23,7 +25,7 @@ def published_recommendations(
 ) -> MaterializeResult:
     """The window's models written `pending`, then made `current` in one transaction per model
     type; the previous `current` model turns `stale`, and old stale models are deleted."""
-    site, _, _ = partition_site_and_window(context)
+    site, _, end = partition_site_and_window(context)
     engine = serving_database.engine()
     try:
         result = publish_recommendations(
@@ -32,6 +34,7 @@ def published_recommendations(
             article_recommendations,
             article_catalogue,
             keep_stale=serving_database.keep_stale_models,
+            trained_until=end,  # the backtest of a later window compares with it
         )
     finally:
         engine.dispose()

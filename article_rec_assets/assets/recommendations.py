@@ -1,4 +1,5 @@
-"""Recommendations: similar articles per article, and the popularity fallback."""
+"""Recommendations: the article model's lists, the popularity fallback, and the backtest that must
+approve them before they are published."""
 
 import pandas as pd
 from dagster import (
@@ -13,17 +14,28 @@ from dagster import (
 )
 
 from article_rec_assets.assets import concat_partitions, partition_site_and_window, preview
+from article_rec_assets.assets.training import SESSION_DAYS
+from article_rec_assets.logic.article_model import (
+    METRICS,
+    MODEL_NAME,
+    ArticleModel,
+    article_model_recommendations,
+    backtest,
+    candidate_mask,
+    site_click_log,
+)
+from article_rec_assets.logic.evaluation import markdown_table
+from article_rec_assets.logic.publishing import current_model
 from article_rec_assets.logic.recommendations import (
     article_popularity as compute_popularity,
 )
 from article_rec_assets.logic.recommendations import (
     popularity_recommendations,
     recommendation_problems,
-    similar_articles,
 )
 from article_rec_assets.logic.sessions import empty_interactions
-from article_rec_assets.logic.training import ArticleEmbeddings
 from article_rec_assets.partitions import SITES, site_window_partitions, trailing_windows
+from article_rec_assets.resources import ServingDatabase
 from article_rec_assets.schemas import ArticlePopularityType, ArticleRecommendationsType
 
 POPULARITY_DAYS = max(site.recommendations.popularity_days for site in SITES.values())
@@ -74,21 +86,21 @@ def article_popularity(
             "article recommendable. A failure stops publishing; the published model keeps serving.",
         )
     ],
-    code_version="1",
+    code_version="2",
     kinds={"numpy"},
 )
 def article_recommendations(
     context: AssetExecutionContext,
-    trained_model: ArticleEmbeddings,
+    trained_model: ArticleModel,
     article_popularity: pd.DataFrame,
     article_catalogue: pd.DataFrame,
 ):
-    """Top-k similar articles per article (rescaled cosine x freshness) and the popularity list."""
+    """The article model's top-k per article (scores scaled into [0, 1]) and the popularity list."""
     site, _, end = partition_site_and_window(context)
     settings = site.recommendations
     recs = pd.concat(
         [
-            similar_articles(trained_model, article_catalogue, settings),
+            article_model_recommendations(trained_model, settings.per_article),
             popularity_recommendations(article_popularity, article_catalogue, end, settings),
         ],
         ignore_index=True,
@@ -121,4 +133,100 @@ def article_recommendations(
         severity=AssetCheckSeverity.ERROR,
         description="; ".join(problems) if problems else "ready to publish",
         metadata={"problems": MetadataValue.json(problems), "rows": len(recs)},
+    )
+
+
+@asset(
+    partitions_def=site_window_partitions,
+    group_name="recommendations",
+    io_manager_key="table_io_manager",
+    ins={
+        "sessionized_interactions": AssetIn(
+            # The window itself, and the model's training days before its start.
+            partition_mapping=trailing_windows(SESSION_DAYS, extra_windows=1),
+            metadata={"allow_missing_partitions": True},
+        )
+    },
+    check_specs=[
+        AssetCheckSpec(
+            "approved",
+            asset="recommendation_backtest",
+            blocking=True,
+            description="The model, trained on the reading before this window, scores at least as "
+            "well as last-hour popularity on the window's reading pairs, and not more than the site's "
+            "margin below the model currently published. A failure stops publishing; the published "
+            "model keeps serving.",
+        )
+    ],
+    code_version="1",
+    kinds={"pandas"},
+)
+def recommendation_backtest(
+    context: AssetExecutionContext,
+    serving_database: ServingDatabase,
+    sessionized_interactions: dict[str, pd.DataFrame],
+    article_catalogue: pd.DataFrame,
+):
+    """The article model trained on the reading up to the start of this window, asked for the
+    next article of every reading pair (a -> b) inside it; the same for last-hour popularity,
+    successor counts and the lists published now. HR@10, MRR@10, NDCG@10, coverage and fallback
+    share per recommender (plotted over time in the asset's metadata)."""
+    site, start, end = partition_site_and_window(context)
+    interactions = concat_partitions(sessionized_interactions, empty_interactions())
+    log = site_click_log(interactions, article_catalogue)
+    engine = serving_database.engine()
+    try:
+        current = current_model(engine, site.name, "article")
+    finally:
+        engine.dispose()
+    # Compare with the published model only if it had not seen this window (a rerun or a
+    # backfill of an older window finds a model trained on later data).
+    published, published_note = None, "none published"
+    if current is not None:
+        if current.trained_until is not None and current.trained_until <= start:
+            published = current.rows
+            published_note = f"model {current.model_id}, trained until {current.trained_until:%Y-%m-%d %H:%M}"
+        else:
+            until = f"{current.trained_until:%Y-%m-%d %H:%M}" if current.trained_until else "an unknown time"
+            published_note = (
+                f"model {current.model_id} not compared: trained until {until}, after this window began"
+            )
+    result = backtest(
+        log,
+        candidate_mask(log, article_catalogue, start),
+        start,
+        end,
+        site.model,
+        site.evaluation,
+        published=published,
+    )
+    metrics = result.metrics
+    numbers = {}
+    for row in metrics.to_dict("records"):
+        label = "model" if row["recommender"] == MODEL_NAME else row["recommender"]
+        for metric in METRICS:
+            numbers[f"{metric} {label}"] = round(float(row[metric]), 4)
+    yield Output(
+        metrics,
+        metadata={
+            "pairs": int(metrics["pairs"].iloc[0]) if len(metrics) else 0,
+            "training_clicks": result.train_clicks,
+            "published_model": published_note,
+            **numbers,
+            "backtest_seconds": round(result.seconds, 3),
+            "metrics": MetadataValue.md(markdown_table(metrics.assign(day=""))),
+            "verdict": result.reason,
+        },
+    )
+    yield AssetCheckResult(
+        check_name="approved",
+        passed=result.passed,
+        severity=AssetCheckSeverity.ERROR,
+        description=result.reason,
+        metadata={
+            "metric": site.evaluation.metric,
+            "min_pairs": site.evaluation.min_pairs,
+            "max_drop_vs_published": site.evaluation.max_drop_vs_published,
+            "published_model": published_note,
+        },
     )

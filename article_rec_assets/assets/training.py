@@ -1,17 +1,27 @@
 """Training: the interaction matrix over the trailing training window, and the model fitted on it."""
 
+import math
+
 import pandas as pd
 from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output, asset
 
 from article_rec_assets.assets import concat_partitions, partition_site_and_window
+from article_rec_assets.logic.article_model import (
+    ArticleModel,
+    candidate_mask,
+    fit_article_model,
+    site_click_log,
+)
+from article_rec_assets.logic.evaluation import training_clicks
 from article_rec_assets.logic.interaction_matrix import InteractionMatrix, build_interaction_matrix
 from article_rec_assets.logic.sessions import empty_interactions
-from article_rec_assets.logic.training import ArticleEmbeddings, train_article_embeddings
+from article_rec_assets.logic.training import NotEnoughData, train_article_embeddings
 from article_rec_assets.partitions import SITES, site_window_partitions, trailing_windows
 
-# The mapping is fixed when definitions load, so it spans the longest training window of any
-# site; each site's own `training_days` then trims what it reads.
+# Mappings are fixed when definitions load, so each spans the longest window of any site; each
+# site's own `training_days` / `session_days` then trims what it reads.
 TRAINING_DAYS = max(site.training.training_days for site in SITES.values())
+SESSION_DAYS = math.ceil(max(site.model.session_days for site in SITES.values()))
 
 
 @asset(
@@ -56,22 +66,45 @@ def interaction_matrix(
 @asset(
     partitions_def=site_window_partitions,
     group_name="training",
-    code_version="1",
-    kinds={"python"},
+    ins={
+        "sessionized_interactions": AssetIn(
+            partition_mapping=trailing_windows(SESSION_DAYS),
+            metadata={"allow_missing_partitions": True},
+        )
+    },
+    code_version="2",
+    kinds={"python", "scipy"},
 )
 def trained_model(
-    context: AssetExecutionContext, interaction_matrix: InteractionMatrix
-) -> Output[ArticleEmbeddings]:
-    """Article embeddings from implicit's alternating least squares on the interaction matrix."""
-    site, _, _ = partition_site_and_window(context)
-    embeddings = train_article_embeddings(interaction_matrix, site.model)
+    context: AssetExecutionContext,
+    interaction_matrix: InteractionMatrix,
+    sessionized_interactions: dict[str, pd.DataFrame],
+    article_catalogue: pd.DataFrame,
+) -> Output[ArticleModel]:
+    """The article model as of the window's end: the recency successor blend over the last days of
+    reading sessions (what readers open next, recent sessions counting most, plus what is read
+    right now), joined by ALS neighbours from the interaction matrix when the site gives them a
+    weight. The same code the offline evaluation and the backtest run."""
+    site, _, end = partition_site_and_window(context)
+    embeddings, als_note = None, "off (als_weight 0)"
+    if site.model.als_weight > 0:
+        try:
+            embeddings = train_article_embeddings(interaction_matrix, site.model)
+            als_note = f"{len(embeddings.article_ids)} articles, {embeddings.stats['fit_seconds']} s"
+        except NotEnoughData as exc:
+            als_note = f"skipped: {exc}"
+    interactions = concat_partitions(sessionized_interactions, empty_interactions())
+    log = site_click_log(interactions, article_catalogue)
+    train = training_clicks(
+        log, end, site.model.session_days, candidates=candidate_mask(log, article_catalogue, end)
+    )
+    model = fit_article_model(train, site.model, embeddings)
     return Output(
-        embeddings,
+        model,
         metadata={
-            "articles": len(embeddings.article_ids),
-            "factors": site.model.factors,
-            "iterations": site.model.iterations,
-            "regularization": site.model.regularization,
-            "fit_seconds": embeddings.stats["fit_seconds"],
+            "windows_read": len(sessionized_interactions),
+            **{name: value for name, value in model.stats.items()},
+            "als": als_note,
+            "settings": MetadataValue.json(site.model.model_dump()),
         },
     )

@@ -2,24 +2,42 @@
 
 For a source article a, each candidate b is scored
 
-    score(a, b) = F_short(a, b) + long_weight * F_long(a, b)
-                  + backward_weight * (B_short(a, b) + long_weight * B_long(a, b))
-                  + prior_weight * recent_share(b)
+    score(a, b) = cat(b) * fresh(b) * (T(a, b) + knn_weight * cos_K(a, b))
+                  + prior_weight * recent_share(b)                      [b among the prior_top]
 
-where F_tau(a, b) sums, over the training sessions in which b immediately followed a, the weight
-exp(-age / tau) with age the hours from b's click to t0 (recent transitions count more), and
-B_tau(a, b) is the same for a immediately following b. recent_share(b) is b's share of the clicks in
-the last `prior_minutes` before t0; it is added for the `prior_top` most clicked of those articles
-only, so that brand-new articles with few reads but recent clicks are always candidates and sources
-with little evidence of their own lean on what is read now (a Dirichlet-style prior: its pull
-shrinks as a source's own weighted counts grow). Ties are broken by `train.tie_rank`.
+    T(a, b) = sum over d = 1 .. max_distance of distance_decay ** (d - 1)
+              * (F_d(a, b) + backward_weight * F_d(b, a))
+
+where F_d(a, b) sums, over the training sessions in which b was clicked d clicks after a (d = 1: b
+immediately followed a), the weight exp(-age / short_tau_hours) + long_weight * exp(-age /
+long_tau_hours), with age the hours from b's click to t0 (recent transitions count more). F_d(b, a)
+is the same for a clicked d clicks after b (backward neighbours); pairs of an article with itself
+are dropped.
+
+cos_K(a, b) is item-item co-visitation from the `implicit` library (`ItemItemRecommender`): the
+cosine between the articles' columns of a sessions x articles matrix whose entries are
+exp(-age / knn_tau_hours) per click (age from the click to t0), kept for the `knn_neighbours` most
+similar articles of each a (cos_K(a, a) = 0).
+
+fresh(b) = 1 + freshness_weight * exp(-max(0, hours from b's publish time to t0) / freshness_tau_hours)
+(1 when the publish time is unknown): recently published articles are boosted.
+
+cat(b) is 1 for articles of the training catalogue (`train.in_catalogue()`) and 0 otherwise, so only
+catalogue articles ever score above 0 (also through the prior).
+
+recent_share(b) is b's share of the clicks on catalogue articles in the last `prior_minutes` before
+t0; it is added for the `prior_top` articles of largest share only, so that brand-new articles with
+recent clicks are always candidates and sources with little evidence of their own lean on what is
+read now. Ties are broken by `train.tie_rank`.
 """
 
 from __future__ import annotations
 
+import implicit.nearest_neighbours  # imported before any BLAS thread limit is set (see `_covisitation`)
 import numpy as np
 import pandas as pd
 from scipy import sparse
+from threadpoolctl import threadpool_limits
 
 from article_rec_assets.logic.evaluation import (
     MS_PER_HOUR,
@@ -30,56 +48,135 @@ from article_rec_assets.logic.evaluation import (
 
 
 class RecencySuccessorBlend(Recommender):
-    """Blend of exponentially decayed immediate-successor counts (two half-lives, both directions)
-    and a last-30-minutes popularity prior. See the module docstring for the score."""
+    """Exponentially decayed successor counts (two decay times, both directions, distances 1 and 2)
+    plus implicit's recency-weighted item-item cosine, boosted for fresh articles, plus a
+    last-15-minutes popularity prior. See the module docstring for the score."""
 
     name = "recency successor blend"
 
     def __init__(
         self,
+        *,
         short_tau_hours: float = 0.5,
         long_tau_hours: float = 3.0,
         long_weight: float = 0.3,
         backward_weight: float = 0.3,
+        max_distance: int = 2,
+        distance_decay: float = 0.25,
+        knn_weight: float = 1.0,
+        knn_tau_hours: float = 24.0,
+        knn_neighbours: int = 20,
+        freshness_weight: float = 3.0,
+        freshness_tau_hours: float = 3.0,
         prior_weight: float = 10.0,
-        prior_minutes: float = 30.0,
+        prior_minutes: float = 15.0,
         prior_top: int = 100,
+        reference_clicks_per_hour: float = 4000.0,
+        max_time_scale: float = 24.0,
     ):
-        if short_tau_hours <= 0 or long_tau_hours <= 0:
+        if min(short_tau_hours, long_tau_hours, knn_tau_hours, freshness_tau_hours) <= 0:
             raise ValueError("decay times must be positive")
+        if reference_clicks_per_hour <= 0 or max_time_scale < 1:
+            raise ValueError("reference_clicks_per_hour must be positive and max_time_scale at least 1")
+        if max_distance < 1 or knn_neighbours < 1:
+            raise ValueError("max_distance and knn_neighbours must be at least 1")
         self.short_tau_hours = short_tau_hours
         self.long_tau_hours = long_tau_hours
         self.long_weight = long_weight
         self.backward_weight = backward_weight
+        self.max_distance = max_distance
+        self.distance_decay = distance_decay
+        self.knn_weight = knn_weight
+        self.knn_tau_hours = knn_tau_hours
+        self.knn_neighbours = knn_neighbours
+        self.freshness_weight = freshness_weight
+        self.freshness_tau_hours = freshness_tau_hours
         self.prior_weight = prior_weight
         self.prior_minutes = prior_minutes
         self.prior_top = prior_top
+        self.reference_clicks_per_hour = reference_clicks_per_hour
+        self.max_time_scale = max_time_scale
+        self.time_scale = 1.0
 
     def fit(self, train: TrainingClicks, t0: pd.Timestamp) -> None:
         n = train.n_articles
         end = pd.Timestamp(t0).value // 1_000_000  # epoch ms (UTC)
-        same = train.session[1:] == train.session[:-1]
-        source, target = train.article[:-1][same], train.article[1:][same]
-        age_hours = (end - train.timestamp[1:][same]) / MS_PER_HOUR
-        keep = source != target
-        source, target, age_hours = source[keep], target[keep], age_hours[keep]
-        weight = np.exp(-age_hours / self.short_tau_hours) + self.long_weight * np.exp(
-            -age_hours / self.long_tau_hours
+        candidate = train.in_catalogue()
+        # Reading-time constants are set for a busy site; a quieter one needs longer memories to
+        # see as many reading events, so they stretch with the last day's traffic.
+        clicks_per_hour = np.count_nonzero(train.timestamp >= end - 24 * MS_PER_HOUR) / 24
+        self.time_scale = float(
+            np.clip(self.reference_clicks_per_hour / max(clicks_per_hour, 1e-9), 1.0, self.max_time_scale)
         )
-        forward = sparse.csr_matrix((weight, (source, target)), shape=(n, n))
-        backward = sparse.csr_matrix((weight, (target, source)), shape=(n, n))
-        self.scores = (forward + self.backward_weight * backward).tocsr()
-        self.scores.sum_duplicates()
+        short_tau = self.short_tau_hours * self.time_scale
+        long_tau = self.long_tau_hours * self.time_scale
 
-        recent = train.timestamp >= end - round(self.prior_minutes * 60_000)
-        clicks = np.bincount(train.article[recent], minlength=n).astype(np.float64)
+        sources, targets, weights = [], [], []
+        for d in range(1, self.max_distance + 1):
+            same = train.session[d:] == train.session[:-d]
+            source, target = train.article[:-d][same], train.article[d:][same]
+            age_hours = (end - train.timestamp[d:][same]) / MS_PER_HOUR
+            keep = source != target
+            source, target, age_hours = source[keep], target[keep], age_hours[keep]
+            weight = np.exp(-age_hours / short_tau) + self.long_weight * np.exp(-age_hours / long_tau)
+            weight *= self.distance_decay ** (d - 1)
+            sources += [source, target]
+            targets += [target, source]
+            weights += [weight, self.backward_weight * weight]
+        scores = sparse.csr_matrix(
+            (np.concatenate(weights), (np.concatenate(sources), np.concatenate(targets))), shape=(n, n)
+        )
+        if self.knn_weight > 0:
+            scores = scores + self.knn_weight * self._covisitation(train, end)
+
+        age_published = np.clip((end - train.published_ms) / MS_PER_HOUR, 0, None)
+        fresh = np.exp(-age_published / self.freshness_tau_hours)
+        fresh = np.where(np.isnan(fresh), 0.0, fresh)  # unknown publish time: no boost
+        self.column_weight = np.where(candidate, 1.0 + self.freshness_weight * fresh, 0.0)
+        self.scores = (scores @ sparse.diags(self.column_weight)).tocsr()
+        self.scores.sum_duplicates()
+        self.scores.eliminate_zeros()
+
+        recent = train.timestamp >= end - round(self.prior_minutes * self.time_scale * 60_000)
+        clicks = np.bincount(train.article[recent], minlength=n).astype(np.float64) * candidate
         share = clicks / max(clicks.sum(), 1.0)
         top = np.lexsort((train.tie_rank, -share))[: self.prior_top]
         self.prior_articles = top[share[top] > 0]
         self.prior_values = self.prior_weight * share[self.prior_articles]
         self.tiebreak = train.tie_rank
 
-    def recommend(self, source_ids: np.ndarray, k: int) -> np.ndarray:
+    def _covisitation(self, train: TrainingClicks, end: int) -> sparse.csr_matrix:
+        """implicit's item-item cosine on recency-weighted sessions x articles: each article's
+        `knn_neighbours` nearest others (articles x articles, sparse)."""
+        n = train.n_articles
+        if len(train) == 0:
+            return sparse.csr_matrix((n, n))
+        # Sessions are sorted, so a running count of session changes numbers them 0, 1, ...
+        rows = np.concatenate([[0], np.cumsum(train.session[1:] != train.session[:-1])])
+        weight = np.exp(-(end - train.timestamp) / MS_PER_HOUR / (self.knn_tau_hours * self.time_scale))
+        visits = sparse.csr_matrix((weight, (rows, train.article)), shape=(int(rows[-1]) + 1, n))
+        visits.sum_duplicates()
+        norms = np.sqrt(np.asarray(visits.multiply(visits).sum(axis=0)).ravel())
+        unit = (visits @ sparse.diags(1.0 / np.where(norms > 0, norms, 1.0))).tocsr()
+        with threadpool_limits(1, "blas"):
+            knn = implicit.nearest_neighbours.ItemItemRecommender(K=self.knn_neighbours + 1, num_threads=1)
+            knn.fit(unit, show_progress=False)
+        similarity = knn.similarity.tocoo()
+        off_diagonal = similarity.row != similarity.col
+        return sparse.csr_matrix(
+            (
+                similarity.data[off_diagonal].astype(np.float64),
+                (similarity.row[off_diagonal], similarity.col[off_diagonal]),
+            ),
+            shape=(n, n),
+        )
+
+    def score_rows(self, source_ids: np.ndarray) -> sparse.csr_matrix:
+        """Blend scores, one row per source, one column per article code (0 = not a candidate).
+
+        Only catalogue articles (`train.in_catalogue()`) score above 0; the source's own column may.
+        The offline evaluation ranks these rows with `recommend`, the pipeline turns them into
+        published scores (`logic.article_model`)."""
         source_ids = np.asarray(source_ids, dtype=np.int64)
         rows = self.scores[source_ids]
         m = len(self.prior_articles)
@@ -92,4 +189,8 @@ class RecencySuccessorBlend(Recommender):
                 shape=rows.shape,
             )
             rows = rows + prior
-        return top_k_sparse(rows.tocsr(), source_ids, k, self.tiebreak)
+        return rows.tocsr()
+
+    def recommend(self, source_ids: np.ndarray, k: int) -> np.ndarray:
+        source_ids = np.asarray(source_ids, dtype=np.int64)
+        return top_k_sparse(self.score_rows(source_ids), source_ids, k, self.tiebreak)

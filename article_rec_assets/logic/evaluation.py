@@ -233,9 +233,11 @@ class TrainingClicks:
     """The clicks a recommender may learn from at t0: timestamp in [t0 - train_days, t0).
 
     Arrays are sorted by session then time. `catalogue` holds the article codes clicked in the
-    window (the only articles a list may hold). `fallback_order` is the catalogue by last-hour
-    clicks, then window clicks, then ascending code; `fallback_rank[code]` an article's position in
-    it (n_articles for articles outside the catalogue). Recommenders break ties of their own scores
+    window (the only articles a list may hold), or only those of them that `candidates` (a boolean
+    per article code) allows: the pipeline passes the site's recommendable articles.
+    `fallback_order` is the catalogue by last-hour clicks, then window clicks, then ascending code;
+    `fallback_rank[code]` an article's position in it (n_articles for articles outside the
+    catalogue). Recommenders break ties of their own scores
     by ascending `tie_rank[code]`: the fallback rank with ties="popularity", the article code (so
     the original id order) with ties="id".
     """
@@ -249,6 +251,7 @@ class TrainingClicks:
     article_ids: np.ndarray
     published_ms: np.ndarray
     ties: str = "popularity"
+    candidates: np.ndarray | None = None
     catalogue: np.ndarray = field(init=False)
     window_clicks: np.ndarray = field(init=False)
     last_hour_clicks: np.ndarray = field(init=False)
@@ -261,7 +264,10 @@ class TrainingClicks:
         self.window_clicks = np.bincount(self.article, minlength=n)
         recent = self.timestamp >= _ms(self.t0) - MS_PER_HOUR
         self.last_hour_clicks = np.bincount(self.article[recent], minlength=n)
-        self.catalogue = np.flatnonzero(self.window_clicks)
+        allowed = self.window_clicks > 0
+        if self.candidates is not None:
+            allowed &= np.asarray(self.candidates, dtype=bool)
+        self.catalogue = np.flatnonzero(allowed)
         order = np.lexsort(
             (
                 self.catalogue,
@@ -283,7 +289,9 @@ class TrainingClicks:
         return len(self.article)
 
     def in_catalogue(self) -> np.ndarray:
-        return self.window_clicks > 0
+        mask = np.zeros(self.n_articles, dtype=bool)
+        mask[self.catalogue] = True
+        return mask
 
     def session_matrix(self) -> sparse.csr_matrix:
         """Binary sessions x articles (rows: every session code up to the largest in the window)."""
@@ -303,7 +311,11 @@ class TrainingClicks:
 
 
 def training_clicks(
-    log: ClickLog, t0: pd.Timestamp, train_days: float = 7, ties: str = "popularity"
+    log: ClickLog,
+    t0: pd.Timestamp,
+    train_days: float = 7,
+    ties: str = "popularity",
+    candidates: np.ndarray | None = None,
 ) -> TrainingClicks:
     end = _ms(t0)
     start = end - round(train_days * MS_PER_DAY)
@@ -318,6 +330,7 @@ def training_clicks(
         article_ids=log.article_ids,
         published_ms=log.published_ms,
         ties=ties,
+        candidates=candidates,
     )
 
 
@@ -332,9 +345,12 @@ def fold_pairs(pairs: Pairs, t0: pd.Timestamp, step_hours: float = 2) -> Pairs:
 # Ranking helpers
 
 
-def top_k_sparse(scores: sparse.spmatrix, sources: np.ndarray, k: int, tiebreak: np.ndarray) -> np.ndarray:
+def top_k_sparse(
+    scores: sparse.spmatrix, sources: np.ndarray, k: int, tiebreak: np.ndarray, with_scores: bool = False
+):
     """Per row i, the columns of the k largest positive scores other than `sources[i]`, ties by
-    ascending `tiebreak[column]`; NO_ARTICLE pads rows with fewer than k."""
+    ascending `tiebreak[column]`; NO_ARTICLE pads rows with fewer than k. With `with_scores`,
+    also the (n, k) scores (0 in padded slots)."""
     n = scores.shape[0]
     coo = sparse.coo_matrix(scores)
     rows, cols, values = coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data
@@ -344,12 +360,16 @@ def top_k_sparse(scores: sparse.spmatrix, sources: np.ndarray, k: int, tiebreak:
         # Only entries at least as large as their row's k-th largest can make the list.
         rows, cols, values = _row_threshold(rows, cols, values, n, k)
     order = np.lexsort((tiebreak[cols], -values, rows))
-    rows, cols = rows[order], cols[order]
+    rows, cols, values = rows[order], cols[order], values[order]
     position = np.arange(len(rows)) - np.searchsorted(rows, rows, side="left")
     out = np.full((n, k), NO_ARTICLE, dtype=np.int64)
     take = position < k
     out[rows[take], position[take]] = cols[take]
-    return out
+    if not with_scores:
+        return out
+    top_scores = np.zeros((n, k), dtype=np.float64)
+    top_scores[rows[take], position[take]] = values[take]
+    return out, top_scores
 
 
 def _row_threshold(
@@ -472,6 +492,8 @@ class SuccessorCounts(Recommender):
 
     def fit(self, train: TrainingClicks, t0: pd.Timestamp) -> None:
         source, target = train.successor_pairs()
+        candidate = train.in_catalogue()[target]
+        source, target = source[candidate], target[candidate]
         n = train.n_articles
         self.counts = sparse.csr_matrix(
             (np.ones(len(source), dtype=np.float32), (source, target)), shape=(n, n)
@@ -490,8 +512,11 @@ class SessionCooccurrence(Recommender):
     name = "session co-occurrence"
 
     def fit(self, train: TrainingClicks, t0: pd.Timestamp) -> None:
-        self.sessions = train.session_matrix().tocsc()
-        self.by_article = self.sessions.T.tocsr()  # articles x sessions
+        sessions = train.session_matrix()
+        # Columns of articles that are not candidates are zeroed: they are never listed.
+        self.sessions = (sessions @ sparse.diags(train.in_catalogue().astype(np.float32))).tocsc()
+        self.sessions.eliminate_zeros()
+        self.by_article = sessions.T.tocsr()  # articles x sessions (any source)
         self.tiebreak = train.tie_rank
 
     def _cooccurrence(self, source_ids: np.ndarray) -> sparse.csr_matrix:
@@ -574,9 +599,6 @@ class EmbeddingRecommender(Recommender):
         return out
 
 
-SECONDS_PER_CLICK = 60.0
-
-
 class ALSEmbedder:
     """The project's model: implicit ALS (`logic.training.train_article_embeddings`, which holds
     BLAS to one thread around building and fitting the model) on the window's clicks.
@@ -586,8 +608,8 @@ class ALSEmbedder:
     article, minimum articles and seconds per reader and daily decay. Without, it is a plain readers
     (or sessions, `rows="session"`) x articles matrix of every window click.
 
-    Click logs have no reading time: each click counts as SECONDS_PER_CLICK, so the project's
-    confidence log1p(seconds / 60) becomes log1p(clicks).
+    Click logs have no reading time: the matrix counts page views (`signal: page_views`), so the
+    project's confidence is log1p(views).
     """
 
     def __init__(self, rows: str = "reader", settings=None, filters=None):
@@ -619,7 +641,7 @@ class ALSEmbedder:
         row_codes, row_ids = pd.factorize(train.reader if self.rows == "reader" else train.session)
         article_codes, article_ids = pd.factorize(train.article)
         matrix = sparse.csr_matrix(
-            (np.full(len(row_codes), SECONDS_PER_CLICK, dtype=np.float32), (row_codes, article_codes)),
+            (np.ones(len(row_codes), dtype=np.float32), (row_codes, article_codes)),
             shape=(len(row_ids), len(article_ids)),
         )
         matrix.sum_duplicates()
@@ -629,6 +651,7 @@ class ALSEmbedder:
             article_ids=np.asarray(article_ids),
             as_of=train.t0,
             stats={"readers": len(row_ids), "articles": len(article_ids), "nonzeros": int(matrix.nnz)},
+            signal="page_views",
         )
 
     def _project_matrix(self, train: TrainingClicks):
@@ -639,13 +662,15 @@ class ALSEmbedder:
                 "reader_id": train.reader,
                 "external_id": train.article,
                 "day": pd.to_datetime(train.timestamp, unit="ms", utc=True).floor("D"),
-                "engaged_seconds": SECONDS_PER_CLICK,
+                "page_views": 1,
+                "engaged_seconds": 0.0,
             }
         )
         catalogue = pd.DataFrame(
             {"external_id": train.catalogue, "exclude_reason": pd.array([pd.NA] * len(train.catalogue))}
         )
-        return build_interaction_matrix(interactions, catalogue, train.t0, self.filters)
+        filters = self.filters.model_copy(update={"signal": "page_views"})
+        return build_interaction_matrix(interactions, catalogue, train.t0, filters)
 
 
 def _project_als() -> Recommender:
@@ -667,14 +692,26 @@ BASELINES: dict[str, Callable[[], Recommender]] = {
     "item-knn": ItemKNNCosine,
     "7-day": WindowPopularity,
 }
+
+
 def _blend() -> Recommender:
     from article_rec_assets.logic.blend import RecencySuccessorBlend  # blend imports this module
 
     return RecencySuccessorBlend()
 
 
+def _project_model() -> Recommender:
+    """The pipeline's article model (`logic.article_model`) with the sites' default settings."""
+    from article_rec_assets.logic.article_model import ProjectModel, window_als
+    from article_rec_assets.sites import ModelSettings, TrainingSettings
+
+    settings = ModelSettings()
+    return ProjectModel(settings, embed=lambda train: window_als(train, TrainingSettings(), settings))
+
+
 MODELS: dict[str, Callable[[], Recommender]] = {
     **BASELINES,
+    "project": _project_model,
     "blend": _blend,
     "als": _project_als,
     "als-readers": lambda: EmbeddingRecommender(ALSEmbedder("reader"), name="ALS (reader x article)"),

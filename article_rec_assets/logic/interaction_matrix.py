@@ -16,7 +16,8 @@ from article_rec_assets.sites import TrainingSettings
 class InteractionMatrix:
     """A sparse reader x article matrix with the ids of its rows and columns.
 
-    Values are reading seconds, each day's reading decayed by its age at `as_of`.
+    Values are reading seconds (or page views, per `signal`), each day's reading decayed by its
+    age at `as_of`.
     """
 
     matrix: sparse.csr_matrix
@@ -24,6 +25,7 @@ class InteractionMatrix:
     article_ids: np.ndarray
     as_of: pd.Timestamp
     stats: dict[str, int] = field(default_factory=dict)
+    signal: str = "dwell_seconds"
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -40,16 +42,22 @@ def build_interaction_matrix(
 
     Order: training window -> daily reading time per (reader, article) within [min, max] seconds
     -> recommendable catalogue articles -> articles with more than N readers -> readers with more
-    than N articles and more than N seconds.
+    than N articles and more than N seconds. With `signal: page_views` the value is the day's
+    page views and the two seconds rules do not apply (a source without dwell time).
     """
     stats: dict[str, int] = {"interactions_in": len(interactions)}
     start = as_of - pd.Timedelta(days=settings.training_days)
     recent = interactions[(interactions["day"] >= start.floor("D")) & (interactions["day"] < as_of)]
+    by_views = settings.signal == "page_views"
     daily = recent.groupby(["reader_id", "external_id", "day"], observed=True, as_index=False)[
-        "engaged_seconds"
+        "page_views" if by_views else "engaged_seconds"
     ].sum()
+    daily = daily.rename(columns={"page_views": "value", "engaged_seconds": "value"})
     stats["reader_article_days"] = len(daily)
-    daily = daily[daily["engaged_seconds"].between(settings.min_dwell_seconds, settings.max_dwell_seconds)]
+    if by_views:
+        daily = daily[daily["value"] > 0]
+    else:
+        daily = daily[daily["value"].between(settings.min_dwell_seconds, settings.max_dwell_seconds)]
     stats["within_dwell_bounds"] = len(daily)
     daily = daily[daily["external_id"].isin(recommendable(catalogue)["external_id"])]
     stats["on_recommendable_articles"] = len(daily)
@@ -58,16 +66,16 @@ def build_interaction_matrix(
     keep_articles = readers_per_article[readers_per_article > settings.min_readers_per_article].index
     daily = daily[daily["external_id"].isin(keep_articles)]
     per_reader = daily.groupby("reader_id", observed=True).agg(
-        articles=("external_id", "nunique"), seconds=("engaged_seconds", "sum")
+        articles=("external_id", "nunique"), value=("value", "sum")
     )
-    keep_readers = per_reader[
-        (per_reader["articles"] > settings.min_articles_per_reader)
-        & (per_reader["seconds"] > settings.min_seconds_per_reader)
-    ].index
+    enough = per_reader["articles"] > settings.min_articles_per_reader
+    if not by_views:
+        enough &= per_reader["value"] > settings.min_seconds_per_reader
+    keep_readers = per_reader[enough].index
     daily = daily[daily["reader_id"].isin(keep_readers)]
 
     age_days = (as_of - (daily["day"] + pd.Timedelta(hours=12))).dt.total_seconds() / 86400
-    weight = daily["engaged_seconds"] * np.power(0.5, age_days.clip(lower=0) / settings.decay_half_life_days)
+    weight = daily["value"] * np.power(0.5, age_days.clip(lower=0) / settings.decay_half_life_days)
     reader_codes, reader_ids = pd.factorize(daily["reader_id"], sort=True)
     article_codes, article_ids = pd.factorize(daily["external_id"], sort=True)
     matrix = sparse.csr_matrix(
@@ -82,4 +90,5 @@ def build_interaction_matrix(
         article_ids=np.asarray(article_ids, dtype=object),
         as_of=as_of,
         stats=stats,
+        signal=settings.signal,
     )

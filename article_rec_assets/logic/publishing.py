@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pandas as pd
 from sqlalchemy import (
@@ -114,6 +115,16 @@ path_attempt_table = Table(
 )
 
 
+# Ours too: the end of the data each published model was trained on, so that a backtest compares
+# a new model only with a published one that had not seen the backtest's window.
+model_training_table = Table(
+    "model_training",
+    metadata,
+    Column("model_id", Integer, ForeignKey("model.id", ondelete="CASCADE"), primary_key=True),
+    Column("trained_until", DateTime(timezone=True), nullable=False),
+)
+
+
 def connect(url: str) -> Engine:
     """An engine for a serving-database URL (`postgresql://...` or `sqlite:///file.db`)."""
     if url.startswith(("postgresql://", "postgres://")):
@@ -190,8 +201,10 @@ def publish_recommendations(
     recommendations: pd.DataFrame,
     catalogue: pd.DataFrame,
     keep_stale: int = 2,
+    trained_until: datetime | None = None,
 ) -> PublishResult:
-    """Publish each model type in `recommendations` for `site`, swapping atomically per type."""
+    """Publish each model type in `recommendations` for `site`, swapping atomically per type.
+    `trained_until`: the end of the data the models were trained on (kept in `model_training`)."""
     started = time.perf_counter()
     ensure_schema(engine)
     used = set(recommendations["source_entity_id"]) | set(recommendations["recommended_external_id"])
@@ -208,6 +221,10 @@ def publish_recommendations(
                 .values(type=model_type, site=site, status="pending")
                 .returning(model_table.c.id)
             ).scalar_one()
+            if trained_until is not None:
+                conn.execute(
+                    insert(model_training_table).values(model_id=model_id, trained_until=trained_until)
+                )
         try:
             rows = list(
                 zip(
@@ -308,6 +325,46 @@ def api_recommendations(
         if not rows:
             rows = conn.execute(query("popularity", "default")).all()
     return [(ext, title, float(score)) for ext, title, score in rows]
+
+
+@dataclass(frozen=True)
+class PublishedModel:
+    model_id: int
+    trained_until: datetime | None  # None: published without it (e.g. by the old job)
+    rows: pd.DataFrame  # source_entity_id, recommended_external_id, score
+
+
+def current_model(engine: Engine, site: str, model_type: str = "article") -> PublishedModel | None:
+    """The site's `current` model of `model_type` with all its rows, or None."""
+    m, t = model_table.c, model_training_table.c
+    r, a = recommendation_table.c, article_table.c
+    ensure_schema(engine)
+    with engine.connect() as conn:
+        found = conn.execute(
+            select(m.id, t.trained_until)
+            .select_from(model_table.outerjoin(model_training_table, t.model_id == m.id))
+            .where(m.type == model_type, m.status == "current", m.site == site)
+            .order_by(m.id.desc())
+            .limit(1)
+        ).first()
+        if found is None:
+            return None
+        rows = conn.execute(
+            select(r.source_entity_id, a.external_id, r.score)
+            .select_from(recommendation_table.join(article_table, a.id == r.recommended_article_id))
+            .where(r.model_id == found[0], a.site == site)
+        ).all()
+    trained_until = found[1]
+    if trained_until is not None and trained_until.tzinfo is None:  # SQLite keeps no time zone
+        trained_until = trained_until.replace(tzinfo=UTC)
+    frame = pd.DataFrame(
+        {
+            "source_entity_id": pd.array([row[0] for row in rows], dtype="string"),
+            "recommended_external_id": pd.array([row[1] for row in rows], dtype="string"),
+            "score": pd.array([float(row[2]) for row in rows], dtype="float64"),
+        }
+    )
+    return PublishedModel(found[0], trained_until, frame)
 
 
 def read_catalogue_cache(engine: Engine, site: str) -> CatalogueCache:

@@ -14,8 +14,8 @@ from article_rec_assets.logic.interaction_matrix import InteractionMatrix
 from article_rec_assets.sites import ModelSettings
 
 # Reading seconds become confidence on a log scale: a 10-minute read is worth more than a
-# 30-second one, but not twenty times more.
-CONFIDENCE_SCALE_SECONDS = 60.0
+# 30-second one, but not twenty times more. Page views count as one minute each.
+CONFIDENCE_SCALE = {"dwell_seconds": 60.0, "page_views": 1.0}
 
 
 @dataclass
@@ -38,7 +38,7 @@ def train_article_embeddings(data: InteractionMatrix, settings: ModelSettings) -
             "filters; at least 2 x 2 is needed to train"
         )
     confidence = data.matrix.copy()
-    confidence.data = np.log1p(confidence.data / CONFIDENCE_SCALE_SECONDS).astype(np.float32)
+    confidence.data = np.log1p(confidence.data / CONFIDENCE_SCALE[data.signal]).astype(np.float32)
     started = time.perf_counter()
     # OpenBLAS threads fight implicit's own; one BLAS thread is what implicit asks for (it checks
     # when the model is built, so both steps run under the limit).

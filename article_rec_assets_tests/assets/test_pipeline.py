@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from dagster import (
+    AssetCheckKey,
     AssetKey,
     AssetRecordsFilter,
     AssetSelection,
@@ -26,7 +27,13 @@ from sqlalchemy import select
 from article_rec_assets.definitions import all_assets
 from article_rec_assets.generator.clickstream import hour_folder, site_bucket_dir
 from article_rec_assets.io_managers import ParquetIOManager
-from article_rec_assets.logic.publishing import api_recommendations, connect, model_table
+from article_rec_assets.logic.article_model import interaction_clicks
+from article_rec_assets.logic.publishing import (
+    api_recommendations,
+    connect,
+    model_table,
+    publish_recommendations,
+)
 from article_rec_assets.partitions import SITES, WINDOW_HOURS, site_window_key
 from article_rec_assets.resources import CatalogueSources, EventBucket, ServingDatabase
 from article_rec_assets_tests.conftest import DEMO_DAYS, DEMO_END, postgres_schema_url
@@ -173,6 +180,65 @@ def test_rerunning_the_newest_window_swaps_models(pipeline: Pipeline) -> None:
     ]
     stale = {t: i for i, t, s, _ in models if s == "stale"}
     assert stale == before
+
+
+def test_the_backtest_scores_the_model_and_the_baselines_on_the_newest_window(pipeline: Pipeline) -> None:
+    metadata = pipeline.latest_metadata("recommendation_backtest", NEWEST)
+    assert metadata["pairs"] >= SITES[SITE].evaluation.min_pairs
+    for name in ("model", "last-hour popularity", "successor counts"):
+        for metric in ("HR@10", "MRR@10", "NDCG@10", "coverage", "fallback share"):
+            assert 0 <= metadata[f"{metric} {name}"] <= 1
+    assert metadata["HR@10 model"] > metadata["HR@10 last-hour popularity"]
+    assert "| article model |" in metadata["metrics"]
+    checks = pipeline.instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        [AssetCheckKey(AssetKey("recommendation_backtest"), "approved")]
+    )
+    assert checks[AssetCheckKey(AssetKey("recommendation_backtest"), "approved")].status.value == "SUCCEEDED"
+
+
+def test_the_backtest_keeps_a_far_better_published_model_serving(pipeline: Pipeline) -> None:
+    """Publish an oracle: for each article, the articles readers of the newest window really read
+    next. The new model scores far below it on the backtest, so publishing is blocked."""
+    window = f"{WINDOWS[-1]:%Y-%m-%d-%H:%M}"
+    interactions = pd.concat(
+        pd.read_parquet(p) for p in sorted((pipeline.storage / "sessionized_interactions" / SITE).glob("*"))
+    )
+    clicks = interaction_clicks(interactions).sort_values(["reader_id", "session_id", "timestamp"])
+    clicks["next"] = clicks.groupby(["reader_id", "session_id"])["article_id"].shift(-1)
+    catalogue = pd.read_parquet(pipeline.storage / "article_catalogue" / SITE / f"{window}.parquet")
+    known = set(catalogue.loc[catalogue["exclude_reason"].isna(), "external_id"])
+    pairs = clicks[
+        (clicks["timestamp"] >= WINDOWS[-1] - timedelta(minutes=30))
+        & clicks["next"].isin(known)
+        & (clicks["next"] != clicks["article_id"])
+    ].drop_duplicates(["article_id", "next"])
+    oracle = pd.DataFrame(
+        {
+            "model_type": "article",
+            "source_entity_id": pairs["article_id"].to_numpy(),
+            "recommended_external_id": pairs["next"].to_numpy(),
+            "score": 1.0,
+            "rank": 1,
+        }
+    )
+    engine = connect(pipeline.serving_url)
+    # Trained (as far as the backtest knows) on data up to the window's start: a fair comparison.
+    publish_recommendations(engine, SITE, oracle, catalogue, trained_until=WINDOWS[-1])
+    engine.dispose()
+    before = pipeline.models()
+    result = pipeline.run(
+        NEWEST,
+        selection=AssetSelection.assets("recommendation_backtest", "published_recommendations"),
+        raise_on_error=False,
+    )
+    checks = [e for e in result.get_asset_check_evaluations() if e.check_name == "approved"]
+    assert [c.passed for c in checks] == [False]
+    assert "below the published model" in checks[0].description
+    metadata = pipeline.latest_metadata("recommendation_backtest", NEWEST)
+    assert metadata["HR@10 published model"] > metadata["HR@10 model"]
+    started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
+    assert "published_recommendations" not in started
+    assert pipeline.models() == before
 
 
 def test_a_failing_blocking_check_stops_publishing(pipeline: Pipeline) -> None:

@@ -221,3 +221,19 @@ def test_nothing_left_gives_an_empty_matrix(settings):
     assert result.shape == (0, 0)
     assert result.stats["readers"] == 0
     assert result.stats["articles"] == 0
+
+
+def test_page_views_signal_for_sources_without_dwell_time(settings):
+    """With `signal: page_views` the values are the day's views and the seconds rules do not apply:
+    2-second reads (below every dwell bound) still count, one per view."""
+    rows = base_rows(seconds=2)
+    frame = interactions([*rows, ("r1", "a1", TODAY, 2.0)]).assign(page_views=1)
+    views = settings.model_copy(update={"signal": "page_views"})
+    result = build_interaction_matrix(frame, CATALOGUE, AS_OF, views)
+    assert result.signal == "page_views"
+    assert result.shape == (6, 3)
+    values = as_dict(result)
+    assert values[("r1", "a1")] == 2 * values[("r2", "a1")]  # two views that day
+    assert result.stats["within_dwell_bounds"] == 18
+    # The same reading measured in seconds is below the 30 s minimum: nothing is left.
+    assert build_interaction_matrix(frame, CATALOGUE, AS_OF, settings).shape == (0, 0)

@@ -10,7 +10,9 @@ from article_rec_assets.logic.publishing import (
     api_recommendations,
     article_table,
     connect,
+    current_model,
     model_table,
+    model_training_table,
     publish_recommendations,
     recommendation_table,
 )
@@ -118,6 +120,35 @@ def test_old_stale_models_are_deleted_with_their_recommendations(engine: Engine)
     assert rec_model_ids == model_ids
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(recommendation_table)).scalar_one() == 3 * 5
+
+
+def test_the_current_model_is_read_back_with_the_end_of_its_training_data(engine: Engine) -> None:
+    assert current_model(engine, SITE) is None
+    publish_recommendations(engine, SITE, recommendations(), catalogue())  # no training end known
+    first = current_model(engine, SITE)
+    assert first is not None and first.trained_until is None
+    until = pd.Timestamp("2026-03-04 10:00", tz="UTC")
+    result = publish_recommendations(
+        engine, SITE, recommendations(offset=0.1), catalogue(), trained_until=until
+    )
+    current = current_model(engine, SITE)
+    assert current.model_id == result.model_ids["article"] and current.trained_until == until
+    assert sorted(current.rows.itertuples(index=False, name=None)) == [
+        ("a0", "a1", 0.8),
+        ("a0", "a2", 0.4),
+        ("a1", "a0", 0.7),
+    ]
+    popular = current_model(engine, SITE, "popularity")
+    assert sorted(popular.rows["recommended_external_id"]) == ["a0", "a3"]
+    # Deleting old models deletes their training records with them.
+    for i in range(4):
+        publish_recommendations(
+            engine, SITE, recommendations(offset=i / 100), catalogue(), trained_until=until
+        )
+    with engine.connect() as conn:
+        kept = set(conn.execute(select(model_training_table.c.model_id)).scalars())
+        models = set(conn.execute(select(model_table.c.id)).scalars())
+    assert kept <= models
 
 
 def test_a_failed_publish_keeps_the_previous_model_serving(engine: Engine) -> None:

@@ -1,0 +1,343 @@
+"""The article model the pipeline publishes, and the backtest that must approve it every run.
+
+The pipeline's reading data (sessionized interactions) become the same click log the offline
+evaluation replays (`logic.evaluation`), so both run one training code: the recency successor blend
+of `logic.blend`, optionally joined by ALS neighbours from `logic.training`. The backtest is the
+evaluation's own fold: train on the clicks before a window, score the window's within-session
+pairs (a -> b), for the model, the baselines and the model currently published.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from article_rec_assets.logic.blend import RecencySuccessorBlend
+from article_rec_assets.logic.catalogue import recommendable
+from article_rec_assets.logic.evaluation import (
+    NO_ARTICLE,
+    ClickLog,
+    LastHourPopularity,
+    Recommender,
+    SuccessorCounts,
+    TrainingClicks,
+    click_log,
+    evaluate_fold,
+    fold_pairs,
+    session_pairs,
+    top_k_sparse,
+    training_clicks,
+)
+from article_rec_assets.logic.recommendations import ARTICLE_MODEL, RECOMMENDATION_COLUMNS, top_k_similar
+from article_rec_assets.logic.training import ArticleEmbeddings
+from article_rec_assets.sites import EvaluationSettings, ModelSettings, TrainingSettings
+
+MODEL_NAME = "article model"
+PUBLISHED_NAME = "published model"
+METRICS = ("HR@10", "MRR@10", "NDCG@10", "coverage", "fallback share")
+# How many ALS neighbours per article join the blend (further ones are noise at that weight).
+ALS_NEIGHBOURS = 50
+
+
+# --------------------------------------------------------------------------------------------
+# From the pipeline's tables to a click log
+
+
+def interaction_clicks(interactions: pd.DataFrame) -> pd.DataFrame:
+    """One click per (reader, session, article): when the session first reached the article.
+
+    Sessionized interactions hold a row per (reader, session, article, day) and window, so one
+    page view can show up in several rows (pings in later windows, a session across midnight);
+    its first appearance is the click. Rows that are not articles are left out.
+    """
+    rows = interactions[interactions["external_id"].notna()]
+    first = rows.groupby(["reader_id", "session_id", "external_id"], observed=True, as_index=False)[
+        "first_seen"
+    ].min()
+    return pd.DataFrame(
+        {
+            "reader_id": first["reader_id"].astype(str),
+            "session_id": first["session_id"].astype(str),
+            "article_id": first["external_id"].astype(str),
+            "timestamp": first["first_seen"],
+        }
+    )
+
+
+def site_click_log(interactions: pd.DataFrame, catalogue: pd.DataFrame) -> ClickLog:
+    """The site's reading as the evaluation's click log, with the catalogue's publish times."""
+    clicks = interaction_clicks(interactions)
+    published = catalogue.set_index(catalogue["external_id"].astype(str))["published_at"]
+    return click_log(clicks, published.dropna())
+
+
+def candidate_mask(log: ClickLog, catalogue: pd.DataFrame, as_of: pd.Timestamp) -> np.ndarray:
+    """Per article code: a recommendable catalogue article published before `as_of`."""
+    ok = recommendable(catalogue)
+    ok = ok[ok["published_at"] < as_of]
+    # A hash lookup: np.isin on object arrays compares every pair (minutes for 25k articles).
+    return np.asarray(pd.Index(log.article_ids.astype(str)).isin(ok["external_id"].astype(str)))
+
+
+# --------------------------------------------------------------------------------------------
+# The model
+
+
+@dataclass
+class ArticleModel:
+    """A fitted blend over one training window (article codes of `article_ids`), and optionally
+    each candidate's nearest ALS neighbours (cosine rescaled to [0, 1]), added with `als_weight`."""
+
+    article_ids: np.ndarray  # external id of each article code
+    catalogue: np.ndarray  # codes that may be recommended
+    blend: RecencySuccessorBlend
+    tie_rank: np.ndarray
+    as_of: pd.Timestamp
+    als_neighbours: sparse.csr_matrix | None = None  # articles x articles, ALS_NEIGHBOURS per row
+    als_weight: float = 0.0
+    stats: dict[str, float] = field(default_factory=dict)
+
+    def score_rows(self, source_ids: np.ndarray) -> sparse.csr_matrix:
+        """Scores of every article for each source (rows), zero outside the catalogue."""
+        source_ids = np.asarray(source_ids, dtype=np.int64)
+        rows = self.blend.score_rows(source_ids)
+        if self.als_neighbours is not None and self.als_weight > 0:
+            rows = rows + self.als_weight * self.als_neighbours[source_ids]
+        # Whatever a component scores, only candidates may be listed.
+        candidate = np.zeros(len(self.article_ids))
+        candidate[self.catalogue] = 1.0
+        rows = (rows @ sparse.diags(candidate)).tocsr()
+        rows.eliminate_zeros()
+        return rows
+
+    def recommend_with_scores(self, source_ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        source_ids = np.asarray(source_ids, dtype=np.int64)
+        return top_k_sparse(self.score_rows(source_ids), source_ids, k, self.tie_rank, with_scores=True)
+
+
+def als_neighbours(
+    embeddings: ArticleEmbeddings, article_ids: np.ndarray, candidates: np.ndarray
+) -> sparse.csr_matrix:
+    """For every candidate article with a vector, its ALS_NEIGHBOURS closest candidates by
+    (cosine + 1) / 2, as a sparse articles x articles matrix (article codes of `article_ids`).
+    `top_k_similar` keeps memory at one batch of rows (see bench/bench_topk.py)."""
+    n = len(article_ids)
+    code_of = pd.Series(np.arange(n), index=pd.Index(np.asarray(article_ids).astype(str)))
+    codes = code_of.reindex(np.asarray(embeddings.article_ids).astype(str)).to_numpy()
+    is_candidate = np.zeros(n, dtype=bool)
+    is_candidate[candidates] = True
+    keep = ~np.isnan(codes)
+    keep[keep] = is_candidate[codes[keep].astype(np.int64)]
+    codes = codes[keep].astype(np.int64)
+    k = min(ALS_NEIGHBOURS, len(codes) - 1)
+    if k <= 0:
+        return sparse.csr_matrix((n, n), dtype=np.float32)
+    top, scores = top_k_similar(embeddings.vectors[keep], k)
+    return sparse.csr_matrix(
+        (scores.ravel(), (np.repeat(codes, k), codes[top.ravel()])), shape=(n, n), dtype=np.float32
+    )
+
+
+def fit_article_model(
+    train: TrainingClicks, settings: ModelSettings, embeddings: ArticleEmbeddings | None = None
+) -> ArticleModel:
+    """The blend fitted on `train` (its catalogue = the candidates), with the ALS neighbours of
+    `embeddings` when given and `settings.als_weight` > 0."""
+    started = time.perf_counter()
+    blend = RecencySuccessorBlend(**settings.blend)
+    blend.fit(train, train.t0)
+    fitted = time.perf_counter()
+    neighbours = None
+    if embeddings is not None and settings.als_weight > 0:
+        neighbours = als_neighbours(embeddings, np.asarray(train.article_ids), train.catalogue)
+    return ArticleModel(
+        article_ids=np.asarray(train.article_ids),
+        catalogue=train.catalogue,
+        blend=blend,
+        tie_rank=train.tie_rank,
+        as_of=train.t0,
+        als_neighbours=neighbours,
+        als_weight=settings.als_weight if neighbours is not None else 0.0,
+        stats={
+            "clicks": len(train),
+            "sessions": int(np.count_nonzero(np.diff(train.session)) + 1) if len(train) else 0,
+            "candidate_articles": len(train.catalogue),
+            "blend_fit_seconds": round(fitted - started, 3),
+            "als_neighbour_seconds": round(time.perf_counter() - fitted, 3),
+        },
+    )
+
+
+def window_als(
+    train: TrainingClicks, training: TrainingSettings, settings: ModelSettings
+) -> ArticleEmbeddings | None:
+    """ALS embeddings from the training window's clicks (the offline evaluation's stand-in for the
+    pipeline's `trained_model`, which trains on 28 days of reading time): the project's
+    interaction-matrix rules on page views. None when the matrix is too small."""
+    from article_rec_assets.logic.evaluation import ALSEmbedder
+
+    codes, vectors = ALSEmbedder("reader", settings=settings, filters=training)(train)
+    if not len(codes):
+        return None
+    ids = np.asarray(train.article_ids)[codes]
+    return ArticleEmbeddings(article_ids=ids, vectors=vectors, as_of=train.t0)
+
+
+class ProjectModel(Recommender):
+    """The pipeline's model as a recommender of the offline evaluation (`--models project`)."""
+
+    name = MODEL_NAME
+
+    def __init__(self, settings: ModelSettings | None = None, embed=None):
+        self.settings = settings or ModelSettings()
+        self.embed = embed  # optional: TrainingClicks -> ArticleEmbeddings (ALS on the window)
+
+    def fit(self, train: TrainingClicks, t0: pd.Timestamp) -> None:
+        embeddings = self.embed(train) if self.embed is not None and self.settings.als_weight > 0 else None
+        self.model = fit_article_model(train, self.settings, embeddings)
+
+    def recommend(self, source_ids: np.ndarray, k: int) -> np.ndarray:
+        return self.model.recommend_with_scores(source_ids, k)[0]
+
+
+def article_model_recommendations(model: ArticleModel, k: int) -> pd.DataFrame:
+    """The `article` model's rows: for every candidate article, its k best others, scores scaled
+    into [0, 1] by the largest score of the whole model (so scores compare across sources)."""
+    sources = model.catalogue
+    lists, scores = model.recommend_with_scores(sources, k)
+    listed = lists != NO_ARTICLE
+    top = scores[listed].max() if listed.any() else 1.0
+    source_idx, slot = np.nonzero(listed)
+    frame = pd.DataFrame(
+        {
+            "model_type": ARTICLE_MODEL,
+            "source_entity_id": pd.array(model.article_ids[sources[source_idx]].astype(str), dtype="string"),
+            "recommended_external_id": pd.array(
+                model.article_ids[lists[source_idx, slot]].astype(str), dtype="string"
+            ),
+            "score": np.round(np.clip(scores[source_idx, slot] / top, 0, 1), 6),
+            "rank": slot + 1,
+        }
+    ).astype({"model_type": "string"})
+    return frame[list(RECOMMENDATION_COLUMNS)]
+
+
+# --------------------------------------------------------------------------------------------
+# The backtest
+
+
+class PublishedLists(Recommender):
+    """The lists the serving database holds now, replayed as a recommender (articles outside the
+    training catalogue are dropped; the fold's fallback fills their slots, as for every model)."""
+
+    name = PUBLISHED_NAME
+
+    def __init__(self, published: pd.DataFrame, article_ids: np.ndarray):
+        self.published = published
+        self.code_of = pd.Series(np.arange(len(article_ids)), index=np.asarray(article_ids).astype(str))
+
+    def fit(self, train: TrainingClicks, t0: pd.Timestamp) -> None:
+        rows = self.published.assign(
+            source=self.code_of.reindex(self.published["source_entity_id"].astype(str)).to_numpy(),
+            target=self.code_of.reindex(self.published["recommended_external_id"].astype(str)).to_numpy(),
+        ).dropna(subset=["source", "target"])
+        rows = rows[train.in_catalogue()[rows["target"].to_numpy(dtype=np.int64)]]
+        rows = rows.sort_values(["source", "score", "recommended_external_id"], ascending=[True, False, True])
+        self.lists = {
+            int(source): group["target"].to_numpy(dtype=np.int64) for source, group in rows.groupby("source")
+        }
+
+    def recommend(self, source_ids: np.ndarray, k: int) -> np.ndarray:
+        out = np.full((len(source_ids), k), NO_ARTICLE, dtype=np.int64)
+        for i, source in enumerate(np.asarray(source_ids)):
+            items = self.lists.get(int(source))
+            if items is not None:
+                items = items[items != source][:k]
+                out[i, : len(items)] = items
+        return out
+
+
+@dataclass
+class Backtest:
+    metrics: pd.DataFrame  # one row per recommender: pairs and METRICS
+    passed: bool
+    reason: str
+    train_clicks: int
+    seconds: float
+
+
+def backtest(
+    log: ClickLog,
+    candidates: np.ndarray,
+    window_start: pd.Timestamp,
+    window_end: pd.Timestamp,
+    settings: ModelSettings,
+    evaluation: EvaluationSettings,
+    published: pd.DataFrame | None = None,
+    embed=None,
+) -> Backtest:
+    """Train on the clicks before `window_start`, score the pairs whose second click falls in the
+    window, for the model, last-hour popularity, successor counts and the published lists."""
+    started = time.perf_counter()
+    train = training_clicks(log, window_start, settings.session_days, candidates=candidates)
+    hours = (window_end - window_start).total_seconds() / 3600
+    pairs = fold_pairs(session_pairs(log), window_start, hours)
+    recommenders: list[Recommender] = [ProjectModel(settings, embed), LastHourPopularity(), SuccessorCounts()]
+    if published is not None and len(published):
+        recommenders.append(PublishedLists(published, log.article_ids))
+    results = evaluate_fold(train, pairs, recommenders, k=10)
+    rows = []
+    for r in results:
+        n = max(r.pairs, 1)
+        rows.append(
+            {
+                "recommender": r.recommender,
+                "pairs": r.pairs,
+                "HR@10": r.hits / n,
+                "MRR@10": r.reciprocal_rank / n,
+                "NDCG@10": r.ndcg / n,
+                "coverage": r.covered / max(r.catalogue, 1),
+                "fallback share": r.fill_slots / (n * 10),
+            }
+        )
+    metrics = pd.DataFrame(rows, columns=["recommender", "pairs", *METRICS])
+    passed, reason = verdict(metrics, evaluation)
+    return Backtest(metrics, passed, reason, len(train), time.perf_counter() - started)
+
+
+def verdict(metrics: pd.DataFrame, evaluation: EvaluationSettings) -> tuple[bool, str]:
+    """May the model be published? Not when it scores below last-hour popularity, or more than
+    `max_drop_vs_published` (relative) below the model currently published, on the backtest's
+    `metric`. Too few pairs to judge: yes, and the reason says so."""
+    by_name = metrics.set_index("recommender")
+    metric = evaluation.metric
+    pairs = int(by_name.loc[MODEL_NAME, "pairs"]) if MODEL_NAME in by_name.index else 0
+    if pairs < evaluation.min_pairs:
+        return True, f"not judged: {pairs} reading pairs in the window, fewer than {evaluation.min_pairs}"
+    model = float(by_name.loc[MODEL_NAME, metric])
+    popular = float(by_name.loc[LastHourPopularity.name, metric])
+    if model < popular:
+        return False, (
+            f"{metric} {model:.4f} is below last-hour popularity's {popular:.4f} on {pairs} pairs: "
+            "the published model keeps serving"
+        )
+    if PUBLISHED_NAME in by_name.index:
+        current = float(by_name.loc[PUBLISHED_NAME, metric])
+        floor = current * (1 - evaluation.max_drop_vs_published)
+        if model < floor:
+            return False, (
+                f"{metric} {model:.4f} is more than {evaluation.max_drop_vs_published:.0%} below the "
+                f"published model's {current:.4f} on {pairs} pairs: the published model keeps serving"
+            )
+        return True, (
+            f"{metric} {model:.4f} vs last-hour popularity {popular:.4f} and published model "
+            f"{current:.4f} on {pairs} pairs"
+        )
+    return True, (
+        f"{metric} {model:.4f} vs last-hour popularity {popular:.4f} on {pairs} pairs "
+        " (no model published yet)"
+    )
