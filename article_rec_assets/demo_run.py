@@ -70,6 +70,15 @@ def _latest_size(instance: DagsterInstance, asset: str, partition: str) -> str:
     return "materialized"
 
 
+def _latest_metadata(instance: DagsterInstance, asset: str, partition: str) -> dict:
+    records = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[partition]), limit=1
+    ).records
+    if not records or records[0].asset_materialization is None:
+        return {}
+    return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
+
+
 def print_summary(instance: DagsterInstance, sites: list[str], newest: datetime) -> None:
     engine = connect(os.environ[environment.SERVING_DATABASE_URL_VAR])
     for name in sites:
@@ -77,6 +86,9 @@ def print_summary(instance: DagsterInstance, sites: list[str], newest: datetime)
         print(f"\n== {name}, window {key}")
         for asset in SUMMARY_ASSETS:
             print(f"  {asset:28s} {_latest_size(instance, asset, key)}")
+        verdict = _latest_metadata(instance, "recommendation_backtest", key).get("verdict")
+        if verdict:
+            print(f"  backtest: {verdict}")
         popularity = api_recommendations(engine, name, "default", size=3, model_type="popularity")
         for external_id, title, _ in popularity:
             recs = api_recommendations(engine, name, external_id, size=5)

@@ -315,7 +315,7 @@ def child_run(args: argparse.Namespace) -> None:
             candidates=len(train.catalogue),
             als_weight=model_settings.als_weight,
             als_weight_default=ModelSettings().als_weight,
-            als_in_model=model._unit is not None,
+            als_in_model=model.als_neighbours is not None,
             session_days=model_settings.session_days,
             training=training.model_dump(include={"signal", "training_days"}),
             model=model_settings.model_dump(include={"factors", "iterations"}),

@@ -98,7 +98,7 @@ def trained_model(
     train = training_clicks(
         log, end, site.model.session_days, candidates=candidate_mask(log, article_catalogue, end)
     )
-    model = fit_article_model(train, site.model, embeddings)
+    model = fit_article_model(train, site.model, embeddings, site.recommendations.freshness_half_life_days)
     return Output(
         model,
         metadata={

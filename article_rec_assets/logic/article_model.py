@@ -32,9 +32,14 @@ from article_rec_assets.logic.evaluation import (
     top_k_sparse,
     training_clicks,
 )
-from article_rec_assets.logic.recommendations import ARTICLE_MODEL, RECOMMENDATION_COLUMNS, top_k_similar
+from article_rec_assets.logic.recommendations import ARTICLE_MODEL, RECOMMENDATION_COLUMNS, similar_articles
 from article_rec_assets.logic.training import ArticleEmbeddings
-from article_rec_assets.sites import EvaluationSettings, ModelSettings, TrainingSettings
+from article_rec_assets.sites import (
+    EvaluationSettings,
+    ModelSettings,
+    RecommendationSettings,
+    TrainingSettings,
+)
 
 MODEL_NAME = "article model"
 PUBLISHED_NAME = "published model"
@@ -120,40 +125,60 @@ class ArticleModel:
 
 
 def als_neighbours(
-    embeddings: ArticleEmbeddings, article_ids: np.ndarray, candidates: np.ndarray
+    embeddings: ArticleEmbeddings, train: TrainingClicks, freshness_half_life_days: float
 ) -> sparse.csr_matrix:
-    """For every candidate article with a vector, its ALS_NEIGHBOURS closest candidates by
-    (cosine + 1) / 2, as a sparse articles x articles matrix (article codes of `article_ids`).
-    `top_k_similar` keeps memory at one batch of rows (see bench/bench_topk.py)."""
-    n = len(article_ids)
-    code_of = pd.Series(np.arange(n), index=pd.Index(np.asarray(article_ids).astype(str)))
-    codes = code_of.reindex(np.asarray(embeddings.article_ids).astype(str)).to_numpy()
-    is_candidate = np.zeros(n, dtype=bool)
-    is_candidate[candidates] = True
-    keep = ~np.isnan(codes)
-    keep[keep] = is_candidate[codes[keep].astype(np.int64)]
-    codes = codes[keep].astype(np.int64)
-    k = min(ALS_NEIGHBOURS, len(codes) - 1)
-    if k <= 0:
-        return sparse.csr_matrix((n, n), dtype=np.float32)
-    top, scores = top_k_similar(embeddings.vectors[keep], k)
+    """Each candidate's ALS_NEIGHBOURS best candidates scored the old job's way (`similar_articles`:
+    cosine rescaled to [0, 1] x the neighbour's freshness), as a sparse articles x articles matrix
+    over the article codes of `train`."""
+    n = train.n_articles
+    ids = np.asarray(train.article_ids).astype(str)
+    published = pd.to_datetime(pd.Series(train.published_ms), unit="ms", utc=True)
+    candidate = train.in_catalogue()
+    catalogue = pd.DataFrame(
+        {
+            "external_id": pd.array(ids, dtype="string"),
+            "published_at": published,
+            "exclude_reason": pd.array(np.where(candidate, None, "not_a_candidate"), dtype="string"),
+        }
+    )
+    found = ArticleEmbeddings(
+        article_ids=np.asarray(embeddings.article_ids).astype(str),
+        vectors=embeddings.vectors,
+        as_of=train.t0,
+    )
+    settings = RecommendationSettings(
+        per_article=ALS_NEIGHBOURS, freshness_half_life_days=freshness_half_life_days
+    )
+    neighbours = similar_articles(found, catalogue, settings)
+    code_of = pd.Series(np.arange(n), index=pd.Index(ids))
     return sparse.csr_matrix(
-        (scores.ravel(), (np.repeat(codes, k), codes[top.ravel()])), shape=(n, n), dtype=np.float32
+        (
+            neighbours["score"].to_numpy(dtype=np.float32),
+            (
+                code_of[neighbours["source_entity_id"].astype(str)].to_numpy(),
+                code_of[neighbours["recommended_external_id"].astype(str)].to_numpy(),
+            ),
+        ),
+        shape=(n, n),
     )
 
 
 def fit_article_model(
-    train: TrainingClicks, settings: ModelSettings, embeddings: ArticleEmbeddings | None = None
+    train: TrainingClicks,
+    settings: ModelSettings,
+    embeddings: ArticleEmbeddings | None = None,
+    freshness_half_life_days: float = RecommendationSettings().freshness_half_life_days,
 ) -> ArticleModel:
     """The blend fitted on `train` (its catalogue = the candidates), with the ALS neighbours of
-    `embeddings` when given and `settings.als_weight` > 0."""
+    `embeddings` (freshness-weighted with the site's half-life) when given and
+    `settings.als_weight` > 0."""
     started = time.perf_counter()
     blend = RecencySuccessorBlend(**settings.blend)
     blend.fit(train, train.t0)
     fitted = time.perf_counter()
     neighbours = None
     if embeddings is not None and settings.als_weight > 0:
-        neighbours = als_neighbours(embeddings, np.asarray(train.article_ids), train.catalogue)
+        neighbours = als_neighbours(embeddings, train, freshness_half_life_days)
     return ArticleModel(
         article_ids=np.asarray(train.article_ids),
         catalogue=train.catalogue,
@@ -320,6 +345,10 @@ def verdict(metrics: pd.DataFrame, evaluation: EvaluationSettings) -> tuple[bool
         return True, f"not judged: {pairs} reading pairs in the window, fewer than {evaluation.min_pairs}"
     model = float(by_name.loc[MODEL_NAME, metric])
     popular = float(by_name.loc[LastHourPopularity.name, metric])
+    others = f"last-hour popularity {popular:.4f}"
+    if SuccessorCounts.name in by_name.index:
+        others += f", successor counts {float(by_name.loc[SuccessorCounts.name, metric]):.4f}"
+    others += f" on {pairs} pairs"
     if model < popular:
         return False, (
             f"{metric} {model:.4f} is below last-hour popularity's {popular:.4f} on {pairs} pairs: "
@@ -333,11 +362,5 @@ def verdict(metrics: pd.DataFrame, evaluation: EvaluationSettings) -> tuple[bool
                 f"{metric} {model:.4f} is more than {evaluation.max_drop_vs_published:.0%} below the "
                 f"published model's {current:.4f} on {pairs} pairs: the published model keeps serving"
             )
-        return True, (
-            f"{metric} {model:.4f} vs last-hour popularity {popular:.4f} and published model "
-            f"{current:.4f} on {pairs} pairs"
-        )
-    return True, (
-        f"{metric} {model:.4f} vs last-hour popularity {popular:.4f} on {pairs} pairs "
-        " (no model published yet)"
-    )
+        return True, f"approved: {metric} {model:.4f} vs {others}, published model {current:.4f}"
+    return True, f"approved: {metric} {model:.4f} vs {others} (no model published yet)"
