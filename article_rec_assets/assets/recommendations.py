@@ -23,6 +23,7 @@ from article_rec_assets.logic.article_model import (
     backtest,
     candidate_mask,
     site_click_log,
+    window_als,
 )
 from article_rec_assets.logic.evaluation import markdown_table
 from article_rec_assets.logic.publishing import current_model
@@ -199,6 +200,12 @@ def recommendation_backtest(
         site.model,
         site.evaluation,
         published=published,
+        # ALS as the offline evaluation trains it (on the clicks before the window): the
+        # trained_model's ALS has seen the window.
+        embed=(lambda train: window_als(train, site.training, site.model))
+        if site.model.als_weight > 0
+        else None,
+        freshness_half_life_days=site.recommendations.freshness_half_life_days,
     )
     metrics = result.metrics
     numbers = {}

@@ -191,6 +191,8 @@ def fit_article_model(
             "clicks": len(train),
             "sessions": int(np.count_nonzero(np.diff(train.session)) + 1) if len(train) else 0,
             "candidate_articles": len(train.catalogue),
+            # > 1: a quiet site, whose decay times stretch with its traffic (logic/blend.py).
+            "time_scale": round(blend.time_scale, 3),
             "blend_fit_seconds": round(fitted - started, 3),
             "als_neighbour_seconds": round(time.perf_counter() - fitted, 3),
         },
@@ -217,13 +219,19 @@ class ProjectModel(Recommender):
 
     name = MODEL_NAME
 
-    def __init__(self, settings: ModelSettings | None = None, embed=None):
+    def __init__(
+        self,
+        settings: ModelSettings | None = None,
+        embed=None,
+        freshness_half_life_days: float = RecommendationSettings().freshness_half_life_days,
+    ):
         self.settings = settings or ModelSettings()
         self.embed = embed  # optional: TrainingClicks -> ArticleEmbeddings (ALS on the window)
+        self.freshness_half_life_days = freshness_half_life_days
 
     def fit(self, train: TrainingClicks, t0: pd.Timestamp) -> None:
         embeddings = self.embed(train) if self.embed is not None and self.settings.als_weight > 0 else None
-        self.model = fit_article_model(train, self.settings, embeddings)
+        self.model = fit_article_model(train, self.settings, embeddings, self.freshness_half_life_days)
 
     def recommend(self, source_ids: np.ndarray, k: int) -> np.ndarray:
         return self.model.recommend_with_scores(source_ids, k)[0]
@@ -304,6 +312,7 @@ def backtest(
     evaluation: EvaluationSettings,
     published: pd.DataFrame | None = None,
     embed=None,
+    freshness_half_life_days: float = RecommendationSettings().freshness_half_life_days,
 ) -> Backtest:
     """Train on the clicks before `window_start`, score the pairs whose second click falls in the
     window, for the model, last-hour popularity, successor counts and the published lists."""
@@ -311,7 +320,8 @@ def backtest(
     train = training_clicks(log, window_start, settings.session_days, candidates=candidates)
     hours = (window_end - window_start).total_seconds() / 3600
     pairs = fold_pairs(session_pairs(log), window_start, hours)
-    recommenders: list[Recommender] = [ProjectModel(settings, embed), LastHourPopularity(), SuccessorCounts()]
+    model = ProjectModel(settings, embed, freshness_half_life_days)
+    recommenders: list[Recommender] = [model, LastHourPopularity(), SuccessorCounts()]
     if published is not None and len(published):
         recommenders.append(PublishedLists(published, log.article_ids))
     results = evaluate_fold(train, pairs, recommenders, k=10)

@@ -34,6 +34,7 @@ from article_rec_assets.logic.publishing import (
     model_table,
     publish_recommendations,
 )
+from article_rec_assets.logic.recommendations import recommendation_problems
 from article_rec_assets.partitions import SITES, WINDOW_HOURS, site_window_key
 from article_rec_assets.resources import CatalogueSources, EventBucket, ServingDatabase
 from article_rec_assets_tests.conftest import DEMO_DAYS, DEMO_END, postgres_schema_url
@@ -194,6 +195,30 @@ def test_the_backtest_scores_the_model_and_the_baselines_on_the_newest_window(pi
         [AssetCheckKey(AssetKey("recommendation_backtest"), "approved")]
     )
     assert checks[AssetCheckKey(AssetKey("recommendation_backtest"), "approved")].status.value == "SUCCEEDED"
+
+
+def test_a_site_that_weighs_in_als_gets_its_neighbours(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = SITES[SITE]
+    with_als = site.model_copy(update={"model": site.model.model_copy(update={"als_weight": 0.3})})
+    monkeypatch.setitem(SITES, SITE, with_als)  # what the assets look up at run time
+    pipeline.run(
+        NEWEST,
+        selection=AssetSelection.assets(
+            "trained_model", "article_recommendations", "recommendation_backtest"
+        ),
+    )
+    model = pipeline.latest_metadata("trained_model", NEWEST)
+    assert model["als"].endswith(" s") and "articles" in model["als"]  # trained, not "off"
+    assert model["als_neighbour_seconds"] > 0
+    recs = pipeline.recommendations()
+    catalogue = pd.read_parquet(
+        pipeline.storage / "article_catalogue" / SITE / f"{WINDOWS[-1]:%Y-%m-%d-%H:%M}.parquet"
+    )
+    assert recommendation_problems(recs, catalogue) == []
+    backtest = pipeline.latest_metadata("recommendation_backtest", NEWEST)
+    assert backtest["HR@10 model"] > backtest["HR@10 last-hour popularity"]
 
 
 def test_the_backtest_keeps_a_far_better_published_model_serving(pipeline: Pipeline) -> None:
