@@ -18,7 +18,7 @@ import gzip
 import re
 import zlib
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -57,6 +57,9 @@ GZIP_CHUNK = 64 * 1024
 JSON_BLOCK_BYTES = 4 << 20
 JSON_FALLBACK_CHUNK = 256
 JSON_SLICE_LINES = 20_000
+# Bytes of an object's text split into lines at a time: all its lines at once, as separate bytes
+# objects next to the text, would double the object's memory.
+LINE_PIECE_BYTES = 8 << 20
 # Objects decompressed and parsed at once (zlib and pyarrow release the GIL); more would only
 # hold more decompressed text in memory on a 2-core machine.
 PARALLEL_OBJECTS = 2
@@ -189,18 +192,55 @@ def decompress(data: bytes) -> tuple[bytes | bytearray, bool]:
     """The object's text (gunzipped when it is gzip) and whether it was intact."""
     if data[:2] != b"\x1f\x8b":
         return data, True
-    try:  # the usual intact object in one call; the careful, chunked way only after damage
+    # Chunk by chunk into one growing buffer: faster than gzip.decompress, which briefly holds
+    # the text twice (its output blocks and their join).
+    text, intact = gunzip_prefix(data)
+    if intact:
+        return text, True
+    del text
+    # gzip takes a few things the chunked way calls damage (zero padding after a member): a damaged
+    # object is decompressed again as before, once its first text is freed.
+    try:
         return gzip.decompress(data), True
     except (OSError, EOFError, zlib.error):
         return gunzip_prefix(data)
 
 
-def complete_lines(text: bytes, intact: bool) -> list[bytes]:
-    """The lines of an object's text; of a damaged stream only those complete before the damage."""
+def line_pieces(text: bytes | bytearray, intact: bool) -> Iterator[list[bytes]]:
+    """The lines of an object's text (of a damaged stream only those complete before the damage),
+    a piece of about LINE_PIECE_BYTES at a time, so that a large object's lines are never all
+    held at once. Pieces are cut at newlines, where neither way of splitting (`splitlines` of an
+    intact text, `split` of a damaged one) splits differently from splitting the whole."""
     if intact:
-        return text.splitlines()
-    complete, _, _ = text.rpartition(b"\n")
-    return complete.split(b"\n") if complete else []
+        end = len(text)
+    else:
+        end = text.rfind(b"\n")  # what follows the last newline is cut off by the damage
+        if end <= 0:
+            return
+    position = 0
+    while True:
+        cut = text.find(b"\n", position + LINE_PIECE_BYTES, end)
+        if cut < 0:
+            piece = text[position:end]
+            yield piece.splitlines() if intact else piece.split(b"\n")
+            return
+        yield text[position : cut + 1].splitlines() if intact else text[position:cut].split(b"\n")
+        position = cut + 1
+
+
+def complete_lines(text: bytes | bytearray, intact: bool) -> list[bytes]:
+    """The lines of an object's text; of a damaged stream only those complete before the damage."""
+    return [line for piece in line_pieces(text, intact) for line in piece]
+
+
+def _pick_lines(text: bytes | bytearray, intact: bool, numbers: set[int]) -> dict[int, bytes]:
+    """The lines with these (1-based) numbers, without splitting the whole text at once."""
+    picked: dict[int, bytes] = {}
+    first = 1
+    for piece in line_pieces(text, intact):
+        picked.update((n, piece[n - first]) for n in numbers if first <= n < first + len(piece))
+        first += len(piece)
+    return picked
 
 
 # ---------------------------------------------------------------------------------------------
@@ -302,23 +342,62 @@ def _not_tsv_reason(line: str) -> str:
     return "not_a_json_object"
 
 
-@dataclass
-class _ParsedObject:
-    tables: list[pa.Table]
-    line_numbers: list[np.ndarray]
-    rejects: list[tuple]
-    lines_read: int
-    # The object's lines (or its whole text), to cut excerpts of lines rejected later.
-    lines: list[bytes] | bytes
+def _usable_events(
+    key: str, table: pa.Table, numbers: np.ndarray, received_before: pd.Timestamp | None
+) -> tuple[pd.DataFrame, list[tuple[int, str]]]:
+    """A parsed table's usable events, and the (line number, reason) of its rows that are not."""
+    frame = _to_frame(table)
+    frame["_source"] = key
+    frame["_line"] = numbers
+    frame, reason = _validate(frame, received_before)
+    bad = reason.notna()
+    refused = []
+    if bad.any():
+        refused = [(int(n), str(why)) for n, why in zip(frame.loc[bad, "_line"], reason[bad], strict=True)]
+        frame = frame.loc[~bad]
+    # What only validation needed goes before the window's objects pile up.
+    return frame.drop(columns=["page_url", "_uuid_ok", "_collector_missing"]), refused
 
-    def line(self, number: int) -> bytes:
-        if isinstance(self.lines, bytes):
-            self.lines = self.lines.splitlines()
-        return self.lines[number - 1]
+
+def _json_tables(
+    json_lines: list[bytes], json_numbers: list[int], slow: list[tuple[dict, int, bytes]]
+) -> Iterator[tuple[pa.Table, np.ndarray, list[bytes]]]:
+    """pyarrow's tables of valid JSON lines, with their line numbers and lines.
+
+    A slice it refuses (a field of an unexpected type) is built row by row (its rows go to `slow`),
+    so one odd line costs its slice, not the object, the fast path."""
+    slices = [(0, len(json_lines))]
+    while slices:
+        start, stop = slices.pop()
+        try:
+            table = _read_json_block(b"\n".join(json_lines[start:stop]))
+            if table.num_rows != stop - start:
+                raise pa.ArrowInvalid("rows and lines differ")
+        except (pa.ArrowInvalid, UnicodeDecodeError):
+            if stop - start > JSON_FALLBACK_CHUNK:
+                middle = start + max(JSON_FALLBACK_CHUNK, (stop - start) // 8)
+                slices.extend([(middle, stop), (start, middle)] if middle < stop else [])
+                continue
+            slow.extend(
+                (_record_from_json(orjson.loads(raw)), number, raw)
+                for raw, number in zip(json_lines[start:stop], json_numbers[start:stop], strict=True)
+            )
+            continue
+        yield table, np.asarray(json_numbers[start:stop], dtype=np.int64), json_lines[start:stop]
 
 
-def _parse_object(key: str, data: bytes) -> _ParsedObject:
-    """One object's events as tables with their line numbers, and its rejects."""
+def _with_excerpts(key: str, refused: list[tuple[int, str]], lines: dict[int, bytes]) -> list[tuple]:
+    """Rejects of the refused rows, with the excerpt of their line (`lines`: by line number)."""
+    return [(key, number, why, _excerpt(lines[number])) for number, why in refused]
+
+
+def _object_events(
+    key: str, data: bytes, received_before: pd.Timestamp | None
+) -> tuple[list[pd.DataFrame], list[tuple], int]:
+    """One object's usable events (frames in row order), its rejects, and its line count.
+
+    Each parsed table becomes events as soon as it is read, so an object's text, its lines, its
+    Arrow tables and its frames are never all in memory at once."""
     text, intact = decompress(data)
     if intact and text[:1] == b"{":
         # The common case, an intact object of JSON lines, is read whole by pyarrow. It fails on
@@ -331,70 +410,73 @@ def _parse_object(key: str, data: bytes) -> _ParsedObject:
         count = text.count(b"\n") + (not text.endswith(b"\n"))
         if table is not None and table.num_rows == count:
             numbers = np.arange(1, count + 1, dtype=np.int64)
-            return _ParsedObject([table], [numbers], [], count, text)
-    lines = complete_lines(text, intact)
-    del text  # the lines hold it now
+            frame, refused = _usable_events(key, table, numbers, received_before)
+            del table
+            lines = _pick_lines(text, intact, {number for number, _ in refused}) if refused else {}
+            return [frame], _with_excerpts(key, refused, lines), count
+        del table
+
+    frames: list[pd.DataFrame] = []
     rejects: list[tuple] = []
     json_numbers: list[int] = []
     json_lines: list[bytes] = []
-    slow_records: list[dict] = []
-    slow_numbers: list[int] = []
-    lines_read = 0
-    for number, raw in enumerate(lines, start=1):
-        if raw[:1] == b"{":
-            lines_read += 1
-            # orjson finds the bad lines at a fraction of the cost of building rows from them.
-            try:
-                orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                rejects.append((key, number, _invalid_json_reason(raw), _excerpt(raw)))
-                continue
-            json_numbers.append(number)
-            json_lines.append(raw)
-        elif raw.strip() or b"\t" in raw:  # a line of only tabs is a broken TSV line, not a blank
-            lines_read += 1
-            try:
-                line = raw.decode("utf-8").rstrip("\r")
-            except UnicodeDecodeError:
-                rejects.append((key, number, "undecodable_bytes", _excerpt(raw)))
-                continue
-            fields = line.split("\t")
-            if len(fields) != TSV_FIELD_COUNT:
-                rejects.append((key, number, _not_tsv_reason(line), line[:EXCERPT_CHARS]))
-            else:
-                slow_records.append(_record_from_tsv(fields))
-                slow_numbers.append(number)
-    if not intact:
-        rejects.append((key, len(lines) + 1, "truncated_gzip", "the gzip stream is damaged here"))
-        lines_read += 1
+    # Rows built one by one, (record, line number, line): TSV lines, then JSON lines pyarrow refused.
+    tsv_rows: list[tuple[dict, int, bytes]] = []
+    json_rows: list[tuple[dict, int, bytes]] = []
+    lines_read = number = 0
 
-    tables, numbers = [], []
-    # Valid JSON lines go to pyarrow in chunks; a chunk it refuses (a field of an unexpected
-    # type) is built row by row, so one odd line costs its chunk, not the object, the fast path.
-    # Slices keep the joined copy handed to pyarrow small.
-    chunks = [
-        (i, min(i + JSON_SLICE_LINES, len(json_lines))) for i in range(0, len(json_lines), JSON_SLICE_LINES)
-    ]
-    chunks.reverse()
-    while chunks:
-        start, stop = chunks.pop()
-        try:
-            table = _read_json_block(b"\n".join(json_lines[start:stop]))
-            if table.num_rows != stop - start:
-                raise pa.ArrowInvalid("rows and lines differ")
-            tables.append(table)
-            numbers.append(np.asarray(json_numbers[start:stop], dtype=np.int64))
-        except (pa.ArrowInvalid, UnicodeDecodeError):
-            if stop - start > JSON_FALLBACK_CHUNK:
-                middle = start + max(JSON_FALLBACK_CHUNK, (stop - start) // 8)
-                chunks.extend([(middle, stop), (start, middle)] if middle < stop else [])
-                continue
-            slow_records.extend(_record_from_json(orjson.loads(raw)) for raw in json_lines[start:stop])
-            slow_numbers.extend(json_numbers[start:stop])
-    if slow_records:
-        tables.append(_table_from_records(slow_records))
-        numbers.append(np.asarray(slow_numbers, dtype=np.int64))
-    return _ParsedObject(tables, numbers, rejects, lines_read, lines)
+    def parse_json_lines():
+        # Slices of JSON_SLICE_LINES valid JSON lines keep the joined copy handed to pyarrow small.
+        for table, numbers, lines in _json_tables(json_lines, json_numbers, json_rows):
+            frame, refused = _usable_events(key, table, numbers, received_before)
+            frames.append(frame)
+            if refused:
+                rejects.extend(_with_excerpts(key, refused, dict(zip(numbers.tolist(), lines, strict=True))))
+        json_lines.clear()
+        json_numbers.clear()
+
+    for piece in line_pieces(text, intact):
+        for raw in piece:
+            number += 1
+            if raw[:1] == b"{":
+                lines_read += 1
+                # orjson finds the bad lines at a fraction of the cost of building rows from them.
+                try:
+                    orjson.loads(raw)
+                except orjson.JSONDecodeError:
+                    rejects.append((key, number, _invalid_json_reason(raw), _excerpt(raw)))
+                    continue
+                json_numbers.append(number)
+                json_lines.append(raw)
+                if len(json_lines) == JSON_SLICE_LINES:
+                    parse_json_lines()
+            elif raw.strip() or b"\t" in raw:  # a line of only tabs is a broken TSV line, not a blank
+                lines_read += 1
+                try:
+                    line = raw.decode("utf-8").rstrip("\r")
+                except UnicodeDecodeError:
+                    rejects.append((key, number, "undecodable_bytes", _excerpt(raw)))
+                    continue
+                fields = line.split("\t")
+                if len(fields) != TSV_FIELD_COUNT:
+                    rejects.append((key, number, _not_tsv_reason(line), line[:EXCERPT_CHARS]))
+                else:
+                    tsv_rows.append((_record_from_tsv(fields), number, raw))
+        del piece  # before the next piece is split
+    if json_lines:
+        parse_json_lines()
+    del text
+    if not intact:
+        rejects.append((key, number + 1, "truncated_gzip", "the gzip stream is damaged here"))
+        lines_read += 1
+    if tsv_rows or json_rows:
+        records, numbers, lines = zip(*tsv_rows, *json_rows, strict=True)
+        table = _table_from_records(list(records))
+        frame, refused = _usable_events(key, table, np.asarray(numbers, dtype=np.int64), received_before)
+        frames.append(frame)
+        if refused:
+            rejects.extend(_with_excerpts(key, refused, dict(zip(numbers, lines, strict=True))))
+    return frames, rejects, lines_read
 
 
 def _invalid_json_reason(raw: bytes) -> str:
@@ -509,30 +591,6 @@ def _validate(frame: pd.DataFrame, received_before: pd.Timestamp | None) -> tupl
     return frame, reason
 
 
-def _object_events(
-    key: str, data: bytes, received_before: pd.Timestamp | None
-) -> tuple[pd.DataFrame | None, list[tuple], int]:
-    """One object's usable events, its rejects, and its line count."""
-    parsed = _parse_object(key, data)
-    rejects = list(parsed.rejects)
-    if not parsed.tables:
-        return None, rejects, parsed.lines_read
-    frame = pd.concat([_to_frame(t) for t in parsed.tables], ignore_index=True)
-    frame["_source"] = key
-    frame["_line"] = np.concatenate(parsed.line_numbers)
-    frame, reason = _validate(frame, received_before)
-    bad = reason.notna()
-    if bad.any():
-        rejects.extend(
-            (key, int(number), str(why), _excerpt(parsed.line(number)))
-            for number, why in zip(frame.loc[bad, "_line"], reason[bad], strict=True)
-        )
-        frame = frame.loc[~bad]
-    # What only validation needed goes before the window's objects pile up.
-    frame = frame.drop(columns=["page_url", "_uuid_ok", "_collector_missing"])
-    return frame, rejects, parsed.lines_read
-
-
 def _in_parallel(objects: Iterable[tuple[str, bytes]], received_before: pd.Timestamp | None):
     """`_object_events` of each object, in order, a few objects at a time."""
     with ThreadPoolExecutor(PARALLEL_OBJECTS) as pool:
@@ -556,12 +614,11 @@ def parse_objects(
     frames: list[pd.DataFrame] = []
     rejects: list[tuple] = []
     lines_read = objects_read = 0
-    for frame, object_rejects, object_lines in _in_parallel(objects, received_before):
+    for object_frames, object_rejects, object_lines in _in_parallel(objects, received_before):
         objects_read += 1
         lines_read += object_lines
         rejects.extend(object_rejects)
-        if frame is not None:
-            frames.append(frame)
+        frames.extend(object_frames)
     if frames:
         events = pd.concat(frames, ignore_index=True)
     else:
@@ -704,23 +761,30 @@ def clean_window(window: ParsedEvents, context: ParsedEvents, settings: EventSet
     """
     # Arrival order: collector time, then object and line (objects come sorted by key). Copies of
     # one event are identical, so which copy is kept does not change the result.
-    own = window.events.sort_values("collector_tstamp", kind="stable")
+    # The order and the duplicates are found on two columns, so that the window's rows are copied
+    # once (the kept ones, in order) rather than once per step.
     seen_before = context.events.sort_values("collector_tstamp", kind="stable").drop_duplicates("event_id")
-    in_window_dups = own.duplicated("event_id")
-    own = own[~in_window_dups]
-    earlier = own["event_id"].isin(seen_before["event_id"])
-    own = own[~earlier]
+    order = window.events["collector_tstamp"].reset_index(drop=True).sort_values(kind="stable").index
+    event_ids = window.events["event_id"].take(order)
+    in_window_dups = event_ids.duplicated().to_numpy()
+    earlier = event_ids.isin(seen_before["event_id"]).to_numpy() & ~in_window_dups
+    own = window.events.take(order[~(in_window_dups | earlier)])
     duplicates = {
         "duplicate_in_window": int(in_window_dups.sum()),
         "delivered_in_earlier_window": int(earlier.sum()),
     }
 
-    both = pd.concat([seen_before.assign(_own=False), own.assign(_own=True)], ignore_index=True)
+    both = pd.concat([seen_before, own], ignore_index=True)
+    del own
+    both["_own"] = np.arange(len(both)) >= len(seen_before)
     both["reader_id"] = both["domain_userid"].fillna(both["amp_client_id"]).astype("string")
     both["page_host"], both["page_path"] = normalize_pages(both["page_urlhost"], both["page_urlpath"])
     both["session_id"] = _infer_sessions(both, pd.Timedelta(minutes=settings.session_timeout_minutes))
     both["engaged_increment_seconds"] = _engaged_increments(
         both, settings.ping_interval_seconds, MIN_VISIT_SECONDS
     )
-    events = both.loc[both["_own"], list(CLEAN_DTYPES)].astype(CLEAN_DTYPES).reset_index(drop=True)
+    events = both.loc[both["_own"], list(CLEAN_DTYPES)]
+    del both
+    events = events.astype(CLEAN_DTYPES)
+    events.index = pd.RangeIndex(len(events))  # as reset_index(drop=True), without another copy
     return CleanWindow(events, duplicates)

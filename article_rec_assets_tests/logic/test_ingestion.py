@@ -1294,3 +1294,48 @@ def test_rerunning_clean_window_and_sessionize_gives_identical_frames(city):
     )
     assert first_sessions.filtered == second_sessions.filtered
     assert len(first_sessions.interactions) == 3
+
+
+def test_objects_parse_the_same_whatever_the_piece_and_slice_sizes(monkeypatch):
+    """Lines are split a piece of the text at a time and JSON lines go to pyarrow in slices; tiny
+    pieces and slices (cuts next to CRLF, blank lines, a damaged tail) change nothing."""
+    from article_rec_assets.logic import ingestion
+
+    texts = [b"a\r\nb\rc\n\nd", b"\nx\r\n\r\ny\n", b"\n", b"", b"one\n\ntwo\r\n"]
+    for text in texts:
+        for intact in (True, False):
+            complete = text.rpartition(b"\n")[0]
+            expected = text.splitlines() if intact else (complete.split(b"\n") if complete else [])
+            for piece_bytes in (1, 2, 3, 8 << 20):
+                monkeypatch.setattr(ingestion, "LINE_PIECE_BYTES", piece_bytes)
+                assert complete_lines(text, intact) == expected, (text, intact, piece_bytes)
+
+    lines = [
+        json_line(1),
+        b"{oops",
+        tsv_line(event_id=eid(2), event="page_view", collector_tstamp="2024-05-01 10:00:00.000"),
+        json_line(3, page_urlpath=None, page_url=None),  # a page event without a path
+        json_line(4, domain_userid=7),  # pyarrow refuses the number: built row by row
+        b"",
+        json_line(5),
+        b"not a line",
+        json_line(6, event_id="not-a-uuid"),
+        *[json_line(n) for n in range(7, 20)],
+    ]
+    plain = b"\r\n".join(lines) + b"\r\n"
+    objects = [("plain", plain), ("gz", gzip.compress(plain)), ("cut.gz", _gzip_cut_after(plain + b"{par"))]
+    monkeypatch.setattr(ingestion, "LINE_PIECE_BYTES", 8 << 20)
+    whole = parse_objects(objects)
+    monkeypatch.setattr(ingestion, "LINE_PIECE_BYTES", 100)
+    monkeypatch.setattr(ingestion, "JSON_SLICE_LINES", 3)
+    monkeypatch.setattr(ingestion, "JSON_FALLBACK_CHUNK", 1)
+    small = parse_objects(objects)
+    assert len(whole.rejects) == 3 * 5 + 1  # {oops, a page without path, not a line, the bad id; cut
+    pd.testing.assert_frame_equal(small.rejects, whole.rejects)
+    assert (small.lines_read, small.objects_read) == (whole.lines_read, whole.objects_read)
+    columns = [c for c in whole.events.columns if c != "_line"]
+    key = ["_source", "_line"]
+    pd.testing.assert_frame_equal(
+        small.events.sort_values(key, ignore_index=True)[columns],
+        whole.events.sort_values(key, ignore_index=True)[columns],
+    )
