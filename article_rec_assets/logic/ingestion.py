@@ -192,14 +192,22 @@ def decompress(data: bytes) -> tuple[bytes | bytearray, bool]:
     """The object's text (gunzipped when it is gzip) and whether it was intact."""
     if data[:2] != b"\x1f\x8b":
         return data, True
-    # Chunk by chunk into one growing buffer: faster than gzip.decompress, which briefly holds
-    # the text twice (its output blocks and their join).
+    # The usual object, one intact gzip member, in one call into one growing buffer (zlib drops
+    # the GIL meanwhile; gzip.decompress would briefly hold the text twice, its blocks and their join).
+    try:
+        decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        text = decompressor.decompress(data)
+        if decompressor.eof and not decompressor.unused_data:
+            return text, True
+        del text
+    except zlib.error:
+        pass
+    # Several members, or damage: chunk by chunk, keeping what precedes the damage. gzip takes a
+    # few things the chunked way calls damage (zero padding after a member), so it decides first.
     text, intact = gunzip_prefix(data)
     if intact:
         return text, True
     del text
-    # gzip takes a few things the chunked way calls damage (zero padding after a member): a damaged
-    # object is decompressed again as before, once its first text is freed.
     try:
         return gzip.decompress(data), True
     except (OSError, EOFError, zlib.error):
