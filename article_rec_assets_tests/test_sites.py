@@ -72,6 +72,8 @@ def test_blend_settings_are_checked_against_the_model(tmp_path: Path) -> None:
     for bad, message in (
         ({"short_tau_hour": 2}, "unknown blend settings"),
         ({"knn_tau_hours": 0}, "positive"),
+        ({"max_distance": 2.5}, "whole number"),
+        ({"prior_weight": -1}, "negative"),
     ):
         site["model"]["blend"] = bad
         (tmp_path / "demo-tribune.yaml").write_text(yaml.safe_dump(site))

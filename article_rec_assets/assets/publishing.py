@@ -4,7 +4,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from article_rec_assets.assets import partition_site_and_window
-from article_rec_assets.logic.publishing import publish_recommendations
+from article_rec_assets.logic.publishing import current_model, publish_recommendations
 from article_rec_assets.partitions import site_window_partitions
 from article_rec_assets.resources import ServingDatabase
 
@@ -24,10 +24,19 @@ def published_recommendations(
     article_catalogue: pd.DataFrame,
 ) -> MaterializeResult:
     """The window's models written `pending`, then made `current` in one transaction per model
-    type; the previous `current` model turns `stale`, and old stale models are deleted."""
+    type; the previous `current` model turns `stale`, and old stale models are deleted. A backfill
+    of an older window does not replace a model trained on later data: it publishes nothing."""
     site, _, end = partition_site_and_window(context)
     engine = serving_database.engine()
     try:
+        current = current_model(engine, site.name, "article")
+        if current is not None and current.trained_until is not None and current.trained_until > end:
+            note = (
+                f"not published: model {current.model_id}, trained until "
+                f"{current.trained_until:%Y-%m-%d %H:%M}, is newer than this window"
+            )
+            context.log.info(note)
+            return MaterializeResult(metadata={"skipped": note, "dagster/row_count": 0})
         result = publish_recommendations(
             engine,
             site.name,

@@ -22,6 +22,7 @@ from article_rec_assets.logic.article_model import (
     article_model_recommendations,
     backtest,
     candidate_mask,
+    known_at_start,
     site_click_log,
     window_als,
 )
@@ -173,7 +174,9 @@ def recommendation_backtest(
     successor counts and the lists published now. HR@10, MRR@10, NDCG@10, coverage and fallback
     share per recommender (plotted over time in the asset's metadata)."""
     site, start, end = partition_site_and_window(context)
-    interactions = concat_partitions(sessionized_interactions, empty_interactions())
+    frames = dict(sessionized_interactions)
+    window = frames.pop(str(context.partition_key), empty_interactions())
+    interactions = known_at_start(concat_partitions(frames, empty_interactions()), window, start)
     log = site_click_log(interactions, article_catalogue)
     engine = serving_database.engine()
     try:
@@ -218,6 +221,7 @@ def recommendation_backtest(
         metadata={
             "pairs": int(metrics["pairs"].iloc[0]) if len(metrics) else 0,
             "training_clicks": result.train_clicks,
+            "window_interactions": len(window),
             "published_model": published_note,
             **numbers,
             "backtest_seconds": round(result.seconds, 3),

@@ -80,6 +80,17 @@ def site_click_log(interactions: pd.DataFrame, catalogue: pd.DataFrame) -> Click
     return click_log(clicks, published.dropna())
 
 
+def known_at_start(earlier: pd.DataFrame, window: pd.DataFrame, start: pd.Timestamp) -> pd.DataFrame:
+    """The reading as the pipeline knew it at `start`, plus the window's own partition.
+
+    The window's rows were received during it; a click stamped before `start` but received late
+    counts from `start`, so the backtest never trains on it (it still orders the window's pairs).
+    """
+    window = window.assign(first_seen=window["first_seen"].clip(lower=start))
+    parts = [frame for frame in (earlier, window) if len(frame)]
+    return pd.concat(parts, ignore_index=True) if parts else earlier
+
+
 def candidate_mask(log: ClickLog, catalogue: pd.DataFrame, as_of: pd.Timestamp) -> np.ndarray:
     """Per article code: a recommendable catalogue article published before `as_of`."""
     ok = recommendable(catalogue)
@@ -237,13 +248,23 @@ class ProjectModel(Recommender):
         return self.model.recommend_with_scores(source_ids, k)[0]
 
 
+# Share of a published score that says where the article stands in its list (see below).
+RANK_SHARE = 0.1
+
+
 def article_model_recommendations(model: ArticleModel, k: int) -> pd.DataFrame:
-    """The `article` model's rows: for every candidate article, its k best others, scores scaled
-    into [0, 1] by the largest score of the whole model (so scores compare across sources)."""
+    """The `article` model's rows: for every candidate article, its k best others.
+
+    The API orders a list by score alone (then by external id), and the contract has no rank
+    column, so the published score must keep the model's order, ties included: it is
+    (1 - RANK_SHARE) x the model's score / the list's best + RANK_SHARE x (k + 1 - rank) / k,
+    in [0, 1], 1 for the first, strictly decreasing down the list even where the model tied.
+    """
     sources = model.catalogue
     lists, scores = model.recommend_with_scores(sources, k)
     listed = lists != NO_ARTICLE
-    top = scores[listed].max() if listed.any() else 1.0
+    best = np.where(scores[:, :1] > 0, scores[:, :1], 1.0) if len(scores) else scores[:, :1]
+    published = (1 - RANK_SHARE) * np.clip(scores / best, 0, 1) + RANK_SHARE * (k - np.arange(k)) / k
     source_idx, slot = np.nonzero(listed)
     frame = pd.DataFrame(
         {
@@ -252,7 +273,7 @@ def article_model_recommendations(model: ArticleModel, k: int) -> pd.DataFrame:
             "recommended_external_id": pd.array(
                 model.article_ids[lists[source_idx, slot]].astype(str), dtype="string"
             ),
-            "score": np.round(np.clip(scores[source_idx, slot] / top, 0, 1), 6),
+            "score": np.round(published[source_idx, slot], 6),
             "rank": slot + 1,
         }
     ).astype({"model_type": "string"})

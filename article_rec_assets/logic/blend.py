@@ -29,6 +29,11 @@ recent_share(b) is b's share of the clicks on catalogue articles in the last `pr
 t0; it is added for the `prior_top` articles of largest share only, so that brand-new articles with
 recent clicks are always candidates and sources with little evidence of their own lean on what is
 read now. Ties are broken by `train.tie_rank`.
+
+Time constants (short_tau_hours, long_tau_hours, knn_tau_hours, prior_minutes; not the freshness,
+which is about the article's age) are set for a site with `reference_clicks_per_hour`; on a quieter
+site they are multiplied by time_scale = reference / (clicks per hour over the last day before t0),
+between 1 and `max_time_scale`, so that each memory spans about as many readings.
 """
 
 from __future__ import annotations
@@ -48,9 +53,10 @@ from article_rec_assets.logic.evaluation import (
 
 
 class RecencySuccessorBlend(Recommender):
-    """Exponentially decayed successor counts (two decay times, both directions, distances 1 and 2)
-    plus implicit's recency-weighted item-item cosine, boosted for fresh articles, plus a
-    last-15-minutes popularity prior. See the module docstring for the score."""
+    """Exponentially decayed successor counts (two decay times, both directions, up to
+    `max_distance` clicks apart) plus implicit's recency-weighted item-item cosine, boosted for
+    fresh articles, plus a popularity prior over the last minutes, with time constants stretched
+    on quiet sites. See the module docstring for the score."""
 
     name = "recency successor blend"
 
@@ -76,6 +82,22 @@ class RecencySuccessorBlend(Recommender):
     ):
         if min(short_tau_hours, long_tau_hours, knn_tau_hours, freshness_tau_hours) <= 0:
             raise ValueError("decay times must be positive")
+        counts = {"max_distance": max_distance, "knn_neighbours": knn_neighbours, "prior_top": prior_top}
+        for name, value in counts.items():
+            if isinstance(value, bool) or not float(value).is_integer():
+                raise ValueError(f"{name} must be a whole number, not {value!r}")
+        max_distance, knn_neighbours, prior_top = (int(v) for v in counts.values())
+        weights = {
+            "long_weight": long_weight,
+            "backward_weight": backward_weight,
+            "distance_decay": distance_decay,
+            "knn_weight": knn_weight,
+            "freshness_weight": freshness_weight,
+            "prior_weight": prior_weight,
+        }
+        negative = sorted(name for name, value in weights.items() if value < 0)
+        if negative:
+            raise ValueError(f"weights must not be negative: {negative}")
         if reference_clicks_per_hour <= 0 or max_time_scale < 1:
             raise ValueError("reference_clicks_per_hour must be positive and max_time_scale at least 1")
         if max_distance < 1 or knn_neighbours < 1:

@@ -222,6 +222,10 @@ def publish_recommendations(
                 .returning(model_table.c.id)
             ).scalar_one()
             if trained_until is not None:
+                # In UTC: SQLite keeps no time zone and is read back as UTC.
+                stamp = pd.Timestamp(trained_until)
+                stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+                trained_until = stamp.to_pydatetime()
                 conn.execute(
                     insert(model_training_table).values(model_id=model_id, trained_until=trained_until)
                 )

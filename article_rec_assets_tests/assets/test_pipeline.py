@@ -183,9 +183,19 @@ def test_rerunning_the_newest_window_swaps_models(pipeline: Pipeline) -> None:
     assert stale == before
 
 
+def test_a_backfill_of_an_older_window_keeps_the_newer_model_serving(pipeline: Pipeline) -> None:
+    older = site_window_key(SITE, WINDOWS[-2])
+    before = pipeline.models()
+    pipeline.run(older)
+    assert pipeline.models() == before
+    assert pipeline.latest_metadata("published_recommendations", older)["skipped"].startswith("not published")
+    assert "not compared" in pipeline.latest_metadata("recommendation_backtest", older)["published_model"]
+
+
 def test_the_backtest_scores_the_model_and_the_baselines_on_the_newest_window(pipeline: Pipeline) -> None:
     metadata = pipeline.latest_metadata("recommendation_backtest", NEWEST)
     assert metadata["pairs"] >= SITES[SITE].evaluation.min_pairs
+    assert metadata["window_interactions"] > 0  # the window's own partition was told apart
     for name in ("model", "last-hour popularity", "successor counts"):
         for metric in ("HR@10", "MRR@10", "NDCG@10", "coverage", "fallback share"):
             assert 0 <= metadata[f"{metric} {name}"] <= 1
@@ -203,6 +213,7 @@ def test_a_site_that_weighs_in_als_gets_its_neighbours(
     site = SITES[SITE]
     with_als = site.model_copy(update={"model": site.model.model_copy(update={"als_weight": 0.3})})
     monkeypatch.setitem(SITES, SITE, with_als)  # what the assets look up at run time
+    without = pipeline.recommendations()
     pipeline.run(
         NEWEST,
         selection=AssetSelection.assets(
@@ -217,6 +228,9 @@ def test_a_site_that_weighs_in_als_gets_its_neighbours(
         pipeline.storage / "article_catalogue" / SITE / f"{WINDOWS[-1]:%Y-%m-%d-%H:%M}.parquet"
     )
     assert recommendation_problems(recs, catalogue) == []
+    # The neighbours changed lists: some article is now recommended where it was not.
+    pairs = ["source_entity_id", "recommended_external_id"]
+    assert len(recs[pairs].merge(without[pairs], how="left", indicator=True).query("_merge == 'left_only'"))
     backtest = pipeline.latest_metadata("recommendation_backtest", NEWEST)
     assert backtest["HR@10 model"] > backtest["HR@10 last-hour popularity"]
 

@@ -12,6 +12,7 @@ from article_rec_assets.logic.article_model import (
     candidate_mask,
     fit_article_model,
     interaction_clicks,
+    known_at_start,
     site_click_log,
     verdict,
 )
@@ -243,3 +244,48 @@ def test_als_neighbours_join_the_blend_only_among_candidates() -> None:
     assert sorted(a_list[:2]) == ["b", "x"]  # the successor and the ALS twin
     assert "c" not in set(recs["recommended_external_id"])
     assert recs["score"].between(0, 1).all()
+
+
+def test_published_scores_keep_the_models_order_where_it_tied() -> None:
+    """a -> b and a -> c at the same moments: a tie the model breaks by popularity (c is read more),
+    while the API would break it by external id (b first). The published score must say c > b."""
+    sessions = {
+        "s1": [("a", -30), ("b", -29)],
+        "s2": [("a", -30), ("c", -29)],
+        **{f"c{i}": [("c", -200 - i)] for i in range(3)},  # c is more popular overall
+    }
+    cat = catalogue(["a", "b", "c"])
+    settings = ModelSettings(blend={"prior_weight": 0.0, "knn_weight": 0.0})
+    recs = article_model_recommendations(fitted_model(sessions, cat, settings), k=2)
+    a_list = recs[recs["source_entity_id"] == "a"].set_index("recommended_external_id")
+    assert list(a_list.sort_values("rank").index) == ["c", "b"]
+    assert a_list.loc["c", "score"] == 1.0 and a_list.loc["b", "score"] < 1.0
+    # How the API reads it: score descending, then external id.
+    api_order = a_list.reset_index().sort_values(
+        ["score", "recommended_external_id"], ascending=[False, True]
+    )
+    assert list(api_order["recommended_external_id"]) == ["c", "b"]
+    for _, group in recs.groupby("source_entity_id"):
+        assert group.sort_values("rank")["score"].is_monotonic_decreasing and group["score"].is_unique
+
+
+def test_a_click_received_late_is_not_trained_on_but_still_orders_the_windows_pairs() -> None:
+    earlier = interactions({"s1": [("a", -50), ("b", -49)]})
+    # Received during the window, stamped 5 minutes before it began: a -> c, then c -> b inside it.
+    window = interactions({"s2": [("a", -6), ("c", -5), ("b", 10)]})
+    known = known_at_start(earlier, window, T0)
+    clicks = interaction_clicks(known).set_index(["session_id", "article_id"])["timestamp"]
+    assert clicks[("s1", "a")] == T0 - pd.Timedelta(minutes=50)  # earlier partitions as they were
+    assert clicks[("s2", "a")] == T0 and clicks[("s2", "c")] == T0  # counted from the window's start
+    cat = catalogue(["a", "b", "c"])
+    log = site_click_log(known, cat)
+    result = backtest(
+        log,
+        candidate_mask(log, cat, T0),
+        T0,
+        T0 + pd.Timedelta(hours=2),
+        ModelSettings(),
+        EvaluationSettings(),
+    )
+    assert result.train_clicks == 2  # s1 only
+    assert result.metrics["pairs"].iloc[0] == 2  # a -> c and c -> b, both ending in the window
