@@ -103,7 +103,7 @@ def trained_model(
         model,
         metadata={
             "windows_read": len(sessionized_interactions),
-            **{name: value for name, value in model.stats.items()},
+            **model.stats,
             "als": als_note,
             "settings": MetadataValue.json(site.model.model_dump()),
         },

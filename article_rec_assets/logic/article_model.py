@@ -118,16 +118,12 @@ class ArticleModel:
     stats: dict[str, float] = field(default_factory=dict)
 
     def score_rows(self, source_ids: np.ndarray) -> sparse.csr_matrix:
-        """Scores of every article for each source (rows), zero outside the catalogue."""
+        """Scores of every article for each source (rows), zero outside the catalogue: both
+        components score candidates only (the blend's cat(b), `als_neighbours`)."""
         source_ids = np.asarray(source_ids, dtype=np.int64)
         rows = self.blend.score_rows(source_ids)
         if self.als_neighbours is not None and self.als_weight > 0:
-            rows = rows + self.als_weight * self.als_neighbours[source_ids]
-        # Whatever a component scores, only candidates may be listed.
-        candidate = np.zeros(len(self.article_ids))
-        candidate[self.catalogue] = 1.0
-        rows = (rows @ sparse.diags(candidate)).tocsr()
-        rows.eliminate_zeros()
+            rows = (rows + self.als_weight * self.als_neighbours[source_ids]).tocsr()
         return rows
 
     def recommend_with_scores(self, source_ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -694,12 +694,6 @@ BASELINES: dict[str, Callable[[], Recommender]] = {
 }
 
 
-def _blend() -> Recommender:
-    from article_rec_assets.logic.blend import RecencySuccessorBlend  # blend imports this module
-
-    return RecencySuccessorBlend()
-
-
 def _project_model() -> Recommender:
     """The pipeline's article model (`logic.article_model`) with the sites' default settings."""
     from article_rec_assets.logic.article_model import ProjectModel, window_als
@@ -712,7 +706,6 @@ def _project_model() -> Recommender:
 MODELS: dict[str, Callable[[], Recommender]] = {
     **BASELINES,
     "project": _project_model,
-    "blend": _blend,
     "als": _project_als,
     "als-readers": lambda: EmbeddingRecommender(ALSEmbedder("reader"), name="ALS (reader x article)"),
     "als-sessions": lambda: EmbeddingRecommender(ALSEmbedder("session"), name="ALS (session x article)"),
