@@ -1,12 +1,13 @@
 """All Dagster definitions, in one place; resources are chosen from the environment here."""
 
-from dagster import Definitions, EnvVar, FilesystemIOManager, load_assets_from_modules
+from dagster import Definitions, EnvVar, FilesystemIOManager, in_process_executor, load_assets_from_modules
 
 from article_rec_assets import environment
 from article_rec_assets.assets import catalogue, ingestion, publishing, recommendations, training
 from article_rec_assets.io_managers import ParquetIOManager
 from article_rec_assets.resources import CatalogueSources, EventBucket, ServingDatabase
 from article_rec_assets.schedules import every_two_hours, ingest_window_job, recommendations_job
+from article_rec_assets.sensors import alert_on_check_failure, alert_on_run_failure
 
 all_assets = load_assets_from_modules([ingestion, catalogue, training, recommendations, publishing])
 
@@ -35,7 +36,6 @@ def resources_for_environment() -> dict:
                 aws_session_token=secret(environment.AWS_SESSION_TOKEN_VAR),
             )
         )
-    storage = environment.storage_dir()
     serving_url = (
         EnvVar(environment.SERVING_DATABASE_URL_VAR)
         if environment.serving_database_url_is_set()
@@ -45,8 +45,9 @@ def resources_for_environment() -> dict:
         "event_bucket": event_bucket,
         "catalogue_sources": CatalogueSources(files_dir=data_dir),
         "serving_database": ServingDatabase(url=serving_url),
-        "table_io_manager": ParquetIOManager(base_dir=str(storage)),
-        "io_manager": FilesystemIOManager(base_dir=str(storage)),
+        # Asset values in the storage folder of the instance that runs them ($DAGSTER_HOME/storage).
+        "table_io_manager": ParquetIOManager(),
+        "io_manager": FilesystemIOManager(),
     }
 
 
@@ -54,5 +55,10 @@ defs = Definitions(
     assets=all_assets,
     jobs=[recommendations_job, ingest_window_job],
     schedules=[every_two_hours],
+    sensors=[alert_on_run_failure, alert_on_check_failure],
     resources=resources_for_environment(),
+    # One process per run: the graph of one (site, window) is a chain, so a process per step
+    # would only add an interpreter start and a reload of pandas and implicit to every step.
+    # Runs scale out (one per site and window), not steps.
+    executor=in_process_executor,
 )

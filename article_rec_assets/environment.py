@@ -31,16 +31,16 @@ AWS_SECRET_ACCESS_KEY_VAR = "AWS_SECRET_ACCESS_KEY"
 AWS_SESSION_TOKEN_VAR = "AWS_SESSION_TOKEN"
 EVENTS_SOURCES = ("local", "s3")
 
+# Alerts (sensors.py): failed runs and checks are posted as JSON to this URL; unset, logged.
+ALERT_WEBHOOK_URL_VAR = "ARTICLE_REC_ALERT_WEBHOOK_URL"
+# The Dagster UI's address, for the links in alerts.
+UI_URL_VAR = "ARTICLE_REC_UI_URL"
+DEFAULT_UI_URL = "http://127.0.0.1:3000"
+
 
 def data_dir() -> Path:
     """The local event bucket and catalogue files (embedded default)."""
     return Path(os.environ.get(DATA_DIR_VAR, DEFAULT_HOME / "data")).absolute()
-
-
-def storage_dir() -> Path:
-    """Where asset values (Parquet tables, models) are stored: beside the Dagster instance."""
-    home = os.environ.get("DAGSTER_HOME")
-    return (Path(home) if home else DEFAULT_HOME / "dagster_home").absolute() / "storage"
 
 
 def default_serving_database_url() -> str:
@@ -88,3 +88,11 @@ def env_is_set(name: str) -> bool:
 def sites_dir() -> Path | None:
     value = os.environ.get(SITES_DIR_VAR)
     return Path(value) if value else None
+
+
+def alert_webhook_url() -> str | None:
+    return os.environ.get(ALERT_WEBHOOK_URL_VAR) or None
+
+
+def ui_url() -> str:
+    return os.environ.get(UI_URL_VAR) or DEFAULT_UI_URL

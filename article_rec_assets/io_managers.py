@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import pandas as pd
-from dagster import ConfigurableIOManagerFactory, InputContext, OutputContext, UPathIOManager
+from dagster import (
+    ConfigurableIOManagerFactory,
+    InitResourceContext,
+    InputContext,
+    OutputContext,
+    UPathIOManager,
+)
 from upath import UPath
 
 
@@ -41,7 +47,11 @@ class _ParquetIOManager(UPathIOManager):
 
 
 class ParquetIOManager(ConfigurableIOManagerFactory):
-    base_dir: str
+    """`base_dir` unset: the storage folder of the Dagster instance the run belongs to (as
+    Dagster's own FilesystemIOManager does), so the values follow whichever DAGSTER_HOME runs."""
 
-    def create_io_manager(self, context) -> _ParquetIOManager:
-        return _ParquetIOManager(base_path=UPath(self.base_dir))
+    base_dir: str | None = None
+
+    def create_io_manager(self, context: InitResourceContext) -> _ParquetIOManager:
+        base_dir = self.base_dir or context.instance.storage_directory()
+        return _ParquetIOManager(base_path=UPath(base_dir))

@@ -10,6 +10,7 @@ import warnings
 from datetime import UTC, datetime, timedelta
 
 from dagster import (
+    AssetCheckSpec,
     BetaWarning,
     DimensionPartitionMapping,
     IdentityPartitionMapping,
@@ -20,6 +21,7 @@ from dagster import (
     TimeWindowPartitionMapping,
     TimeWindowPartitionsDefinition,
 )
+from dagster._utils.warnings import PreviewWarning
 
 from article_rec_assets import environment
 from article_rec_assets.sites import PACKAGED_SITES_DIR, SiteConfig, load_sites
@@ -54,6 +56,21 @@ def trailing_windows(days: int, extra_windows: int = 0) -> MultiPartitionMapping
                     TimeWindowPartitionMapping(start_offset=-(days * WINDOWS_PER_DAY - 1 + extra_windows)),
                 ),
             }
+        )
+
+
+def window_check(name: str, asset: str, description: str, blocking: bool = False) -> AssetCheckSpec:
+    """A check partitioned like the assets: each result is recorded for the window it judged, so
+    a failed window stays failed in the UI until that window passes (an unpartitioned check would
+    show only the newest result of any window)."""
+    with warnings.catch_warnings():  # partitioned checks are marked preview in Dagster 1.13
+        warnings.simplefilter("ignore", PreviewWarning)
+        return AssetCheckSpec(
+            name,
+            asset=asset,
+            description=description,
+            blocking=blocking,
+            partitions_def=site_window_partitions,
         )
 
 

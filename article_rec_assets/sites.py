@@ -43,6 +43,12 @@ class EventSettings(_Settings):
     # Share of unusable lines in a window that warns, and that blocks publishing.
     malformed_warn_share: float = Field(0.01, ge=0, le=1)
     malformed_block_share: float = Field(0.10, ge=0, le=1)
+    # No event for this long at a window's end: the freshness check fails (tracker or loader down).
+    freshness_hours: float = Field(6, gt=0)
+    # A window below this share of the same window's median over the previous days warns; an
+    # empty one where traffic was expected blocks publishing.
+    volume_warn_share: float = Field(0.3, ge=0, le=1)
+    volume_history_days: int = Field(7, gt=0)
 
 
 class ArticleSettings(_Settings):

@@ -55,8 +55,10 @@ def test_blocking_checks_guard_publishing() -> None:
     assert [k.name for k in graph.get(AssetKey("article_recommendations")).check_keys] == ["publishable"]
     assert [k.name for k in graph.get(AssetKey("recommendation_backtest")).check_keys] == ["approved"]
     assert sorted(k.name for k in graph.get(AssetKey("raw_events")).check_keys) == [
+        "events_are_fresh",
         "malformed_share_below_block_threshold",
         "malformed_share_below_warn_threshold",
+        "volume_like_earlier_days",
     ]
     blocking = {
         spec.name
@@ -64,7 +66,19 @@ def test_blocking_checks_guard_publishing() -> None:
         for spec in defs.resolve_assets_def(AssetKey(key)).check_specs
         if spec.blocking
     }
-    assert blocking == {"publishable", "approved", "malformed_share_below_block_threshold"}
+    assert blocking == {
+        "publishable",
+        "approved",
+        "malformed_share_below_block_threshold",
+        "volume_like_earlier_days",
+    }
+
+
+def test_every_check_is_recorded_for_the_window_it_judged() -> None:
+    graph = defs.resolve_asset_graph()
+    for key in graph.asset_check_keys:
+        spec = graph.get_check_spec(key)
+        assert spec.partitions_def == graph.get(key.asset_key).partitions_def, key
 
 
 def test_embedded_default_without_environment(monkeypatch, tmp_path) -> None:
@@ -74,7 +88,8 @@ def test_embedded_default_without_environment(monkeypatch, tmp_path) -> None:
     resources = resources_for_environment()
     assert resources["serving_database"].url == f"sqlite:///{tmp_path}/.demo/serving.db"
     assert resources["event_bucket"].root_dir == str(tmp_path / ".demo" / "data")
-    assert resources["table_io_manager"].base_dir == str(tmp_path / ".demo" / "dagster_home" / "storage")
+    # Asset values go to the storage folder of whichever instance runs them.
+    assert resources["table_io_manager"].base_dir is None
 
 
 def test_secrets_come_from_the_environment(monkeypatch, tmp_path) -> None:
@@ -83,6 +98,5 @@ def test_secrets_come_from_the_environment(monkeypatch, tmp_path) -> None:
     resources = resources_for_environment()
     # An EnvVar, not the value: the password never enters run config or the UI.
     assert resources["serving_database"].url == EnvVar(environment.SERVING_DATABASE_URL_VAR)
-    assert resources["table_io_manager"].base_dir == str(tmp_path / "storage")
     loaded = Definitions(assets=definitions.all_assets, resources=resources)
     Definitions.validate_loadable(loaded)

@@ -4,13 +4,15 @@ sessions made of them."""
 import time
 from datetime import timedelta
 
+import numpy as np
 import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
-    AssetCheckSpec,
     AssetExecutionContext,
+    AssetKey,
     AssetOut,
+    AssetRecordsFilter,
     Backoff,
     MetadataValue,
     Output,
@@ -22,16 +24,20 @@ from dagster import (
 from article_rec_assets.assets import partition_site_and_window, preview
 from article_rec_assets.logic.ingestion import clean_window, parse_objects
 from article_rec_assets.logic.sessions import sessionize
-from article_rec_assets.partitions import site_window_partitions
+from article_rec_assets.logic.window_checks import freshness_verdict, volume_verdict
+from article_rec_assets.partitions import WINDOW_HOURS, site_window_key, site_window_partitions, window_check
 from article_rec_assets.resources import EventBucket
 from article_rec_assets.schemas import (
     QuarantinedEventLinesType,
     RawEventsType,
     SessionizedInteractionsType,
 )
+from article_rec_assets.sites import EventSettings
 
 MALFORMED_WARN = "malformed_share_below_warn_threshold"
 MALFORMED_BLOCK = "malformed_share_below_block_threshold"
+VOLUME = "volume_like_earlier_days"
+FRESHNESS = "events_are_fresh"
 
 
 @multi_asset(
@@ -55,18 +61,34 @@ MALFORMED_BLOCK = "malformed_share_below_block_threshold"
     },
     partitions_def=site_window_partitions,
     group_name="ingestion",
+    # Every check is partitioned like its asset: each result belongs to the window it judged,
+    # and a failed window stays failed in the UI until that window passes.
     check_specs=[
-        AssetCheckSpec(
+        window_check(
             MALFORMED_WARN,
             asset="raw_events",
             description="Share of unusable lines in the window is below the site's warning threshold.",
         ),
-        AssetCheckSpec(
+        window_check(
             MALFORMED_BLOCK,
             asset="raw_events",
             blocking=True,
             description="Share of unusable lines is below the site's blocking threshold; above it, "
             "nothing downstream of this window runs, so nothing is published from it.",
+        ),
+        window_check(
+            VOLUME,
+            asset="raw_events",
+            blocking=True,
+            description="Events in the window against the median of the same window on the previous "
+            "days (`volume_history_days`): below `volume_warn_share` of it warns; an empty window "
+            "where traffic was expected fails and blocks publishing.",
+        ),
+        window_check(
+            FRESHNESS,
+            asset="raw_events",
+            description="The site's newest event is at most `freshness_hours` old at the window's end "
+            "(this window or an earlier one): else the tracker or the loader has stopped.",
         ),
     ],
     # botocore already retries each request; this retries the whole read after an outage.
@@ -95,6 +117,25 @@ def ingest_window(context: AssetExecutionContext, event_bucket: EventBucket):
             f"{first['source']} line {first['line_number']} ({first['reason']})"
         )
 
+    newest = events["collector_tstamp"].max() if len(events) else None
+    history = earlier_windows(context, site.name, start, settings)
+    same_window = [
+        int(m["dagster/row_count"].value)
+        for when, m in history.items()
+        if when.time() == start.time() and when < start and "dagster/row_count" in m
+    ]
+    volume = volume_verdict(len(events), same_window, settings.volume_warn_share)
+    if newest is None:  # the newest event any earlier window within the limit saw
+        stamps = [
+            pd.Timestamp(m["newest_event_at"].value) for m in history.values() if "newest_event_at" in m
+        ]
+        newest = max(stamps) if stamps else None
+    freshness = freshness_verdict(
+        None if newest is None else newest.to_pydatetime(),
+        end.to_pydatetime(),
+        timedelta(hours=settings.freshness_hours),
+    )
+
     share = len(rejects) / window.lines_read if window.lines_read else 0.0
     check_metadata = {
         "malformed_share": round(share, 6),
@@ -117,6 +158,7 @@ def ingest_window(context: AssetExecutionContext, event_bucket: EventBucket):
             "events_by_name": MetadataValue.json(
                 {str(k): int(v) for k, v in events["event_name"].value_counts().sort_index().items()}
             ),
+            "newest_event_at": str(events["collector_tstamp"].max()) if len(events) else "none",
             "read_and_parse_seconds": round(parsed_seconds, 3),
             "seconds": round(time.perf_counter() - started, 3),
             "preview": preview(events),
@@ -147,6 +189,45 @@ def ingest_window(context: AssetExecutionContext, event_bucket: EventBucket):
         f"(blocking above {settings.malformed_block_share:.0%})",
         metadata=check_metadata,
     )
+    yield AssetCheckResult(
+        asset_key="raw_events",
+        check_name=VOLUME,
+        passed=volume.passed,
+        severity=AssetCheckSeverity.ERROR if volume.blocking else AssetCheckSeverity.WARN,
+        description=volume.description,
+        metadata={"events": len(events), "same_window_earlier_days": MetadataValue.json(same_window)},
+    )
+    yield AssetCheckResult(
+        asset_key="raw_events",
+        check_name=FRESHNESS,
+        passed=freshness.passed,
+        severity=AssetCheckSeverity.ERROR,
+        description=freshness.description,
+        metadata={"freshness_hours": settings.freshness_hours},
+    )
+
+
+def earlier_windows(
+    context: AssetExecutionContext, site: str, start: pd.Timestamp, settings: EventSettings
+) -> dict[pd.Timestamp, dict]:
+    """The newest `raw_events` materialization metadata of the site's earlier windows: the same
+    window on each of the previous `volume_history_days`, and every window within the freshness
+    limit. Read from Dagster's event log (no asset values are loaded)."""
+    step = pd.Timedelta(hours=WINDOW_HOURS)
+    starts = {start - pd.Timedelta(days=d) for d in range(1, settings.volume_history_days + 1)}
+    recent = int(np.ceil(settings.freshness_hours / WINDOW_HOURS))
+    starts |= {start - step * i for i in range(1, recent + 1)}
+    keys = {str(site_window_key(site, s.to_pydatetime())): s for s in starts}
+    records = context.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=AssetKey("raw_events"), asset_partitions=list(keys)),
+        limit=len(keys) * 20,  # newest first: the first record of a partition is its latest
+    ).records
+    found: dict[pd.Timestamp, dict] = {}
+    for record in records:
+        when = keys[record.partition_key]
+        if when not in found and record.asset_materialization is not None:
+            found[when] = dict(record.asset_materialization.metadata)
+    return found
 
 
 @asset(

@@ -8,6 +8,9 @@ from article_rec_assets.logic.publishing import current_model, publish_recommend
 from article_rec_assets.partitions import site_window_partitions
 from article_rec_assets.resources import ServingDatabase
 
+# Run tag that says what the run's publish step did: `published` or `skipped`.
+PUBLISH_TAG = "article_rec/publish"
+
 
 @asset(
     partitions_def=site_window_partitions,
@@ -35,8 +38,10 @@ def published_recommendations(
                 f"not published: model {current.model_id}, trained until "
                 f"{current.trained_until:%Y-%m-%d %H:%M}, is newer than this window"
             )
-            context.log.info(note)
-            return MaterializeResult(metadata={"skipped": note, "dagster/row_count": 0})
+            context.log.warning(note)
+            # Visible as a skip on the run (tag) and the materialization, never as a 0-row publish.
+            context.instance.add_run_tags(context.run_id, {PUBLISH_TAG: "skipped"})
+            return MaterializeResult(metadata={"status": "skipped", "skipped": note})
         result = publish_recommendations(
             engine,
             site.name,
@@ -47,8 +52,10 @@ def published_recommendations(
         )
     finally:
         engine.dispose()
+    context.instance.add_run_tags(context.run_id, {PUBLISH_TAG: "published"})
     return MaterializeResult(
         metadata={
+            "status": "published",
             "model_ids": MetadataValue.json(result.model_ids),
             "recommendations": MetadataValue.json(result.recommendations),
             "dagster/row_count": sum(result.recommendations.values()),

@@ -5,7 +5,6 @@ import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
-    AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
     MetadataValue,
@@ -36,7 +35,7 @@ from article_rec_assets.logic.recommendations import (
     recommendation_problems,
 )
 from article_rec_assets.logic.sessions import empty_interactions
-from article_rec_assets.partitions import SITES, site_window_partitions, trailing_windows
+from article_rec_assets.partitions import SITES, site_window_partitions, trailing_windows, window_check
 from article_rec_assets.resources import ServingDatabase
 from article_rec_assets.schemas import ArticlePopularityType, ArticleRecommendationsType
 
@@ -80,7 +79,7 @@ def article_popularity(
     io_manager_key="table_io_manager",
     dagster_type=ArticleRecommendationsType,
     check_specs=[
-        AssetCheckSpec(
+        window_check(
             "publishable",
             asset="article_recommendations",
             blocking=True,
@@ -150,7 +149,7 @@ def article_recommendations(
         )
     },
     check_specs=[
-        AssetCheckSpec(
+        window_check(
             "approved",
             asset="recommendation_backtest",
             blocking=True,
@@ -229,12 +228,14 @@ def recommendation_backtest(
             "verdict": result.reason,
         },
     )
+    # Too few pairs to judge: a visible warning (a failed WARN check does not block publishing).
     yield AssetCheckResult(
         check_name="approved",
-        passed=result.passed,
-        severity=AssetCheckSeverity.ERROR,
+        passed=result.passed and result.judged,
+        severity=AssetCheckSeverity.ERROR if result.judged else AssetCheckSeverity.WARN,
         description=result.reason,
         metadata={
+            "judged": result.judged,
             "metric": site.evaluation.metric,
             "min_pairs": site.evaluation.min_pairs,
             "max_drop_vs_published": site.evaluation.max_drop_vs_published,

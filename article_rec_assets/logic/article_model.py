@@ -311,6 +311,9 @@ class PublishedLists(Recommender):
         return out
 
 
+NOT_JUDGED = "not judged"
+
+
 @dataclass
 class Backtest:
     metrics: pd.DataFrame  # one row per recommender: pairs and METRICS
@@ -318,6 +321,11 @@ class Backtest:
     reason: str
     train_clicks: int
     seconds: float
+
+    @property
+    def judged(self) -> bool:
+        """False when the window had too few reading pairs to judge the model (it may publish)."""
+        return not self.reason.startswith(NOT_JUDGED)
 
 
 def backtest(
@@ -369,7 +377,7 @@ def verdict(metrics: pd.DataFrame, evaluation: EvaluationSettings) -> tuple[bool
     metric = evaluation.metric
     pairs = int(by_name.loc[MODEL_NAME, "pairs"]) if MODEL_NAME in by_name.index else 0
     if pairs < evaluation.min_pairs:
-        return True, f"not judged: {pairs} reading pairs in the window, fewer than {evaluation.min_pairs}"
+        return True, f"{NOT_JUDGED}: {pairs} reading pairs in the window, fewer than {evaluation.min_pairs}"
     model = float(by_name.loc[MODEL_NAME, metric])
     popular = float(by_name.loc[LastHourPopularity.name, metric])
     others = f"last-hour popularity {popular:.4f}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pandas as pd
 from sqlalchemy import (
@@ -125,6 +125,17 @@ model_training_table = Table(
 )
 
 
+def utc_datetime(value: datetime | pd.Timestamp | None) -> datetime | None:
+    """A time as it crosses the database boundary, both ways: aware, in UTC. SQLite keeps no time
+    zone (SQLAlchemy writes the wall time and drops the offset), so everything is written in UTC
+    and a naive value read back is UTC; PostgreSQL returns its session's zone, turned into UTC."""
+    if value is None or pd.isna(value):
+        return None
+    stamp = pd.Timestamp(value)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return stamp.to_pydatetime()
+
+
 def connect(url: str) -> Engine:
     """An engine for a serving-database URL (`postgresql://...` or `sqlite:///file.db`)."""
     if url.startswith(("postgresql://", "postgres://")):
@@ -168,7 +179,7 @@ def _upsert_articles(conn, site: str, articles: pd.DataFrame) -> None:
             "external_id": str(r.external_id),
             "title": str(r.title),
             "path": str(r.path),
-            "published_at": None if pd.isna(r.published_at) else r.published_at.to_pydatetime(),
+            "published_at": utc_datetime(r.published_at),
         }
         for r in articles.itertuples(index=False)
     ]
@@ -222,10 +233,7 @@ def publish_recommendations(
                 .returning(model_table.c.id)
             ).scalar_one()
             if trained_until is not None:
-                # In UTC: SQLite keeps no time zone and is read back as UTC.
-                stamp = pd.Timestamp(trained_until)
-                stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-                trained_until = stamp.to_pydatetime()
+                trained_until = utc_datetime(trained_until)
                 conn.execute(
                     insert(model_training_table).values(model_id=model_id, trained_until=trained_until)
                 )
@@ -358,9 +366,7 @@ def current_model(engine: Engine, site: str, model_type: str = "article") -> Pub
             .select_from(recommendation_table.join(article_table, a.id == r.recommended_article_id))
             .where(r.model_id == found[0], a.site == site)
         ).all()
-    trained_until = found[1]
-    if trained_until is not None and trained_until.tzinfo is None:  # SQLite keeps no time zone
-        trained_until = trained_until.replace(tzinfo=UTC)
+    trained_until = utc_datetime(found[1])
     frame = pd.DataFrame(
         {
             "source_entity_id": pd.array([row[0] for row in rows], dtype="string"),
@@ -397,6 +403,7 @@ def read_catalogue_cache(engine: Engine, site: str) -> CatalogueCache:
             ).all(),
             columns=["external_id", "path", "title", "published_at", "exclude_reason"],
         )
+    articles["published_at"] = pd.to_datetime(articles["published_at"], utc=True)  # naive from SQLite
     return CatalogueCache(paths, articles.drop_duplicates("external_id", keep="last"))
 
 

@@ -1,0 +1,236 @@
+"""A Dagster instance run the way operators run it: the definitions loaded as a code location
+(as `dagster dev` and the daemon load them), the schedule ticked by the daemon's own scheduler
+code, runs and backfills launched through the UI's GraphQL API and the backfill daemon's logic.
+
+Runs execute synchronously in this process (`SyncInMemoryRunLauncher`), on SQLite or PostgreSQL
+instance storage, with the serving database of the same kind.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster._core.remote_origin import InProcessCodeLocationOrigin
+from dagster._core.test_utils import create_test_daemon_workspace_context, freeze_time, instance_for_test
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+from dagster._core.workspace.context import WorkspaceProcessContext
+from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
+from dagster._daemon.backfill import execute_backfill_iteration
+from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
+from dagster._scheduler.scheduler import launch_scheduled_runs
+from dagster_graphql.client.query import (
+    LAUNCH_PARTITION_BACKFILL_MUTATION,
+    LAUNCH_PIPELINE_EXECUTION_MUTATION,
+)
+from dagster_graphql.test.utils import execute_dagster_graphql
+
+import article_rec_assets.definitions
+from article_rec_assets import environment
+from article_rec_assets_tests.conftest import POSTGRES_DSN, _postgres_or_skip
+
+LOCATION = "article_rec_assets"
+LOG = logging.getLogger("article_rec_assets_tests.operating")
+SYNC_LAUNCHER = {
+    "run_launcher": {
+        "module": "dagster._core.launcher.sync_in_memory_run_launcher",
+        "class": "SyncInMemoryRunLauncher",
+    }
+}
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh database on the test server for one Dagster instance: its name."""
+    _postgres_or_skip()
+    name = f"article_rec_dagster_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield name
+    finally:
+        with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def postgres_storage(database: str) -> dict:
+    server = urlsplit(POSTGRES_DSN)
+    return {
+        "storage": {
+            "postgres": {
+                "postgres_db": {
+                    "hostname": server.hostname or "127.0.0.1",
+                    "port": server.port or 5432,
+                    "username": server.username or "root",
+                    "password": "",
+                    "db_name": database,
+                    "scheme": "postgresql+psycopg2",
+                }
+            }
+        }
+    }
+
+
+@dataclass
+class Operated:
+    instance: DagsterInstance
+    workspace: WorkspaceProcessContext
+    serving_url: str
+
+    def request_context(self):
+        return self.workspace.create_request_context()
+
+    def repository(self):
+        location = self.request_context().get_code_location(LOCATION)
+        return next(iter(location.get_repositories().values()))
+
+    def start_schedule(self, name: str, at: datetime) -> None:
+        with freeze_time(at):
+            self.instance.start_schedule(self.repository().get_schedule(name))
+
+    def tick_scheduler(self, at: datetime) -> None:
+        """One iteration of the scheduler daemon at `at`: due ticks evaluated, their runs queued,
+        then the run queue worked off."""
+        with freeze_time(at):
+            list(launch_scheduled_runs(self.workspace, LOG, at, iteration_times={}))
+        self.drain_queue(at)
+
+    def drain_queue(self, at: datetime, max_iterations: int = 50) -> None:
+        """Iterations of the run-queue daemon until no run is queued (each run is synchronous)."""
+        daemon = QueuedRunCoordinatorDaemon(interval_seconds=1)
+        for _ in range(max_iterations):
+            if not self.runs(statuses=[DagsterRunStatus.QUEUED]):
+                return
+            with freeze_time(at):
+                list(daemon.run_iteration(self.workspace))
+        raise AssertionError(f"runs still queued after {max_iterations} iterations of the queue daemon")
+
+    def launch_job(self, job: str, partition: str, at: datetime) -> str:
+        """What the UI sends when an operator launches a job for one partition: its run id."""
+        repository = self.repository()
+        site, window = partition.split("|")
+        with freeze_time(at):
+            result = execute_dagster_graphql(
+                self.request_context(),
+                LAUNCH_PIPELINE_EXECUTION_MUTATION,
+                {
+                    "executionParams": {
+                        "selector": {
+                            "repositoryLocationName": LOCATION,
+                            "repositoryName": repository.name,
+                            "jobName": job,
+                        },
+                        "executionMetadata": {
+                            "tags": [
+                                {"key": "dagster/partition", "value": partition},
+                                {"key": "dagster/partition/site", "value": site},
+                                {"key": "dagster/partition/window", "value": window},
+                            ]
+                        },
+                    }
+                },
+            )
+        launched = result.data["launchPipelineExecution"]
+        assert launched["__typename"] == "LaunchRunSuccess", launched
+        self.drain_queue(at)
+        return launched["run"]["runId"]
+
+    def launch_backfill(self, partition_names: list[str], assets: list[str], at: datetime, **params) -> str:
+        """What the UI sends when an operator backfills assets over partitions."""
+        with freeze_time(at):
+            result = execute_dagster_graphql(
+                self.request_context(),
+                LAUNCH_PARTITION_BACKFILL_MUTATION,
+                {
+                    "backfillParams": {
+                        "partitionNames": partition_names,
+                        "assetSelection": [{"path": [a]} for a in assets],
+                        **params,
+                    }
+                },
+            )
+        launched = result.data["launchPartitionBackfill"]
+        assert launched["__typename"] == "LaunchBackfillSuccess", launched
+        return launched["backfillId"]
+
+    def run_backfill_daemon(self, backfill_id: str, at: datetime, max_iterations: int = 30) -> None:
+        """Iterations of the backfill daemon until the backfill is done (runs are synchronous)."""
+        for _ in range(max_iterations):
+            with freeze_time(at):
+                list(execute_backfill_iteration(self.workspace, LOG))
+            self.drain_queue(at)
+            backfill = self.instance.get_backfill(backfill_id)
+            if backfill.status.value != "REQUESTED":
+                return
+        raise AssertionError(f"backfill {backfill_id} still running after {max_iterations} iterations")
+
+    def runs(self, **filters) -> list:
+        return list(reversed(self.instance.get_runs(RunsFilter(**filters))))
+
+    def failed_runs(self) -> list:
+        return self.runs(statuses=[DagsterRunStatus.FAILURE])
+
+    def latest_metadata(self, asset: str, partition: str) -> dict:
+        records = self.instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[partition]), limit=1
+        ).records
+        assert records, f"{asset} {partition} was never materialized"
+        return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
+
+
+@contextmanager
+def operated_instance(storage: str, data_dir: Path, tmp_path: Path, serving_url: str) -> Iterator[Operated]:
+    """An instance on `storage` (`sqlite` or `postgresql`) with the definitions loaded as a code
+    location whose resources read `data_dir` and publish to `serving_url`."""
+    saved = {
+        name: os.environ.get(name)
+        for name in (environment.DATA_DIR_VAR, environment.SERVING_DATABASE_URL_VAR)
+    }
+    os.environ[environment.DATA_DIR_VAR] = str(data_dir)
+    os.environ[environment.SERVING_DATABASE_URL_VAR] = serving_url
+    # Resources are chosen when the definitions load: load them again under this environment.
+    importlib.reload(article_rec_assets.definitions)
+    try:
+        with _instance(storage, tmp_path) as instance:
+            target = InProcessWorkspaceLoadTarget(
+                InProcessCodeLocationOrigin(
+                    LoadableTargetOrigin(module_name="article_rec_assets.definitions", attribute="defs"),
+                    location_name=LOCATION,
+                )
+            )
+            with create_test_daemon_workspace_context(target, instance) as workspace:
+                yield Operated(instance, workspace, serving_url)
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        importlib.reload(article_rec_assets.definitions)
+
+
+@contextmanager
+def _instance(storage: str, tmp_path: Path) -> Iterator[DagsterInstance]:
+    home = tmp_path / "dagster_home"
+    home.mkdir(exist_ok=True)
+    if storage == "sqlite":
+        with instance_for_test(temp_dir=str(home), overrides=SYNC_LAUNCHER) as instance:
+            yield instance
+    else:
+        with (
+            postgres_database() as database,
+            instance_for_test(
+                temp_dir=str(home), overrides={**SYNC_LAUNCHER, **postgres_storage(database)}
+            ) as instance,
+        ):
+            yield instance
