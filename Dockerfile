@@ -15,7 +15,7 @@ COPY article_rec_assets ./article_rec_assets
 RUN pip install --no-cache-dir . && pip check
 COPY workspace.yaml ./
 # The production instance: storage in PostgreSQL, settings from DAGSTER_PG_* at run time.
-COPY dagster.yaml $DAGSTER_HOME/dagster.yaml
+COPY deploy/dagster.yaml $DAGSTER_HOME/dagster.yaml
 RUN chown -R dagster $DAGSTER_HOME
 
 # One BLAS thread: implicit parallelises itself and OpenBLAS threads would fight it.

@@ -22,8 +22,10 @@ test: $(INSTALLED)
 	$(BIN)/pytest
 
 # The Dagster UI on the demo's instance and data: http://127.0.0.1:3000
+# Started inside the Dagster home: dagster dev loads its .env (written by the demo) from there.
 ui: $(INSTALLED)
-	DAGSTER_HOME=$(CURDIR)/.demo/dagster_home $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	cd .demo/dagster_home && DAGSTER_HOME=$(CURDIR)/.demo/dagster_home \
+		$(CURDIR)/$(BIN)/dagster dev -w $(CURDIR)/workspace.yaml -h 127.0.0.1 -p 3000
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

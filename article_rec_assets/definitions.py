@@ -6,7 +6,7 @@ from article_rec_assets import environment
 from article_rec_assets.assets import catalogue, ingestion, publishing, recommendations, training
 from article_rec_assets.io_managers import ParquetIOManager
 from article_rec_assets.resources import CatalogueSources, EventBucket, ServingDatabase
-from article_rec_assets.schedules import every_two_hours, ingest_window_job, recommendations_job
+from article_rec_assets.schedules import every_two_hours, ingest_window_job, recommendations_job, retrain_job
 from article_rec_assets.sensors import alert_on_check_failure, alert_on_run_failure
 
 all_assets = load_assets_from_modules([ingestion, catalogue, training, recommendations, publishing])
@@ -53,7 +53,7 @@ def resources_for_environment() -> dict:
 
 defs = Definitions(
     assets=all_assets,
-    jobs=[recommendations_job, ingest_window_job],
+    jobs=[recommendations_job, ingest_window_job, retrain_job],
     schedules=[every_two_hours],
     sensors=[alert_on_run_failure, alert_on_check_failure],
     resources=resources_for_environment(),

@@ -32,22 +32,51 @@ def main(argv: list[str] | None = None) -> None:
         os.environ[environment.SERVING_DATABASE_URL_VAR] = f"sqlite:///{home / 'serving.db'}"
     dagster_home = Path(os.environ["DAGSTER_HOME"])
     dagster_home.mkdir(parents=True, exist_ok=True)
-    # Dagster's local (SQLite) storage in this folder; no usage statistics sent from a demo.
-    instance_file = dagster_home / "dagster.yaml"
-    if not instance_file.exists():
-        instance_file.write_text("telemetry:\n  enabled: false\n")
+    install_instance_file(dagster_home)
+
+    # The partitions start where the generated data starts (the UI shows what is filled of that).
+    end = datetime.fromisoformat(args.end).replace(tzinfo=UTC) if args.end else _newest_window_end()
+    start = end - timedelta(hours=WINDOW_HOURS * max(1, round(args.days * 24 / WINDOW_HOURS)))
+    os.environ[environment.PARTITIONS_START_VAR] = f"{start:%Y-%m-%d-%H:%M}"
+    write_ui_environment(dagster_home)
 
     from article_rec_assets.demo_run import run_demo  # after the environment is set
 
-    if args.end:
-        end = datetime.fromisoformat(args.end).replace(tzinfo=UTC)
-    else:
-        from article_rec_assets.partitions import WINDOW_HOURS, newest_complete_window
-
-        end = newest_complete_window(datetime.now(UTC)) + timedelta(hours=WINDOW_HOURS)
     started = time.perf_counter()
     run_demo(end, args.days)
     print(f"\nDone in {time.perf_counter() - started:.1f} s.")
+
+
+WINDOW_HOURS = 2  # as partitions.WINDOW_HOURS, which cannot be imported before the start is set
+EMBEDDED_INSTANCE_FILE = Path(__file__).resolve().parents[1] / "dagster.yaml"
+OLD_DEMO_INSTANCE = "telemetry:\n  enabled: false\n"
+
+
+def _newest_window_end() -> datetime:
+    now = datetime.now(UTC)
+    return now.replace(hour=now.hour - now.hour % WINDOW_HOURS, minute=0, second=0, microsecond=0)
+
+
+def install_instance_file(dagster_home: Path) -> None:
+    """The embedded default instance (the repository's dagster.yaml: SQLite, one run per site at
+    a time) in the demo's DAGSTER_HOME, unless the operator has put their own there."""
+    target = dagster_home / "dagster.yaml"
+    if target.exists() and target.read_text() != OLD_DEMO_INSTANCE:
+        return
+    if EMBEDDED_INSTANCE_FILE.exists():
+        target.write_text(EMBEDDED_INSTANCE_FILE.read_text())
+    else:  # installed without the repository: Dagster's defaults, without telemetry
+        target.write_text(OLD_DEMO_INSTANCE)
+
+
+def write_ui_environment(dagster_home: Path) -> None:
+    """`.env` in the Dagster home, which `make ui` (dagster dev, started there) loads: the same
+    data folder, partitions and serving database as the demo. A serving URL the operator set
+    stays in their environment, never in a file."""
+    names = [environment.DATA_DIR_VAR, environment.PARTITIONS_START_VAR]
+    if os.environ[environment.SERVING_DATABASE_URL_VAR].startswith("sqlite"):
+        names.append(environment.SERVING_DATABASE_URL_VAR)
+    (dagster_home / ".env").write_text("".join(f"{name}={os.environ[name]}\n" for name in names))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,16 @@ ingest_window_job = define_asset_job(
     description="Read and sessionize one site's 2-hour window.",
 )
 
+# After a backfill of past windows: retrain, backtest and publish once, for the newest window,
+# on the re-ingested history (its own window's ingestion and catalogue are kept as they are).
+retrain_job = define_asset_job(
+    "retrain_job",
+    selection=AssetSelection.groups("training", "recommendations", "publishing"),
+    description="Retrain on the stored windows, backtest, publish: launch it for the newest window "
+    "after a backfill.",
+    tags={"dagster/max_retries": 1},
+)
+
 
 # A quarter past the even hour: the S3 loader has flushed the window's last hour folder by then.
 @schedule(job=recommendations_job, cron_schedule="15 */2 * * *", execution_timezone="UTC")

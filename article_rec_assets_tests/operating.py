@@ -222,7 +222,7 @@ def operated_instance(storage: str, data_dir: Path, tmp_path: Path, serving_url:
 @contextmanager
 def _instance(storage: str, tmp_path: Path) -> Iterator[DagsterInstance]:
     home = tmp_path / "dagster_home"
-    home.mkdir(exist_ok=True)
+    home.mkdir(parents=True, exist_ok=True)
     if storage == "sqlite":
         with instance_for_test(temp_dir=str(home), overrides=SYNC_LAUNCHER) as instance:
             yield instance

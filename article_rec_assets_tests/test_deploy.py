@@ -12,16 +12,28 @@ from dagster_aws.ecs import EcsRunLauncher
 REPO = Path(__file__).resolve().parents[1]
 
 
+ONE_RUN_PER_SITE = [
+    {"key": "dagster/partition/site", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
+]
+
+
 def test_instance_configs_pass_dagsters_schema() -> None:
-    for folder in (REPO, REPO / "deploy" / "ecs"):
+    for folder in (REPO / "deploy", REPO / "deploy" / "ecs"):
         config, _ = dagster_instance_config(str(folder))
         db = config["storage"]["postgres"]["postgres_db"]
         assert db["password"] == {"env": "DAGSTER_PG_PASSWORD"}
         assert db["scheme"] == "postgresql+psycopg2"
-        limits = config["run_coordinator"]["config"]["tag_concurrency_limits"]
-        assert limits == [
-            {"key": "dagster/partition/site", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
-        ]
+        assert config["run_coordinator"]["config"]["tag_concurrency_limits"] == ONE_RUN_PER_SITE
+
+
+def test_the_embedded_default_is_local_and_runs_one_run_per_site() -> None:
+    """The top-level dagster.yaml (what `dagster dev` picks up here, and the demo's instance):
+    Dagster's local SQLite storage, and the same one-run-per-site queue as production."""
+    config, _ = dagster_instance_config(str(REPO))
+    assert "storage" not in config and "run_storage" not in config
+    assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
+    assert config["run_coordinator"]["config"]["tag_concurrency_limits"] == ONE_RUN_PER_SITE
+    assert config["telemetry"]["enabled"] is False
 
 
 def test_ecs_run_launcher_config_passes_its_schema() -> None:

@@ -2,9 +2,11 @@
 ticking twice, a rerun of a past window, a backfill launched as the UI launches it."""
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from dagster import DagsterRunStatus
 
@@ -19,19 +21,24 @@ SECOND_TICK = FIRST_TICK + timedelta(hours=2)
 SITE = "demo-tribune"
 
 
+@contextmanager
+def postgres_or_sqlite_url(storage: str, folder: Path) -> Iterator[str]:
+    """A serving database of the same kind as the instance storage."""
+    if storage == "sqlite":
+        folder.mkdir(parents=True, exist_ok=True)
+        yield f"sqlite:///{folder / 'serving.db'}"
+    else:
+        with postgres_schema_url() as url:
+            yield url
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def operated(request: pytest.FixtureRequest, demo_data_dir: Path, tmp_path: Path) -> Iterator[Operated]:
-    if request.param == "sqlite":
-        with operated_instance(
-            "sqlite", demo_data_dir, tmp_path, f"sqlite:///{tmp_path / 'serving.db'}"
-        ) as op:
-            yield op
-    else:
-        with (
-            postgres_schema_url() as serving_url,
-            operated_instance("postgresql", demo_data_dir, tmp_path, serving_url) as op,
-        ):
-            yield op
+    with (
+        postgres_or_sqlite_url(request.param, tmp_path) as serving_url,
+        operated_instance(request.param, demo_data_dir, tmp_path, serving_url) as op,
+    ):
+        yield op
 
 
 def window_of(tick: datetime) -> datetime:
@@ -77,3 +84,109 @@ def test_two_scheduled_ticks_and_a_rerun_of_a_past_window(operated: Operated) ->
         assert operated.latest_metadata("published_recommendations", first)["status"] == "skipped"
     finally:
         engine.dispose()
+
+
+INGESTION_AND_CATALOGUE = [
+    "raw_events",
+    "quarantined_event_lines",
+    "sessionized_interactions",
+    "article_catalogue",
+]
+WINDOW_TABLES = [*INGESTION_AND_CATALOGUE[:3], "article_catalogue"]
+
+
+def _table(operated: Operated, asset: str, site: str, window: datetime) -> pd.DataFrame:
+    storage = Path(operated.instance.storage_directory())
+    return pd.read_parquet(storage / asset / site / f"{window:%Y-%m-%d-%H:%M}.parquet")
+
+
+def _published(operated: Operated) -> dict:
+    engine = connect(operated.serving_url)
+    try:
+        out = {}
+        for site in SITES:
+            for model_type in ("article", "popularity"):
+                model = current_model(engine, site, model_type)
+                assert model is not None, (site, model_type)
+                out[site, model_type] = model.rows.sort_values(
+                    ["source_entity_id", "recommended_external_id"], ignore_index=True
+                )
+        return out
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("storage", ["sqlite", "postgresql"])
+def test_a_backfill_then_one_retrain_equals_the_scheduled_runs(
+    storage: str, demo_data_dir: Path, tmp_path: Path
+) -> None:
+    ticks = [FIRST_TICK, SECOND_TICK]
+    windows = [window_of(t) for t in ticks]
+    later = ticks[-1] + timedelta(minutes=30)
+    with (
+        postgres_or_sqlite_url(storage, tmp_path / "scheduled") as scheduled_url,
+        operated_instance(storage, demo_data_dir, tmp_path / "scheduled", scheduled_url) as scheduled,
+    ):
+        scheduled.start_schedule("every_two_hours", ticks[0] - timedelta(minutes=5))
+        for tick in ticks:
+            scheduled.tick_scheduler(tick + timedelta(minutes=1))
+        assert {r.status for r in scheduled.runs()} == {DagsterRunStatus.SUCCESS}
+        expected_tables = {
+            (a, s, w): _table(scheduled, a, s, w) for a in WINDOW_TABLES for s in SITES for w in windows
+        }
+        expected_recs = {s: _table(scheduled, "article_recommendations", s, windows[-1]) for s in SITES}
+        expected_published = _published(scheduled)
+
+    with (
+        postgres_or_sqlite_url(storage, tmp_path / "backfilled") as backfill_url,
+        operated_instance(storage, demo_data_dir, tmp_path / "backfilled", backfill_url) as backfilled,
+    ):
+        # The operator backfills the two windows of both sites (ingestion and catalogue), as the
+        # UI's "Launch backfill" does, then launches retrain_job once per site for the newest.
+        keys = [str(site_window_key(s, w)) for s in SITES for w in windows]
+        backfill_id = backfilled.launch_backfill(keys, INGESTION_AND_CATALOGUE, at=later)
+        backfilled.run_backfill_daemon(backfill_id, at=later)
+        runs = backfilled.runs()
+        assert len(runs) == len(keys)  # one run per window: all four assets of a window together
+        assert {r.status for r in runs} == {DagsterRunStatus.SUCCESS}
+        for site in SITES:
+            backfilled.launch_job("retrain_job", str(site_window_key(site, windows[-1])), at=later)
+        assert {r.status for r in backfilled.runs()} == {DagsterRunStatus.SUCCESS}
+
+        for (asset, site, window), expected in expected_tables.items():
+            pd.testing.assert_frame_equal(_table(backfilled, asset, site, window), expected, obj=asset)
+        for site, expected in expected_recs.items():
+            pd.testing.assert_frame_equal(
+                _table(backfilled, "article_recommendations", site, windows[-1]), expected
+            )
+        published = _published(backfilled)
+        assert published.keys() == expected_published.keys()
+        for key, rows in published.items():
+            pd.testing.assert_frame_equal(rows, expected_published[key], obj=str(key))
+
+        # A backfill of every asset over the same windows retrains them, but publishes nothing.
+        before = {k: current_model(connect(backfill_url), *k).model_id for k in published}
+        everything = [
+            *INGESTION_AND_CATALOGUE,
+            "interaction_matrix",
+            "trained_model",
+            "article_popularity",
+            "article_recommendations",
+            "recommendation_backtest",
+            "published_recommendations",
+        ]
+        site_keys = [str(site_window_key(SITE, w)) for w in windows]
+        backfill_id = backfilled.launch_backfill(site_keys, everything, at=later)
+        backfilled.run_backfill_daemon(backfill_id, at=later)
+        backfill_runs = backfilled.runs(tags={"dagster/backfill": backfill_id})
+        assert {r.status for r in backfill_runs} == {DagsterRunStatus.SUCCESS}
+        assert {
+            r.tags.get("article_rec/publish")
+            for r in backfill_runs
+            if r.asset_selection
+            and any(k.to_user_string() == "published_recommendations" for k in r.asset_selection)
+        } == {"skipped"}
+        for key in site_keys:
+            assert backfilled.latest_metadata("published_recommendations", key)["status"] == "skipped"
+        after = {k: current_model(connect(backfill_url), *k).model_id for k in published}
+        assert after == before

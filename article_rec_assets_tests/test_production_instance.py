@@ -35,7 +35,7 @@ def test_production_instance_keeps_runs_in_postgres(
 ) -> None:
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
     server = urlsplit(POSTGRES_DSN)
     monkeypatch.setenv("DAGSTER_PG_HOST", server.hostname or "127.0.0.1")
     monkeypatch.setenv("DAGSTER_PG_PORT", str(server.port or 5432))

@@ -10,6 +10,9 @@ from article_rec_assets.resources import ServingDatabase
 
 # Run tag that says what the run's publish step did: `published` or `skipped`.
 PUBLISH_TAG = "article_rec/publish"
+# A backfill leaves the serving database alone unless launched with this tag set to `true`.
+PUBLISH_FROM_BACKFILL_TAG = "article_rec/publish_from_backfill"
+BACKFILL_TAG = "dagster/backfill"
 
 
 @asset(
@@ -30,18 +33,23 @@ def published_recommendations(
     type; the previous `current` model turns `stale`, and old stale models are deleted. A backfill
     of an older window does not replace a model trained on later data: it publishes nothing."""
     site, _, end = partition_site_and_window(context)
+    tags = context.run.tags
+    if BACKFILL_TAG in tags and tags.get(PUBLISH_FROM_BACKFILL_TAG, "").lower() != "true":
+        return _skipped(
+            context,
+            f"not published: run of backfill {tags[BACKFILL_TAG]} (backfills re-ingest and retrain; "
+            f"launch retrain_job for the newest window, or tag the backfill "
+            f"{PUBLISH_FROM_BACKFILL_TAG}=true, to publish)",
+        )
     engine = serving_database.engine()
     try:
         current = current_model(engine, site.name, "article")
         if current is not None and current.trained_until is not None and current.trained_until > end:
-            note = (
+            return _skipped(
+                context,
                 f"not published: model {current.model_id}, trained until "
-                f"{current.trained_until:%Y-%m-%d %H:%M}, is newer than this window"
+                f"{current.trained_until:%Y-%m-%d %H:%M}, is newer than this window",
             )
-            context.log.warning(note)
-            # Visible as a skip on the run (tag) and the materialization, never as a 0-row publish.
-            context.instance.add_run_tags(context.run_id, {PUBLISH_TAG: "skipped"})
-            return MaterializeResult(metadata={"status": "skipped", "skipped": note})
         result = publish_recommendations(
             engine,
             site.name,
@@ -62,6 +70,31 @@ def published_recommendations(
             "articles_upserted": result.articles_upserted,
             "stale_models_deleted": result.stale_models_deleted,
             "publish_seconds": round(result.seconds, 3),
+            "what_went_live": MetadataValue.md(live_preview(article_recommendations, article_catalogue)),
             "database": engine.dialect.name,
         }
     )
+
+
+def _skipped(context: AssetExecutionContext, note: str) -> MaterializeResult:
+    """Visible as a skip on the run (tag) and the materialization, never as a 0-row publish."""
+    context.log.warning(note)
+    context.instance.add_run_tags(context.run_id, {PUBLISH_TAG: "skipped"})
+    return MaterializeResult(metadata={"status": "skipped", "skipped": note})
+
+
+def live_preview(recs: pd.DataFrame, catalogue: pd.DataFrame, sources: int = 5, top: int = 5) -> str:
+    """A Markdown table of what readers now see: the most popular articles (the popularity
+    list's order) with the titles and scores of their top recommendations."""
+    titles = catalogue.drop_duplicates("external_id").set_index("external_id")["title"]
+    popular = recs[recs["model_type"] == "popularity"].sort_values("score", ascending=False)
+    articles = recs[recs["model_type"] == "article"]
+    rows = []
+    for source in popular["recommended_external_id"].head(sources):
+        listed = articles[articles["source_entity_id"] == source].sort_values("score", ascending=False)
+        shown = "; ".join(
+            f"{titles.get(r.recommended_external_id, r.recommended_external_id)} ({r.score:.3f})"
+            for r in listed.head(top).itertuples()
+        )
+        rows.append({"source": titles.get(source, source), f"top {top}": shown or "_popularity fallback_"})
+    return pd.DataFrame(rows).to_markdown(index=False) if rows else "_nothing published_"

@@ -354,3 +354,15 @@ def test_the_database_password_never_reaches_logs_or_metadata(
     )
     assert "published_recommendations" in stored and "model_ids" in stored
     assert password not in stored
+
+
+def test_the_publish_shows_what_went_live(pipeline: Pipeline) -> None:
+    metadata = pipeline.latest_metadata("published_recommendations", NEWEST)
+    assert metadata["status"] == "published"
+    table = metadata["what_went_live"]
+    recs = pipeline.recommendations()
+    most_popular = recs[recs["model_type"] == "popularity"].sort_values("score").iloc[-1]
+    titles = dict(zip(pipeline.catalogue["external_id"], pipeline.catalogue["title"], strict=True))
+    first_row = table.splitlines()[2]
+    assert first_row.startswith(f"| {titles[most_popular['recommended_external_id']]}")
+    assert first_row.count("(") >= 5  # five recommendations with their scores

@@ -1,0 +1,168 @@
+"""The real Dagster webserver over a Dagster home holding a real materialized run, driven by
+Debian's Chromium, headless: what an operator sees in the UI."""
+
+import gzip
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from dagster import DagsterInstance, materialize
+
+from article_rec_assets.assets.ingestion import MALFORMED_BLOCK, ingest_window
+from article_rec_assets.generator.clickstream import hour_folder, site_bucket_dir
+from article_rec_assets.io_managers import ParquetIOManager
+from article_rec_assets.partitions import SITES, site_window_key
+from article_rec_assets.resources import EventBucket
+from article_rec_assets_tests.conftest import DEMO_END
+
+REPO = Path(__file__).resolve().parents[1]
+SITE = "demo-tribune"
+WINDOW = DEMO_END - timedelta(hours=4)
+WEBSERVER = str(Path(sys.executable).parent / "dagster-webserver")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
+def chromium_or_skip() -> str:
+    path = shutil.which("chromium")
+    if path is None:
+        message = "Debian's chromium is not installed (.ci/run installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def webserver(demo_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Dagster home with one window ingested whose blocking malformed-share check failed
+    (garbage added to one hour folder), served by dagster-webserver: its base URL."""
+    root = tmp_path_factory.mktemp("ui")
+    home = root / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    bucket = root / "data"
+    shutil.copytree(demo_data_dir, bucket)
+    folder = site_bucket_dir(bucket, SITES[SITE]) / hour_folder(WINDOW)
+    garbage = b"\n".join(b"{not json %d" % i for i in range(4000))
+    (folder / "garbage.jsonl.gz").write_bytes(gzip.compress(garbage))
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "ARTICLE_REC_DATA_DIR": str(bucket),
+        "SERVING_DATABASE_URL": f"sqlite:///{root / 'serving.db'}",
+    }
+    with DagsterInstance.from_config(str(home)) as instance:
+        result = materialize(
+            [ingest_window],
+            partition_key=site_window_key(SITE, WINDOW),
+            instance=instance,
+            # The storage the webserver's instance has: what the definitions use.
+            resources={
+                "event_bucket": EventBucket(root_dir=str(bucket)),
+                "table_io_manager": ParquetIOManager(),
+            },
+            raise_on_error=False,
+        )
+        failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
+        assert MALFORMED_BLOCK in {e.check_name for e in failed}
+
+    port = free_port()
+    log = open(root / "webserver.log", "w")  # noqa: SIM115 (closed below)
+    server = subprocess.Popen(
+        [WEBSERVER, "-h", "127.0.0.1", "-p", str(port), "-w", str(REPO / "workspace.yaml")],
+        cwd=home,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/server_info", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(
+                    f"webserver did not start: {(root / 'webserver.log').read_text()[-2000:]}"
+                )
+            time.sleep(1)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def render(url: str, tmp_path: Path, screenshot: Path | None = None) -> str:
+    """The page's DOM after its scripts ran (and its GraphQL answers came back)."""
+    chromium = chromium_or_skip()
+    profile = tmp_path / f"profile-{time.monotonic_ns()}"
+    args = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--window-size=1500,1000"]
+    args += ["--virtual-time-budget=12000", "--run-all-compositor-stages-before-draw"]
+    if screenshot is not None:
+        subprocess.run(
+            [*args, f"--screenshot={screenshot}", url], check=True, capture_output=True, timeout=120
+        )
+    done = subprocess.run([*args, "--dump-dom", url], check=True, capture_output=True, timeout=120, text=True)
+    return done.stdout
+
+
+def artifacts_dir(tmp_path: Path) -> Path:
+    """Screenshots are kept outside the repository: ARTICLE_REC_TEST_ARTIFACTS, else pytest's tmp."""
+    folder = Path(os.environ.get("ARTICLE_REC_TEST_ARTIFACTS", tmp_path))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def test_the_asset_graph_shows_every_stage(webserver: str, tmp_path: Path) -> None:
+    screenshot = artifacts_dir(tmp_path) / "asset-graph.png"
+    lineage = render(f"{webserver}/asset-groups", tmp_path, screenshot)
+    for stage in ("ingestion", "catalogue", "training", "recommendations", "publishing"):
+        assert stage in lineage, stage
+    catalog = render(f"{webserver}/assets", tmp_path)
+    for name in ("raw_events", "sessionized_interactions", "trained_model", "published_recommendations"):
+        assert name in catalog, name
+    assert screenshot.stat().st_size > 10_000
+    print(f"screenshot: {screenshot}")
+
+
+def test_a_partitioned_asset_shows_its_window_and_the_failed_check(webserver: str, tmp_path: Path) -> None:
+    key = str(site_window_key(SITE, WINDOW))
+    dom = render(f"{webserver}/assets/raw_events?view=partitions", tmp_path)
+    assert "raw_events" in dom
+    assert SITE in dom
+    checks = render(
+        f"{webserver}/assets/raw_events?view=checks&checkDetail={MALFORMED_BLOCK}",
+        tmp_path,
+        artifacts_dir(tmp_path) / "checks.png",
+    )
+    assert MALFORMED_BLOCK in checks
+    assert "of the window's lines are unusable" in checks, "the failed check's explanation is not shown"
+    assert key.split("|")[1] in checks or key in checks
