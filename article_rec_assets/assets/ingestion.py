@@ -217,16 +217,17 @@ def earlier_windows(
     starts = {start - pd.Timedelta(days=d) for d in range(1, settings.volume_history_days + 1)}
     recent = int(np.ceil(settings.freshness_hours / WINDOW_HOURS))
     starts |= {start - step * i for i in range(1, recent + 1)}
-    keys = {str(site_window_key(site, s.to_pydatetime())): s for s in starts}
-    records = context.instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=AssetKey("raw_events"), asset_partitions=list(keys)),
-        limit=len(keys) * 20,  # newest first: the first record of a partition is its latest
-    ).records
     found: dict[pd.Timestamp, dict] = {}
-    for record in records:
-        when = keys[record.partition_key]
-        if when not in found and record.asset_materialization is not None:
-            found[when] = dict(record.asset_materialization.metadata)
+    for when in sorted(starts):
+        records = context.instance.fetch_materializations(
+            AssetRecordsFilter(
+                asset_key=AssetKey("raw_events"),
+                asset_partitions=[str(site_window_key(site, when.to_pydatetime()))],
+            ),
+            limit=1,  # newest first: the window's latest materialization
+        ).records
+        if records and records[0].asset_materialization is not None:
+            found[when] = dict(records[0].asset_materialization.metadata)
     return found
 
 

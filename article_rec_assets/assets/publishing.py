@@ -60,7 +60,7 @@ def published_recommendations(
         )
     finally:
         engine.dispose()
-    context.instance.add_run_tags(context.run_id, {PUBLISH_TAG: "published"})
+    context.instance.add_run_tags(context.run.run_id, {PUBLISH_TAG: "published"})
     return MaterializeResult(
         metadata={
             "status": "published",
@@ -79,7 +79,7 @@ def published_recommendations(
 def _skipped(context: AssetExecutionContext, note: str) -> MaterializeResult:
     """Visible as a skip on the run (tag) and the materialization, never as a 0-row publish."""
     context.log.warning(note)
-    context.instance.add_run_tags(context.run_id, {PUBLISH_TAG: "skipped"})
+    context.instance.add_run_tags(context.run.run_id, {PUBLISH_TAG: "skipped"})
     return MaterializeResult(metadata={"status": "skipped", "skipped": note})
 
 

@@ -126,6 +126,18 @@ def test_published_recommendations_are_served_like_the_api_reads_them(pipeline: 
     engine.dispose()
 
 
+def test_the_publish_shows_what_went_live(pipeline: Pipeline) -> None:
+    metadata = pipeline.latest_metadata("published_recommendations", NEWEST)
+    assert metadata["status"] == "published"
+    table = metadata["what_went_live"]
+    recs = pipeline.recommendations()
+    most_popular = recs[recs["model_type"] == "popularity"].sort_values("score").iloc[-1]
+    titles = dict(zip(pipeline.catalogue["external_id"], pipeline.catalogue["title"], strict=True))
+    first_row = table.splitlines()[2]
+    assert first_row.startswith(f"| {titles[most_popular['recommended_external_id']]}")
+    assert first_row.count("(") >= 5  # five recommendations with their scores
+
+
 def test_recommendations_carry_the_co_reading_signal(pipeline: Pipeline) -> None:
     """Readers of the generated site stay mostly on one topic; the model must learn that."""
     recs = pipeline.recommendations()
@@ -356,13 +368,42 @@ def test_the_database_password_never_reaches_logs_or_metadata(
     assert password not in stored
 
 
-def test_the_publish_shows_what_went_live(pipeline: Pipeline) -> None:
-    metadata = pipeline.latest_metadata("published_recommendations", NEWEST)
-    assert metadata["status"] == "published"
-    table = metadata["what_went_live"]
-    recs = pipeline.recommendations()
-    most_popular = recs[recs["model_type"] == "popularity"].sort_values("score").iloc[-1]
-    titles = dict(zip(pipeline.catalogue["external_id"], pipeline.catalogue["title"], strict=True))
-    first_row = table.splitlines()[2]
-    assert first_row.startswith(f"| {titles[most_popular['recommended_external_id']]}")
-    assert first_row.count("(") >= 5  # five recommendations with their scores
+def test_an_empty_window_where_traffic_was_expected_is_not_published(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """The tracker stopped: the newest window's hour folders are empty, but the same window a day
+    earlier had events. The volume check fails, blocking; freshness fails; nothing is published."""
+    before = pipeline.models()
+    bucket = tmp_path / "data"
+    shutil.copytree(pipeline.resources["event_bucket"].root_dir, bucket)
+    site = SITES[SITE]
+    for hour in range(WINDOW_HOURS):
+        shutil.rmtree(site_bucket_dir(bucket, site) / hour_folder(WINDOWS[-1] + timedelta(hours=hour)))
+    resources = {**pipeline.resources, "event_bucket": EventBucket(root_dir=str(bucket))}
+    result = materialize(
+        all_assets,
+        partition_key=NEWEST,
+        resources=resources,
+        instance=pipeline.instance,
+        raise_on_error=False,
+    )
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    volume = checks["volume_like_earlier_days"]
+    assert volume.passed is False and volume.severity.value == "ERROR"
+    assert "no events where" in volume.description
+    assert volume.partition == str(NEWEST)  # recorded for the window it judged
+    # The hours just before the window still had events: within the 6-hour freshness limit.
+    assert checks["events_are_fresh"].passed is True
+    started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
+    assert "published_recommendations" not in started
+    assert pipeline.models() == before
+    # The window is rerun once its events arrive: the check passes again for that window.
+    result = materialize(
+        all_assets,
+        selection=AssetSelection.assets("raw_events", "quarantined_event_lines"),
+        partition_key=NEWEST,
+        resources=pipeline.resources,
+        instance=pipeline.instance,
+    )
+    passed = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert passed["volume_like_earlier_days"] is True
