@@ -30,8 +30,9 @@ def published_recommendations(
     article_catalogue: pd.DataFrame,
 ) -> MaterializeResult:
     """The window's models written `pending`, then made `current` in one transaction per model
-    type; the previous `current` model turns `stale`, and old stale models are deleted. A backfill
-    of an older window does not replace a model trained on later data: it publishes nothing."""
+    type; the previous `current` model turns `stale`, and old stale models are deleted. Nothing is
+    published (and the skip is reported as such) from a backfill run unless it is tagged
+    `article_rec/publish_from_backfill=true`, nor when a model trained on later data serves."""
     site, _, end = partition_site_and_window(context)
     tags = context.run.tags
     if BACKFILL_TAG in tags and tags.get(PUBLISH_FROM_BACKFILL_TAG, "").lower() != "true":
