@@ -25,7 +25,7 @@ from article_rec_assets.logic.article_model import (
     site_click_log,
     window_als,
 )
-from article_rec_assets.logic.evaluation import markdown_table
+from article_rec_assets.logic.evaluation import LastHourPopularity, markdown_table
 from article_rec_assets.logic.publishing import current_model
 from article_rec_assets.logic.recommendations import (
     article_popularity as compute_popularity,
@@ -215,6 +215,16 @@ def recommendation_backtest(
         label = "model" if row["recommender"] == MODEL_NAME else row["recommender"]
         for metric in METRICS:
             numbers[f"{metric} {label}"] = round(float(row[metric]), 4)
+    # Dagster plots each numeric key over all materializations of the asset (every site mixed)
+    # and one series per chart: so, per site, the judged metric of the model and the baseline,
+    # and their ratio, which puts model and baseline on one chart (above 1: the model wins).
+    judged, baseline = site.evaluation.metric, LastHourPopularity.name
+    if f"{judged} model" in numbers and f"{judged} {baseline}" in numbers:
+        model_score, baseline_score = numbers[f"{judged} model"], numbers[f"{judged} {baseline}"]
+        numbers[f"{site.name}: {judged} model"] = model_score
+        numbers[f"{site.name}: {judged} {baseline}"] = baseline_score
+        if baseline_score > 0:
+            numbers[f"{site.name}: {judged} model / {baseline}"] = round(model_score / baseline_score, 4)
     yield Output(
         metrics,
         metadata={

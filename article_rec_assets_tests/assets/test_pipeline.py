@@ -212,6 +212,10 @@ def test_the_backtest_scores_the_model_and_the_baselines_on_the_newest_window(pi
         for metric in ("HR@10", "MRR@10", "NDCG@10", "coverage", "fallback share"):
             assert 0 <= metadata[f"{metric} {name}"] <= 1
     assert metadata["HR@10 model"] > metadata["HR@10 last-hour popularity"]
+    # Per site (Dagster plots a key over every site's materializations): model vs the baseline.
+    assert metadata[f"{SITE}: HR@10 model"] == metadata["HR@10 model"]
+    ratio = metadata[f"{SITE}: HR@10 model / last-hour popularity"]
+    assert ratio == round(metadata["HR@10 model"] / metadata["HR@10 last-hour popularity"], 4) and ratio > 1
     assert "| article model |" in metadata["metrics"]
     checks = pipeline.instance.event_log_storage.get_latest_asset_check_execution_by_key(
         [AssetCheckKey(AssetKey("recommendation_backtest"), "approved")]
