@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from article_rec_assets import environment
+from article_rec_assets.windows import WINDOW_HOURS, newest_complete_window
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -35,7 +36,10 @@ def main(argv: list[str] | None = None) -> None:
     install_instance_file(dagster_home)
 
     # The partitions start where the generated data starts (the UI shows what is filled of that).
-    end = datetime.fromisoformat(args.end).replace(tzinfo=UTC) if args.end else _newest_window_end()
+    if args.end:
+        end = datetime.fromisoformat(args.end).replace(tzinfo=UTC)
+    else:
+        end = newest_complete_window(datetime.now(UTC)) + timedelta(hours=WINDOW_HOURS)
     start = end - timedelta(hours=WINDOW_HOURS * max(1, round(args.days * 24 / WINDOW_HOURS)))
     os.environ[environment.PARTITIONS_START_VAR] = f"{start:%Y-%m-%d-%H:%M}"
     write_ui_environment(dagster_home)
@@ -47,14 +51,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nDone in {time.perf_counter() - started:.1f} s.")
 
 
-WINDOW_HOURS = 2  # as partitions.WINDOW_HOURS, which cannot be imported before the start is set
 EMBEDDED_INSTANCE_FILE = Path(__file__).resolve().parents[1] / "dagster.yaml"
 OLD_DEMO_INSTANCE = "telemetry:\n  enabled: false\n"
-
-
-def _newest_window_end() -> datetime:
-    now = datetime.now(UTC)
-    return now.replace(hour=now.hour - now.hour % WINDOW_HOURS, minute=0, second=0, microsecond=0)
 
 
 def install_instance_file(dagster_home: Path) -> None:

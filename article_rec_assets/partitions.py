@@ -7,7 +7,7 @@ reads `<site>|<window start>`, e.g. `demo-tribune|2026-03-01-12:00`.
 from __future__ import annotations
 
 import warnings
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from dagster import (
     AssetCheckSpec,
@@ -25,10 +25,13 @@ from dagster._utils.warnings import PreviewWarning
 
 from article_rec_assets import environment
 from article_rec_assets.sites import PACKAGED_SITES_DIR, SiteConfig, load_sites
-
-WINDOW_HOURS = 2
-WINDOWS_PER_DAY = 24 // WINDOW_HOURS
-WINDOW_KEY_FORMAT = "%Y-%m-%d-%H:%M"
+from article_rec_assets.windows import (  # noqa: F401 (the window arithmetic, re-exported)
+    WINDOW_HOURS,
+    WINDOW_KEY_FORMAT,
+    WINDOWS_PER_DAY,
+    newest_complete_window,
+    parse_window,
+)
 
 SITES: dict[str, SiteConfig] = load_sites(environment.sites_dir() or PACKAGED_SITES_DIR)
 
@@ -76,15 +79,3 @@ def window_check(name: str, asset: str, description: str, blocking: bool = False
 
 def site_window_key(site: str, window_start: datetime) -> MultiPartitionKey:
     return MultiPartitionKey({"site": site, "window": window_start.strftime(WINDOW_KEY_FORMAT)})
-
-
-def parse_window(window_key: str) -> tuple[datetime, datetime]:
-    start = datetime.strptime(window_key, WINDOW_KEY_FORMAT).replace(tzinfo=UTC)
-    return start, start + timedelta(hours=WINDOW_HOURS)
-
-
-def newest_complete_window(at: datetime) -> datetime:
-    """Start of the newest 2-hour window that has fully ended at `at` (the filling one is skipped)."""
-    at = at.astimezone(UTC)
-    current_start = at.replace(hour=at.hour - at.hour % WINDOW_HOURS, minute=0, second=0, microsecond=0)
-    return current_start - timedelta(hours=WINDOW_HOURS)

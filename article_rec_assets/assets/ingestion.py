@@ -24,7 +24,7 @@ from dagster import (
 from article_rec_assets.assets import partition_site_and_window, preview
 from article_rec_assets.logic.ingestion import clean_window, parse_objects
 from article_rec_assets.logic.sessions import sessionize
-from article_rec_assets.logic.window_checks import freshness_verdict, volume_verdict
+from article_rec_assets.logic.window_checks import freshness_verdict, latest_time, volume_verdict
 from article_rec_assets.partitions import WINDOW_HOURS, site_window_key, site_window_partitions, window_check
 from article_rec_assets.resources import EventBucket
 from article_rec_assets.schemas import (
@@ -126,10 +126,7 @@ def ingest_window(context: AssetExecutionContext, event_bucket: EventBucket):
     ]
     volume = volume_verdict(len(events), same_window, settings.volume_warn_share)
     if newest is None:  # the newest event any earlier window within the limit saw
-        stamps = [
-            pd.Timestamp(m["newest_event_at"].value) for m in history.values() if "newest_event_at" in m
-        ]
-        newest = max(stamps) if stamps else None
+        newest = latest_time(m["newest_event_at"].value for m in history.values() if "newest_event_at" in m)
     freshness = freshness_verdict(
         None if newest is None else newest.to_pydatetime(),
         end.to_pydatetime(),
@@ -158,7 +155,8 @@ def ingest_window(context: AssetExecutionContext, event_bucket: EventBucket):
             "events_by_name": MetadataValue.json(
                 {str(k): int(v) for k, v in events["event_name"].value_counts().sort_index().items()}
             ),
-            "newest_event_at": str(events["collector_tstamp"].max()) if len(events) else "none",
+            # Only where there are events: the freshness check of later windows reads it.
+            **({"newest_event_at": str(events["collector_tstamp"].max())} if len(events) else {}),
             "read_and_parse_seconds": round(parsed_seconds, 3),
             "seconds": round(time.perf_counter() - started, 3),
             "preview": preview(events),

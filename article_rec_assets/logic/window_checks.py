@@ -7,8 +7,11 @@ from the materialization metadata Dagster keeps), and turn the verdict into a ch
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,13 @@ def freshness_verdict(newest_event_at: datetime | None, window_end: datetime, li
             f"(limit {_hours(limit)})",
         )
     return Verdict(True, False, f"newest event {newest_event_at:%Y-%m-%d %H:%M} UTC")
+
+
+def latest_time(stamps: Iterable[str]) -> pd.Timestamp | None:
+    """The newest of some UTC times written as text (as materialization metadata keeps them)."""
+    parsed = [pd.Timestamp(s) for s in stamps if s]
+    valid = [t if t.tzinfo else t.tz_localize("UTC") for t in parsed if not pd.isna(t)]
+    return max(valid) if valid else None
 
 
 def _hours(delta: timedelta) -> str:

@@ -2,7 +2,9 @@
 
 from datetime import UTC, datetime, timedelta
 
-from article_rec_assets.logic.window_checks import freshness_verdict, volume_verdict
+import pandas as pd
+
+from article_rec_assets.logic.window_checks import freshness_verdict, latest_time, volume_verdict
 
 END = datetime(2026, 3, 4, 12, tzinfo=UTC)
 
@@ -37,3 +39,10 @@ def test_freshness_fails_when_the_newest_event_is_older_than_the_limit() -> None
     assert not stale.passed and "7.0 h before the window's end" in stale.description
     none = freshness_verdict(None, END, limit)
     assert not none.passed and "no events at all" in none.description
+
+
+def test_the_latest_of_earlier_windows_newest_events() -> None:
+    assert latest_time(["2026-03-04 09:58:00+00:00", "2026-03-04 11:59:30+00:00", ""]) == pd.Timestamp(
+        "2026-03-04 11:59:30", tz="UTC"
+    )
+    assert latest_time([]) is None
