@@ -11,7 +11,7 @@ setup(
     version="0.1.0",
     description="Dagster assets that turn a news site's clickstream into article recommendations.",
     packages=find_packages(exclude=["article_rec_assets_tests*"]),
-    package_data={"article_rec_assets": ["sites/*.yaml"]},
+    package_data={"article_rec_assets": ["settings/sites/*.yaml"]},
     python_requires=">=3.11,<3.13",
     install_requires=[
         f"dagster=={DAGSTER_VERSION}",

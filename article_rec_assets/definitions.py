@@ -2,12 +2,12 @@
 
 from dagster import Definitions, EnvVar, FilesystemIOManager, in_process_executor, load_assets_from_modules
 
-from article_rec_assets import environment
 from article_rec_assets.assets import catalogue, ingestion, publishing, recommendations, training
 from article_rec_assets.io_managers import ParquetIOManager
 from article_rec_assets.resources import CatalogueSources, EventBucket, ServingDatabase
 from article_rec_assets.schedules import every_two_hours, ingest_window_job, recommendations_job, retrain_job
 from article_rec_assets.sensors import alert_on_check_failure, alert_on_run_failure
+from article_rec_assets.settings import environment
 
 all_assets = load_assets_from_modules([ingestion, catalogue, training, recommendations, publishing])
 

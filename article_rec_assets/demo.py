@@ -12,8 +12,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from article_rec_assets import environment
-from article_rec_assets.windows import WINDOW_HOURS, newest_complete_window
+from article_rec_assets.settings import environment
+from article_rec_assets.settings.windows import WINDOW_HOURS, newest_complete_window
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,11 +6,13 @@ from pathlib import Path
 
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
 
-from article_rec_assets import environment
 from article_rec_assets.definitions import defs
 from article_rec_assets.generator.clickstream import generate_site
-from article_rec_assets.logic.publishing import api_recommendations, connect
-from article_rec_assets.partitions import SITES, WINDOW_HOURS, site_window_key
+from article_rec_assets.partitions import SITES, site_window_key
+from article_rec_assets.publishing.api import api_recommendations
+from article_rec_assets.publishing.schema import connect
+from article_rec_assets.settings import environment
+from article_rec_assets.settings.windows import WINDOW_HOURS
 
 # Runs log every step to the console; the demo prints its own summary instead (the generated data
 # is dirty on purpose, so per-window quarantine warnings are expected: the summary counts them).

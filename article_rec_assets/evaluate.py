@@ -8,7 +8,7 @@ MRR@k, NDCG@k (micro-averaged over pairs), catalogue coverage (per fold, average
 fallback share (share of top-k slots filled with last-hour popularity), pairs filled (share of pairs
 whose list needed any fill), cold sources (share of pairs whose source article was not clicked in
 the training window), and mean fit / recommend seconds per retrain. The protocol is in
-article_rec_assets/logic/evaluation.py.
+article_rec_assets/evaluation/replay.py.
 
 The G1 files are read where they lie (non-commercial research data: never copy them into the
 repository).
@@ -21,16 +21,10 @@ import sys
 import time
 from pathlib import Path
 
-from article_rec_assets.logic.evaluation import (
-    BASELINES,
-    MODELS,
-    TIES,
-    evaluate,
-    markdown_table,
-    read_click_log,
-    read_g1,
-    summarize,
-)
+from article_rec_assets.evaluation.datasets import read_click_log, read_g1
+from article_rec_assets.evaluation.metrics import markdown_table, summarize
+from article_rec_assets.evaluation.replay import BASELINES, MODELS, evaluate
+from article_rec_assets.recommenders.click_log import TIES
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -23,14 +23,12 @@ from dagster import (
 )
 from dagster._utils.warnings import PreviewWarning
 
-from article_rec_assets import environment
-from article_rec_assets.sites import PACKAGED_SITES_DIR, SiteConfig, load_sites
-from article_rec_assets.windows import (  # noqa: F401 (the window arithmetic, re-exported)
+from article_rec_assets.settings import environment
+from article_rec_assets.settings.sites import PACKAGED_SITES_DIR, SiteConfig, load_sites
+from article_rec_assets.settings.windows import (
     WINDOW_HOURS,
     WINDOW_KEY_FORMAT,
     WINDOWS_PER_DAY,
-    newest_complete_window,
-    parse_window,
 )
 
 SITES: dict[str, SiteConfig] = load_sites(environment.sites_dir() or PACKAGED_SITES_DIR)

@@ -23,10 +23,10 @@ from dagster_aws.s3 import S3Resource
 from pydantic import Field
 from sqlalchemy import Engine
 
-from article_rec_assets.generator.clickstream import hour_folder, site_bucket_dir
-from article_rec_assets.logic.catalogue_sources import CatalogueCache, Resolution, resolve_paths
-from article_rec_assets.logic.publishing import connect
-from article_rec_assets.sites import SiteConfig
+from article_rec_assets.catalogue.resolver import CatalogueCache, Resolution, resolve_paths
+from article_rec_assets.ingestion.bucket import hour_folder, site_bucket_dir
+from article_rec_assets.publishing.schema import connect
+from article_rec_assets.settings.sites import SiteConfig
 
 
 class EventReadError(RuntimeError):

@@ -2,11 +2,8 @@
 
 from dagster import AssetSelection, RunRequest, ScheduleEvaluationContext, define_asset_job, schedule
 
-from article_rec_assets.partitions import (
-    SITES,
-    newest_complete_window,
-    site_window_key,
-)
+from article_rec_assets.partitions import SITES, site_window_key
+from article_rec_assets.settings.windows import newest_complete_window
 
 # The whole graph for one (site, window): ingest the window, retrain, publish.
 recommendations_job = define_asset_job(

@@ -21,7 +21,7 @@ from dagster import (
 )
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-from article_rec_assets import environment
+from article_rec_assets.settings import environment
 
 WEBHOOK_TIMEOUT_SECONDS = 10
 MAX_REASON_CHARS = 500

@@ -15,7 +15,9 @@ import pytest
 from dagster_aws.s3 import S3Resource
 
 from article_rec_assets.generator.clickstream import generate_site
-from article_rec_assets.sites import load_sites
+from article_rec_assets.recommenders.click_log import training_clicks
+from article_rec_assets.settings.sites import load_sites
+from article_rec_assets_tests.recommenders.clicks import HAND, T0, log_of
 
 REPO = Path(__file__).resolve().parents[1]
 # The workplace's read-only data (../shared/data beside the checkout; CI lays it out the same way).
@@ -176,3 +178,10 @@ def s3_demo_buckets(demo_data_dir: Path, s3_client) -> dict[str, str]:
         upload_folder(s3_client, demo_data_dir / "buckets" / site.events.bucket, site.events.bucket)
         buckets[site.name] = site.events.bucket
     return buckets
+
+
+@pytest.fixture
+def hand():
+    """The hand-made click log of the recommender and evaluation tests, with its training clicks."""
+    log = log_of(HAND)
+    return log, training_clicks(log, T0, train_days=1)

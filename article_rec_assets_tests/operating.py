@@ -36,7 +36,7 @@ from dagster_graphql.client.query import (
 from dagster_graphql.test.utils import execute_dagster_graphql
 
 import article_rec_assets.definitions
-from article_rec_assets import environment
+from article_rec_assets.settings import environment
 from article_rec_assets_tests.conftest import POSTGRES_DSN, _postgres_or_skip
 
 LOCATION = "article_rec_assets"

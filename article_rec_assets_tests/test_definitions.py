@@ -2,8 +2,9 @@
 
 from dagster import AssetKey, Definitions, EnvVar
 
-from article_rec_assets import definitions, environment
+from article_rec_assets import definitions
 from article_rec_assets.definitions import defs, resources_for_environment
+from article_rec_assets.settings import environment
 
 EXPECTED_GROUPS = {
     "raw_events": "ingestion",

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 from dagster import DagsterRunStatus
 
-from article_rec_assets.logic.publishing import connect, current_model
 from article_rec_assets.partitions import SITES, site_window_key
+from article_rec_assets.publishing.api import current_model
+from article_rec_assets.publishing.schema import connect
 from article_rec_assets_tests.conftest import DEMO_END, postgres_schema_url
 from article_rec_assets_tests.operating import Operated, operated_instance
 

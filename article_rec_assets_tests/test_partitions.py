@@ -2,15 +2,8 @@ from datetime import UTC, datetime
 
 from dagster import MultiPartitionKey
 
-from article_rec_assets.partitions import (
-    SITES,
-    WINDOWS_PER_DAY,
-    newest_complete_window,
-    parse_window,
-    site_window_key,
-    site_window_partitions,
-    trailing_windows,
-)
+from article_rec_assets.partitions import SITES, site_window_key, site_window_partitions, trailing_windows
+from article_rec_assets.settings.windows import WINDOWS_PER_DAY, newest_complete_window, parse_window
 
 
 def test_partition_keys_read_site_then_window() -> None:

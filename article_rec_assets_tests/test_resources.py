@@ -18,12 +18,13 @@ import pytest
 from botocore.exceptions import ClientError
 from dagster import Definitions, EnvVar, build_resources
 
-from article_rec_assets import definitions, environment
+from article_rec_assets import definitions
 from article_rec_assets.definitions import resources_for_environment
-from article_rec_assets.generator.clickstream import site_bucket_dir
+from article_rec_assets.ingestion.bucket import site_bucket_dir
 from article_rec_assets.resources import EventBucket, EventReadError, s3_attempts
 from article_rec_assets.schedules import every_two_hours, ingest_window_job, recommendations_job
-from article_rec_assets.sites import SiteConfig, load_sites
+from article_rec_assets.settings import environment
+from article_rec_assets.settings.sites import SiteConfig, load_sites
 from article_rec_assets_tests.conftest import DEMO_END, s3_test_resource, upload_folder, upload_objects
 
 SITE = load_sites()["demo-tribune"]

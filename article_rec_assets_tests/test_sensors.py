@@ -21,9 +21,9 @@ from dagster import (
     materialize,
 )
 
-from article_rec_assets import environment
 from article_rec_assets.partitions import site_window_partitions, window_check
 from article_rec_assets.sensors import alert_on_check_failure, alert_on_run_failure
+from article_rec_assets.settings import environment
 
 PARTITION = "demo-tribune|2026-03-03-10:00"
 

@@ -17,7 +17,7 @@ import pytest
 from dagster import DagsterInstance, materialize
 
 from article_rec_assets.assets.ingestion import MALFORMED_BLOCK, ingest_window
-from article_rec_assets.generator.clickstream import hour_folder, site_bucket_dir
+from article_rec_assets.ingestion.bucket import hour_folder, site_bucket_dir
 from article_rec_assets.io_managers import ParquetIOManager
 from article_rec_assets.partitions import SITES, site_window_key
 from article_rec_assets.resources import EventBucket

@@ -105,10 +105,11 @@ def _spec_times(spec: dict) -> tuple[datetime, datetime]:
 def _project_path(spec: dict) -> dict:
     import pandas as pd
 
-    from article_rec_assets.logic.ingestion import clean_window, parse_objects
-    from article_rec_assets.logic.sessions import sessionize
+    from article_rec_assets.ingestion.cleaning import clean_window
+    from article_rec_assets.ingestion.parsing import parse_objects
+    from article_rec_assets.ingestion.sessions import sessionize
     from article_rec_assets.resources import EventBucket
-    from article_rec_assets.sites import SiteConfig
+    from article_rec_assets.settings.sites import SiteConfig
 
     site = SiteConfig.model_validate_json(spec["site"])
     start, end = _spec_times(spec)
@@ -186,7 +187,7 @@ def _pyarrow(spec: dict) -> dict:
     import pyarrow as pa
     import pyarrow.json as pj
 
-    from article_rec_assets.logic.ingestion import JSON_SCHEMA
+    from article_rec_assets.ingestion.formats import JSON_SCHEMA
 
     parse = pj.ParseOptions(explicit_schema=JSON_SCHEMA, unexpected_field_behavior="ignore")
     read = pj.ReadOptions(use_threads=spec["pyarrow_threads"])
@@ -241,8 +242,8 @@ def _profile(spec: dict) -> None:
 
     ThreadPoolExecutor.submit = profiled_submit
     # Imported before profiling, so that the profile shows the work and not the imports.
-    import article_rec_assets.logic.ingestion
-    import article_rec_assets.logic.sessions
+    import article_rec_assets.ingestion.parsing
+    import article_rec_assets.ingestion.sessions
     import article_rec_assets.resources  # noqa: F401
 
     profiler = cProfile.Profile()
@@ -352,7 +353,7 @@ def _noise_kwargs(mode: str) -> dict:
 
 
 def _scaled_site(sessions_per_day: int):
-    from article_rec_assets.sites import load_sites
+    from article_rec_assets.settings.sites import load_sites
 
     site = load_sites()[SITE_NAME]
     demo = site.demo
@@ -466,7 +467,7 @@ class _PyarrowCheck:
     def __init__(self):
         import pyarrow.json as pj
 
-        from article_rec_assets.logic.ingestion import JSON_SCHEMA
+        from article_rec_assets.ingestion.formats import JSON_SCHEMA
 
         self._pj = pj
         self._parse = pj.ParseOptions(explicit_schema=JSON_SCHEMA, unexpected_field_behavior="ignore")
@@ -508,7 +509,7 @@ def scan(info: dict, clean_root: Path | None) -> dict:
     """Count the objects, lines and bytes of a generated dataset, in the order the project reads
     them; with `clean_root`, also write the copy that pyarrow reads whole (only if one is needed)."""
     from article_rec_assets.resources import EventBucket
-    from article_rec_assets.sites import SiteConfig
+    from article_rec_assets.settings.sites import SiteConfig
 
     site = SiteConfig.model_validate_json(info["site"])
     start, end = _spec_times(info)

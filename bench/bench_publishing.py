@@ -19,13 +19,9 @@ import pandas as pd
 import psycopg
 from sqlalchemy import insert, text
 
-from article_rec_assets.logic.publishing import (
-    connect,
-    ensure_schema,
-    model_table,
-    publish_recommendations,
-    upsert_articles,
-)
+from article_rec_assets.publishing.articles import upsert_articles
+from article_rec_assets.publishing.schema import connect, ensure_schema, model_table
+from article_rec_assets.publishing.swap import publish_recommendations
 
 BATCH_ROWS = 50
 PAUSE_SECONDS = 0.05

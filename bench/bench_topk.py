@@ -13,7 +13,7 @@ import numpy as np
 from scipy.spatial.distance import cdist
 from threadpoolctl import threadpool_info
 
-from article_rec_assets.logic.recommendations import top_k_similar
+from article_rec_assets.recommenders.top_k import top_k_similar
 
 OLD_BATCH_ROWS = 2000
 

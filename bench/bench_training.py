@@ -56,8 +56,8 @@ def generate(rows: int, articles: int, seed: int):
     import numpy as np
     import pandas as pd
 
-    from article_rec_assets.logic.catalogue import CATALOGUE_COLUMNS
-    from article_rec_assets.logic.sessions import INTERACTION_DTYPES
+    from article_rec_assets.catalogue.snapshot import CATALOGUE_COLUMNS
+    from article_rec_assets.ingestion.sessions import INTERACTION_DTYPES
 
     rng = np.random.default_rng(seed)
     as_of = pd.Timestamp(AS_OF)
@@ -260,17 +260,17 @@ def child_run(args: argparse.Namespace) -> None:
         import pandas as pd
         from threadpoolctl import threadpool_info
 
-        from article_rec_assets.logic.article_model import (
+        from article_rec_assets.ingestion.sessions import INTERACTION_DTYPES
+        from article_rec_assets.recommenders.als import train_article_embeddings
+        from article_rec_assets.recommenders.article_model import (
             article_model_recommendations,
             candidate_mask,
             fit_article_model,
             site_click_log,
         )
-        from article_rec_assets.logic.evaluation import training_clicks
-        from article_rec_assets.logic.interaction_matrix import build_interaction_matrix
-        from article_rec_assets.logic.sessions import INTERACTION_DTYPES
-        from article_rec_assets.logic.training import train_article_embeddings
-        from article_rec_assets.sites import ModelSettings, TrainingSettings
+        from article_rec_assets.recommenders.click_log import training_clicks
+        from article_rec_assets.recommenders.interaction_matrix import build_interaction_matrix
+        from article_rec_assets.settings.sites import ModelSettings, TrainingSettings
 
         result["blas"] = [
             f"{p['internal_api']}, {p['num_threads']} threads"

@@ -3,8 +3,9 @@
 import pandas as pd
 from dagster import AssetExecutionContext, MetadataValue, MultiPartitionKey
 
-from article_rec_assets.partitions import SITES, parse_window
-from article_rec_assets.sites import SiteConfig
+from article_rec_assets.partitions import SITES
+from article_rec_assets.settings.sites import SiteConfig
+from article_rec_assets.settings.windows import parse_window
 
 
 def partition_site_and_window(

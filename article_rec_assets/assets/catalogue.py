@@ -4,10 +4,10 @@ import pandas as pd
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
 from article_rec_assets.assets import partition_site_and_window, preview
-from article_rec_assets.logic.catalogue import catalogue_as_of
-from article_rec_assets.logic.catalogue_sources import merge_resolution
-from article_rec_assets.logic.publishing import read_catalogue_cache, write_catalogue_resolution
+from article_rec_assets.catalogue.resolver import merge_resolution
+from article_rec_assets.catalogue.snapshot import catalogue_as_of
 from article_rec_assets.partitions import site_window_partitions
+from article_rec_assets.publishing.catalogue_cache import read_catalogue_cache, write_catalogue_resolution
 from article_rec_assets.resources import CatalogueSources, ServingDatabase
 from article_rec_assets.schemas import ArticleCatalogueType
 

@@ -22,17 +22,19 @@ from dagster import (
 )
 
 from article_rec_assets.assets import partition_site_and_window, preview
-from article_rec_assets.logic.ingestion import clean_window, parse_objects
-from article_rec_assets.logic.sessions import sessionize
-from article_rec_assets.logic.window_checks import freshness_verdict, latest_time, volume_verdict
-from article_rec_assets.partitions import WINDOW_HOURS, site_window_key, site_window_partitions, window_check
+from article_rec_assets.ingestion.cleaning import clean_window
+from article_rec_assets.ingestion.parsing import parse_objects
+from article_rec_assets.ingestion.sessions import sessionize
+from article_rec_assets.ingestion.window_checks import freshness_verdict, latest_time, volume_verdict
+from article_rec_assets.partitions import site_window_key, site_window_partitions, window_check
 from article_rec_assets.resources import EventBucket
 from article_rec_assets.schemas import (
     QuarantinedEventLinesType,
     RawEventsType,
     SessionizedInteractionsType,
 )
-from article_rec_assets.sites import EventSettings
+from article_rec_assets.settings.sites import EventSettings
+from article_rec_assets.settings.windows import WINDOW_HOURS
 
 MALFORMED_WARN = "malformed_share_below_warn_threshold"
 MALFORMED_BLOCK = "malformed_share_below_block_threshold"

@@ -4,8 +4,9 @@ import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
 
 from article_rec_assets.assets import partition_site_and_window
-from article_rec_assets.logic.publishing import current_model, publish_recommendations
 from article_rec_assets.partitions import site_window_partitions
+from article_rec_assets.publishing.api import current_model
+from article_rec_assets.publishing.swap import publish_recommendations
 from article_rec_assets.resources import ServingDatabase
 
 # Run tag that says what the run's publish step did: `published` or `skipped`.

@@ -14,28 +14,23 @@ from dagster import (
 
 from article_rec_assets.assets import concat_partitions, partition_site_and_window, preview
 from article_rec_assets.assets.training import SESSION_DAYS
-from article_rec_assets.logic.article_model import (
-    METRICS,
+from article_rec_assets.evaluation.backtest import METRICS, backtest
+from article_rec_assets.evaluation.metrics import markdown_table
+from article_rec_assets.ingestion.sessions import empty_interactions
+from article_rec_assets.partitions import SITES, site_window_partitions, trailing_windows, window_check
+from article_rec_assets.publishing.api import current_model
+from article_rec_assets.recommenders.article_model import (
     MODEL_NAME,
     ArticleModel,
     article_model_recommendations,
-    backtest,
     candidate_mask,
     known_at_start,
     site_click_log,
     window_als,
 )
-from article_rec_assets.logic.evaluation import LastHourPopularity, markdown_table
-from article_rec_assets.logic.publishing import current_model
-from article_rec_assets.logic.recommendations import (
-    article_popularity as compute_popularity,
-)
-from article_rec_assets.logic.recommendations import (
-    popularity_recommendations,
-    recommendation_problems,
-)
-from article_rec_assets.logic.sessions import empty_interactions
-from article_rec_assets.partitions import SITES, site_window_partitions, trailing_windows, window_check
+from article_rec_assets.recommenders.baselines import LastHourPopularity
+from article_rec_assets.recommenders.serving import article_popularity as compute_popularity
+from article_rec_assets.recommenders.serving import popularity_recommendations, recommendation_problems
 from article_rec_assets.resources import ServingDatabase
 from article_rec_assets.schemas import ArticlePopularityType, ArticleRecommendationsType
 

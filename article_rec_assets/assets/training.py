@@ -6,17 +6,17 @@ import pandas as pd
 from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output, asset
 
 from article_rec_assets.assets import concat_partitions, partition_site_and_window
-from article_rec_assets.logic.article_model import (
+from article_rec_assets.ingestion.sessions import empty_interactions
+from article_rec_assets.partitions import SITES, site_window_partitions, trailing_windows
+from article_rec_assets.recommenders.als import NotEnoughData, train_article_embeddings
+from article_rec_assets.recommenders.article_model import (
     ArticleModel,
     candidate_mask,
     fit_article_model,
     site_click_log,
 )
-from article_rec_assets.logic.evaluation import training_clicks
-from article_rec_assets.logic.interaction_matrix import InteractionMatrix, build_interaction_matrix
-from article_rec_assets.logic.sessions import empty_interactions
-from article_rec_assets.logic.training import NotEnoughData, train_article_embeddings
-from article_rec_assets.partitions import SITES, site_window_partitions, trailing_windows
+from article_rec_assets.recommenders.click_log import training_clicks
+from article_rec_assets.recommenders.interaction_matrix import InteractionMatrix, build_interaction_matrix
 
 # Mappings are fixed when definitions load, so each spans the longest window of any site; each
 # site's own `training_days` / `session_days` then trims what it reads.

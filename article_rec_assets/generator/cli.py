@@ -8,7 +8,7 @@ from pathlib import Path
 
 from article_rec_assets.generator.clickstream import GROUND_TRUTH_FILE, generate_site
 from article_rec_assets.generator.noise import DEFAULT_NOISE
-from article_rec_assets.sites import PACKAGED_SITES_DIR, load_sites
+from article_rec_assets.settings.sites import PACKAGED_SITES_DIR, load_sites
 
 
 def parse_utc(text: str) -> datetime:

@@ -64,7 +64,8 @@ from article_rec_assets.generator.truth import (
     malformed_code,
 )
 from article_rec_assets.generator.tsv import to_tsv
-from article_rec_assets.sites import DemoSettings, SiteConfig
+from article_rec_assets.ingestion.bucket import hour_folder, site_bucket_dir
+from article_rec_assets.settings.sites import DemoSettings, SiteConfig
 
 HEARTBEAT_SECONDS = 10
 MIN_VISIT_SECONDS = 5
@@ -124,17 +125,6 @@ class GenerationSummary:
     events: int  # event lines written (noise included, malformed lines not)
     files: int  # objects written (the empty ones included)
     ground_truth: dict = field(default_factory=dict, compare=True)
-
-
-def hour_folder(hour: datetime) -> str:
-    """The Snowplow S3 loader's folder for a UTC hour."""
-    return hour.strftime("enriched/good/%Y/%m/%d/%H")
-
-
-def site_bucket_dir(data_dir: Path, site: SiteConfig) -> Path:
-    """Where the local 'bucket' of a site lives under the data directory."""
-    base = data_dir / "buckets" / site.events.bucket
-    return base / site.events.prefix if site.events.prefix else base
 
 
 def _iso(timestamps: np.ndarray) -> list[str]:

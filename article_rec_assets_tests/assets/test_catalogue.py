@@ -14,16 +14,16 @@ from dagster import AssetSelection, FilesystemIOManager, instance_for_test, mate
 from sqlalchemy import select
 
 from article_rec_assets.definitions import all_assets
-from article_rec_assets.generator.clickstream import hour_folder, site_bucket_dir
+from article_rec_assets.ingestion.bucket import hour_folder, site_bucket_dir
 from article_rec_assets.io_managers import ParquetIOManager
-from article_rec_assets.logic.catalogue_sources import WordPressSource
-from article_rec_assets.logic.publishing import article_table, connect, path_table
 from article_rec_assets.partitions import SITES, site_window_key
+from article_rec_assets.publishing.schema import article_table, connect, path_table
 from article_rec_assets.resources import CatalogueSources, EventBucket, ServingDatabase
-from article_rec_assets_tests.logic.test_catalogue_sources import (  # noqa: F401 (a fixture)
+from article_rec_assets.settings.catalogue_sources import WordPressSource
+from article_rec_assets_tests.catalogue.newsroom import (  # noqa: F401 (a fixture)
     CITY_PATHS,
     FAST,
-    _city_newsroom,
+    city_newsroom,
     newsroom,
 )
 
@@ -61,7 +61,7 @@ def test_the_catalogue_resolves_new_paths_into_the_serving_database(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     server, url = newsroom
-    _city_newsroom(server)
+    city_newsroom(server)
     base = SITES[SITE]
     source = WordPressSource(base_url=url, exclude_tags=(77,), exclude_categories=(9,), **FAST)
     articles = base.articles.model_copy(update={"catalogue": source, "excluded_path_prefixes": ("/about",)})

@@ -12,8 +12,9 @@ from dagster import AssetSelection, DagsterInstance, FilesystemIOManager, instan
 
 from article_rec_assets.definitions import all_assets
 from article_rec_assets.io_managers import ParquetIOManager
-from article_rec_assets.partitions import SITES, WINDOW_HOURS, WINDOW_KEY_FORMAT, site_window_key
+from article_rec_assets.partitions import SITES, site_window_key
 from article_rec_assets.resources import CatalogueSources, EventBucket, ServingDatabase
+from article_rec_assets.settings.windows import WINDOW_HOURS, WINDOW_KEY_FORMAT
 from article_rec_assets_tests.conftest import DEMO_END
 
 SITE = "demo-tribune"

@@ -25,18 +25,16 @@ from dagster._serdes import serialize_value
 from sqlalchemy import select
 
 from article_rec_assets.definitions import all_assets
-from article_rec_assets.generator.clickstream import hour_folder, site_bucket_dir
+from article_rec_assets.ingestion.bucket import hour_folder, site_bucket_dir
 from article_rec_assets.io_managers import ParquetIOManager
-from article_rec_assets.logic.article_model import interaction_clicks
-from article_rec_assets.logic.publishing import (
-    api_recommendations,
-    connect,
-    model_table,
-    publish_recommendations,
-)
-from article_rec_assets.logic.recommendations import recommendation_problems
-from article_rec_assets.partitions import SITES, WINDOW_HOURS, site_window_key
+from article_rec_assets.partitions import SITES, site_window_key
+from article_rec_assets.publishing.api import api_recommendations
+from article_rec_assets.publishing.schema import connect, model_table
+from article_rec_assets.publishing.swap import publish_recommendations
+from article_rec_assets.recommenders.article_model import interaction_clicks
+from article_rec_assets.recommenders.serving import recommendation_problems
 from article_rec_assets.resources import CatalogueSources, EventBucket, ServingDatabase
+from article_rec_assets.settings.windows import WINDOW_HOURS
 from article_rec_assets_tests.conftest import DEMO_DAYS, DEMO_END, postgres_schema_url
 
 SITE = "demo-tribune"

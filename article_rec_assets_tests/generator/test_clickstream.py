@@ -11,16 +11,12 @@ import orjson
 import pandas as pd
 import pytest
 
-from article_rec_assets.generator.clickstream import (
-    NON_ARTICLE_PATHS,
-    GenerationSummary,
-    generate_site,
-    hour_folder,
-    site_bucket_dir,
-)
-from article_rec_assets.logic.ingestion import clean_window, parse_objects
-from article_rec_assets.logic.sessions import sessionize
-from article_rec_assets.sites import SiteConfig, load_sites
+from article_rec_assets.generator.clickstream import NON_ARTICLE_PATHS, GenerationSummary, generate_site
+from article_rec_assets.ingestion.bucket import hour_folder, site_bucket_dir
+from article_rec_assets.ingestion.cleaning import clean_window
+from article_rec_assets.ingestion.parsing import parse_objects
+from article_rec_assets.ingestion.sessions import sessionize
+from article_rec_assets.settings.sites import SiteConfig, load_sites
 
 START = datetime(2024, 5, 1, 8, tzinfo=UTC)
 END = datetime(2024, 5, 1, 11, tzinfo=UTC)

@@ -17,14 +17,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from article_rec_assets.generator.clickstream import (
-    GROUND_TRUTH_FILE,
-    PAGE_VIEWS_TRUTH_FILE,
-    generate_site,
-    site_bucket_dir,
-)
+from article_rec_assets.generator.clickstream import GROUND_TRUTH_FILE, PAGE_VIEWS_TRUTH_FILE, generate_site
 from article_rec_assets.generator.noise import MALFORMED_REASONS, NoiseSettings
-from article_rec_assets.sites import SiteConfig, load_sites
+from article_rec_assets.ingestion.bucket import site_bucket_dir
+from article_rec_assets.settings.sites import SiteConfig, load_sites
 from article_rec_assets_tests.conftest import (
     CONTRACT_TSV_POSITIONS,
     SNOWPLOW_SAMPLE,

@@ -1,0 +1,107 @@
+"""Parsing Snowplow lines (JSON and enriched TSV) from raw S3 objects, and cleaning a window's events.
+
+Every expected value below is worked out by hand from the small inputs built here; the TSV positions
+are the contract's (CONTRACT.md section 2), not the module's table, so that a wrong position fails.
+"""
+
+import gzip
+
+from article_rec_assets.ingestion.compression import complete_lines, decompress, gunzip_prefix
+from article_rec_assets.ingestion.parsing import parse_objects
+from article_rec_assets_tests.ingestion.lines import eid, gzip_cut_after, json_line, rejected
+
+# --- objects: gzip, damage, size -------------------------------------------------------------
+
+
+def test_gzip_objects_are_decompressed_and_counted_separately():
+    first = gzip.compress(json_line(1) + b"\n" + json_line(2) + b"\n")
+    second = gzip.compress(json_line(3, collector_tstamp="2024-05-01T12:00:00Z"))
+    parsed = parse_objects([("one.gz", first), ("two.gz", second)])
+    assert parsed.objects_read == 2
+    assert parsed.lines_read == 3
+    assert parsed.rejects.empty
+    assert parsed.events[["_source", "_line"]].values.tolist() == [
+        ["one.gz", 1],
+        ["one.gz", 2],
+        ["two.gz", 1],
+    ]
+
+
+def test_gunzip_prefix_decompress_and_complete_lines():
+    payload = b"line one\nline two\nline three\n"
+    lines = [b"line one", b"line two", b"line three"]
+    assert gunzip_prefix(gzip.compress(payload)) == (payload, True)
+    text, intact = gunzip_prefix(gzip_cut_after(payload + b"partial"))
+    assert (text, intact) == (payload + b"partial", False)
+    assert decompress(payload) == (payload, True)
+    assert complete_lines(*decompress(payload)) == lines
+    assert complete_lines(*decompress(gzip.compress(payload))) == lines
+    # Of a damaged stream only the complete lines: "partial" is dropped.
+    assert decompress(gzip_cut_after(payload + b"partial"))[1] is False
+    assert complete_lines(*decompress(gzip_cut_after(payload + b"partial"))) == lines
+    assert decompress(gzip.compress(payload)[:5]) == (b"", False)
+    assert complete_lines(*decompress(gzip.compress(payload)[:5])) == []
+    assert complete_lines(*decompress(b"")) == []
+
+
+def test_truncated_gzip_keeps_complete_lines_before_the_damage():
+    payload = json_line(1) + b"\n" + json_line(2) + b"\n" + json_line(3)[:25]
+    parsed = parse_objects([("cut.gz", gzip_cut_after(payload))])
+
+    assert parsed.events["event_id"].tolist() == [eid(1), eid(2)]
+    # The partial third line is not parsed; the damage is reported once, at line 3.
+    assert parsed.rejects[["source", "line_number", "reason"]].values.tolist() == [
+        ["cut.gz", 3, "truncated_gzip"]
+    ]
+    assert parsed.reject_counts == {"truncated_gzip": 1}
+    # Two lines, and the damaged tail counted as one unusable line.
+    assert parsed.lines_read == 3
+
+
+def test_truncated_gzip_cut_at_a_line_end():
+    payload = json_line(1) + b"\n" + json_line(2) + b"\n"
+    parsed = parse_objects([("cut.gz", gzip_cut_after(payload))])
+    assert parsed.events["event_id"].tolist() == [eid(1), eid(2)]
+    assert rejected(parsed) == [[3, "truncated_gzip"]]
+
+
+def test_gzip_without_its_crc_trailer_keeps_every_complete_line():
+    payload = b"\n".join([json_line(1), json_line(2), json_line(3)]) + b"\n"
+    parsed = parse_objects([("cut.gz", gzip.compress(payload)[:-4])])
+    assert parsed.events["event_id"].tolist() == [eid(1), eid(2), eid(3)]
+    assert rejected(parsed) == [[4, "truncated_gzip"]]
+    assert parsed.lines_read == 4
+
+
+def test_gzip_cut_inside_its_header_keeps_nothing_and_reports_it():
+    data = gzip.compress(json_line(1) + b"\n")[:5]
+    parsed = parse_objects([("cut.gz", data)])
+    assert parsed.events.empty
+    assert rejected(parsed) == [[1, "truncated_gzip"]]
+    assert parsed.lines_read == 1
+
+
+def test_corrupt_gzip_tail_keeps_complete_lines_before_the_damage():
+    payload = json_line(1) + b"\n" + json_line(2) + b"\n"
+    data = gzip_cut_after(payload) + b"\xff" * 16  # garbage where the next deflate block should be
+    parsed = parse_objects([("corrupt.gz", data)])
+
+    assert parsed.events["event_id"].tolist() == [eid(1), eid(2)]
+    assert rejected(parsed) == [[3, "truncated_gzip"]]
+
+
+def test_garbage_after_a_complete_gzip_member_is_reported():
+    data = gzip.compress(json_line(1) + b"\n" + json_line(2) + b"\n") + b"not gzip at all"
+    parsed = parse_objects([("tail.gz", data)])
+    assert parsed.events["event_id"].tolist() == [eid(1), eid(2)]
+    assert rejected(parsed) == [[3, "truncated_gzip"]]
+
+
+def test_concatenated_gzip_members_are_one_object():
+    data = gzip.compress(json_line(1) + b"\n") + gzip.compress(json_line(2) + b"\n" + json_line(3) + b"\n")
+    parsed = parse_objects([("multi.gz", data)])
+    assert parsed.rejects.empty
+    assert parsed.events["event_id"].tolist() == [eid(1), eid(2), eid(3)]
+    assert parsed.events["_line"].tolist() == [1, 2, 3]
+    assert parsed.lines_read == 3
+    assert gunzip_prefix(data)[1] is True
