@@ -1,9 +1,11 @@
 """The definitions load, hang together, and take their resources from the environment."""
 
+import pytest
 from dagster import AssetKey, Definitions, EnvVar
 
 from article_rec_assets import definitions
 from article_rec_assets.definitions import defs, resources_for_environment
+from article_rec_assets.resources import ServingDatabase
 from article_rec_assets.settings import environment
 
 EXPECTED_GROUPS = {
@@ -101,3 +103,15 @@ def test_secrets_come_from_the_environment(monkeypatch, tmp_path) -> None:
     assert resources["serving_database"].url == EnvVar(environment.SERVING_DATABASE_URL_VAR)
     loaded = Definitions(assets=definitions.all_assets, resources=resources)
     Definitions.validate_loadable(loaded)
+
+
+def test_a_serving_database_url_set_but_empty_fails_rather_than_publishing_to_a_local_file(
+    monkeypatch, tmp_path
+) -> None:
+    monkeypatch.setenv(environment.SERVING_DATABASE_URL_VAR, "")
+    monkeypatch.chdir(tmp_path)
+    resource = resources_for_environment()["serving_database"]
+    assert resource.url == EnvVar(environment.SERVING_DATABASE_URL_VAR)
+    with pytest.raises(ValueError, match="serving database URL is empty"):
+        ServingDatabase(url="").engine()
+    assert not (tmp_path / ".demo").exists()

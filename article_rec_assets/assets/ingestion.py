@@ -3,6 +3,7 @@ sessions made of them."""
 
 import time
 from datetime import timedelta
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -23,8 +24,8 @@ from dagster import (
 
 from article_rec_assets.assets import partition_site_and_window, preview
 from article_rec_assets.ingestion.cleaning import clean_window
-from article_rec_assets.ingestion.parsing import parse_objects
 from article_rec_assets.ingestion.sessions import sessionize
+from article_rec_assets.ingestion.window import read_window_events
 from article_rec_assets.ingestion.window_checks import freshness_verdict, latest_time, volume_verdict
 from article_rec_assets.partitions import site_window_key, site_window_partitions, window_check
 from article_rec_assets.resources import EventBucket
@@ -101,13 +102,8 @@ def ingest_window(context: AssetExecutionContext, event_bucket: EventBucket):
     site, start, end = partition_site_and_window(context)
     settings = site.events
     started = time.perf_counter()
-    received_before = end + pd.Timedelta(minutes=settings.max_future_minutes)
-    window = parse_objects(
-        event_bucket.window_objects(site, start.to_pydatetime(), end.to_pydatetime()), received_before
-    )
-    lookback_start = start - timedelta(hours=settings.lookback_hours)
-    lookback = parse_objects(
-        event_bucket.window_objects(site, lookback_start.to_pydatetime(), start.to_pydatetime()), start
+    window, lookback = read_window_events(
+        partial(event_bucket.window_objects, site), start.to_pydatetime(), end.to_pydatetime(), settings
     )
     parsed_seconds = time.perf_counter() - started
     cleaned = clean_window(window, lookback, settings)

@@ -4,6 +4,7 @@ not a recommendable article, and the cleaning of titles, times and paths every s
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
 from collections.abc import Sequence
@@ -27,6 +28,9 @@ EXCLUDED_CATEGORY = "excluded_category"  # WordPress: in one of the site's exclu
 DUPLICATE_PATH = "duplicate_path"  # the source's link is another article's address (a re-post)
 FETCH_ERROR = "fetch_error"  # the source did not answer usefully; tried again on later runs
 RETRYABLE_REASONS = frozenset({FETCH_ERROR})
+
+# The longest path the `path` table keeps as it is (see `path_key`).
+MAX_PATH_BYTES = 1024
 
 ARTICLE_COLUMNS = ("external_id", "path", "title", "published_at", "exclude_reason")
 PATH_COLUMNS = ("path", "external_id", "exclude_reason", "attempts")
@@ -95,12 +99,39 @@ class ArticleSource(Protocol):
     def requests(self) -> int: ...
 
 
+def storable_text(text: str) -> str:
+    """Text every serving database stores: NUL characters (PostgreSQL refuses them) and lone
+    surrogates (not UTF-8, from a JSON `\\ud800` escape) become U+FFFD."""
+    text = text.replace("\x00", "\ufffd")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
+def path_key(path: str) -> str:
+    """How a path is kept in the catalogue cache (the `path` table), stored text in any case.
+
+    A path up to MAX_PATH_BYTES is kept as it is. A longer one (PostgreSQL's index on (path, site)
+    takes about 2,700 bytes a row at most) is kept as its head and the SHA-256 of the whole after
+    a `#`: a fragment, so what matches the site's pattern is the head, and two long paths with the
+    same head stay two rows."""
+    path = storable_text(path)
+    raw = path.encode("utf-8")
+    if len(raw) <= MAX_PATH_BYTES:
+        return path
+    head = raw[: MAX_PATH_BYTES - 80].decode("utf-8", "ignore")
+    return f"{head}#sha256:{hashlib.sha256(raw).hexdigest()}"
+
+
 def clean_title(raw: object) -> str:
-    """A title as text: tags dropped, HTML entities decoded, whitespace collapsed; quotes and emoji kept."""
+    """A title as text: tags dropped, HTML entities decoded, whitespace collapsed; quotes and emoji
+    kept; stored text (no NUL, no lone surrogate)."""
     if raw is None or (isinstance(raw, float) and pd.isna(raw)):
         return ""
     text = re.sub(r"<[^>]*>", "", str(raw))
-    return " ".join(html.unescape(text).split())
+    return storable_text(" ".join(html.unescape(text).split()))
 
 
 def parse_time(raw: object) -> pd.Timestamp | None:

@@ -47,6 +47,8 @@ from article_rec_assets.catalogue.articles import (
     NotFound,
     SourceArticle,
     normalize_path,
+    path_key,
+    storable_text,
 )
 from article_rec_assets.catalogue.sources import open_source
 from article_rec_assets.settings.catalogue_sources import FileSource, JsonApiSource, WordPressSource
@@ -117,7 +119,8 @@ def resolve_paths(
         match = pattern.search(path)
         return match.group("external_id") if match and match.group("external_id") else None
 
-    seen = sorted({str(p) for p in paths if p is not None and not pd.isna(p) and str(p).strip()})
+    # Paths as the cache keeps them (stored text, long ones shortened): what is looked up is what is stored.
+    seen = sorted({path_key(str(p)) for p in paths if p is not None and not pd.isna(p) and str(p).strip()})
     cached_paths = _CacheIndex(cache.paths, "path", PATH_DTYPES)
     cached_articles = _CacheIndex(cache.articles, "external_id", ARTICLE_DTYPES)
 
@@ -166,7 +169,7 @@ def resolve_paths(
     owner_of: dict[str, str] = {}  # fetched id -> the id of the article its paths name
     articles: dict[str, dict[str, Any]] = {}
     for external_id, record in sorted(records.items()):
-        canonical = normalize_path(record.url) if record.url else None
+        canonical = path_key(normalize_path(record.url)) if record.url else None
         link_id = id_of(canonical) if canonical is not None else external_id
         reason, owner = record.exclude_reason, external_id
         if link_id is None:  # the source's link is not an article path of this site
@@ -190,7 +193,7 @@ def resolve_paths(
         articles[owner] = {
             "external_id": owner,
             "path": path,
-            "title": record.title,
+            "title": storable_text(record.title),  # whatever the source sent
             "published_at": record.published_at,
             "exclude_reason": reason,
         }

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from article_rec_assets.ingestion.engaged_time import MIN_VISIT_SECONDS, engaged_increments
 from article_rec_assets.ingestion.parsing import ParsedEvents
@@ -48,9 +50,13 @@ def map_unique(values: pd.Series, transform) -> pd.Series | pd.DataFrame:
     """`transform` applied to each distinct value once, spread back over the rows.
 
     A window has a million events but only thousands of distinct paths and user agents, so string
-    work (regular expressions above all) is done per distinct value.
+    work (regular expressions above all) is done per distinct value. Arrow finds the distinct
+    values: it compares strings by all their bytes, where pandas' factorize stops at a NUL
+    character (`"a\\0x"` and `"a"` would be one value, and one reader's text would stand for others').
     """
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    encoded = pc.dictionary_encode(pa.array(values, type=pa.string(), from_pandas=True))
+    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    uniques = encoded.dictionary.to_pandas()
     result = transform(pd.Series(uniques, dtype=values.dtype if len(uniques) else "string"))
     taken = result.take(np.where(codes < 0, 0, codes)) if len(uniques) else result.reindex(range(len(codes)))
     taken.index = values.index

@@ -51,6 +51,10 @@ JSON_SLICE_LINES = 20_000
 PARALLEL_OBJECTS = 2
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+# Decompressed text read from one object at most (a site sets its own, `events.max_object_megabytes`).
+DEFAULT_MAX_OBJECT_BYTES = 512 << 20
+
 # Columns of a parsed event row (before cleaning), in order.
 PARSED_COLUMNS = (
     "event_id",
@@ -85,6 +89,21 @@ class ParsedEvents:
     @property
     def reject_counts(self) -> dict[str, int]:
         return {str(k): int(v) for k, v in self.rejects["reason"].value_counts().sort_index().items()}
+
+
+def combine(parts: list[ParsedEvents]) -> ParsedEvents:
+    """Several reads as one, in the order given (objects of earlier hours first)."""
+    if not parts:
+        return parse_objects([])
+    # Empty frames left out: pandas would let their dtypes decide the result's.
+    events = [part.events for part in parts if len(part.events)] or [parts[0].events]
+    rejects = [part.rejects for part in parts if len(part.rejects)] or [parts[0].rejects]
+    return ParsedEvents(
+        pd.concat(events, ignore_index=True),
+        pd.concat(rejects, ignore_index=True),
+        sum(part.lines_read for part in parts),
+        sum(part.objects_read for part in parts),
+    )
 
 
 def _excerpt(raw: bytes) -> str:
@@ -141,13 +160,15 @@ def _with_excerpts(key: str, refused: list[tuple[int, str]], lines: dict[int, by
 
 
 def _object_events(
-    key: str, data: bytes, received_before: pd.Timestamp | None
+    key: str, data: bytes, received_before: pd.Timestamp | None, max_object_bytes: int | None
 ) -> tuple[list[pd.DataFrame], list[tuple], int]:
     """One object's usable events (frames in row order), its rejects, and its line count.
 
     Each parsed table becomes events as soon as it is read, so an object's text, its lines, its
     Arrow tables and its frames are never all in memory at once."""
-    text, intact = decompress(data)
+    inflated = decompress(data, max_object_bytes)
+    text, intact, too_large = inflated
+    del inflated
     if intact and text[:1] == b"{":
         # The common case, an intact object of JSON lines, is read whole by pyarrow. It fails on
         # any line that is not a JSON object (TSV included) and skips blank lines, so a row count
@@ -187,6 +208,8 @@ def _object_events(
     for piece in line_pieces(text, intact):
         for raw in piece:
             number += 1
+            if number == 1 and raw[:3] == UTF8_BOM:
+                raw = raw[3:]  # written by some editors and exporters; not part of the first event
             if raw[:1] == b"{":
                 lines_read += 1
                 # orjson finds the bad lines at a fraction of the cost of building rows from them.
@@ -215,7 +238,11 @@ def _object_events(
     if json_lines:
         parse_json_lines()
     del text
-    if not intact:
+    if too_large:
+        message = f"the object decompresses past {max_object_bytes:,} bytes (events.max_object_megabytes)"
+        rejects.append((key, number + 1, "object_too_large", f"{message}: the rest is not read"))
+        lines_read += 1
+    elif not intact:
         rejects.append((key, number + 1, "truncated_gzip", "the gzip stream is damaged here"))
         lines_read += 1
     if tsv_rows or json_rows:
@@ -248,9 +275,10 @@ def _timestamps(text: pa.ChunkedArray) -> pd.Series:
         return pd.to_datetime(text.to_pandas(), format="ISO8601", utc=True, errors="coerce")
 
 
-def _blank_to_null(table: pa.Table) -> pa.Table:
+def _clean_text(table: pa.Table) -> pa.Table:
     """Empty strings mean "not sent" in TSV; JSON lines should leave such keys out, but some
-    senders write "" instead. Treat both alike."""
+    senders write "" instead: both become null. A NUL character becomes U+FFFD: anyone can send
+    one to a tracker, pandas compares strings only up to it and PostgreSQL cannot store it."""
     columns = []
     for name in table.column_names:
         column = table.column(name)
@@ -258,17 +286,26 @@ def _blank_to_null(table: pa.Table) -> pa.Table:
             blank = pc.equal(column, "")
             if pc.any(blank).as_py():
                 column = pc.if_else(blank, pa.scalar(None, pa.string()), column)
+            column = without_nul(column)
         columns.append(column)
     return pa.table(columns, names=table.column_names)
 
 
+def without_nul(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """The strings with each NUL character replaced by U+FFFD (the column itself when it has none)."""
+    if pc.any(pc.match_substring(column, "\x00")).as_py():
+        return pc.replace_substring(column, "\x00", "\ufffd")
+    return column
+
+
 def _to_frame(table: pa.Table) -> pd.DataFrame:
     """Flatten a parsed table into the parsed-event columns."""
-    table = _blank_to_null(table)
+    table = _clean_text(table)
     spider = _first_of_list(table, IAB_SPIDERS, "spiderOrRobot")
+    # Ids inside the contexts are strings of their own: they are cleaned as the columns are.
     ping = table.column(AMP_PAGE_PING)
-    web_page_id = _first_of_list(table, WEB_PAGE, "id")
-    amp_page_id = _first_of_list(table, AMP_WEB_PAGE, "ampPageViewId")
+    web_page_id = without_nul(_first_of_list(table, WEB_PAGE, "id"))
+    amp_page_id = without_nul(_first_of_list(table, AMP_WEB_PAGE, "ampPageViewId"))
     frame = pd.DataFrame(
         {
             "event_id": table.column("event_id").to_pandas(),
@@ -281,7 +318,7 @@ def _to_frame(table: pa.Table) -> pd.DataFrame:
             "platform": table.column("platform").to_pandas(),
             "domain_userid": table.column("domain_userid").to_pandas(),
             "domain_sessionid": table.column("domain_sessionid").to_pandas(),
-            "amp_client_id": _first_of_list(table, AMP_ID, "ampClientId").to_pandas(),
+            "amp_client_id": without_nul(_first_of_list(table, AMP_ID, "ampClientId")).to_pandas(),
             "page_view_id": pc.coalesce(web_page_id, amp_page_id).to_pandas(),
             "page_urlhost": table.column("page_urlhost").to_pandas(),
             "page_urlpath": table.column("page_urlpath").to_pandas(),
@@ -332,12 +369,14 @@ def _validate(frame: pd.DataFrame, received_before: pd.Timestamp | None) -> tupl
     return frame, reason
 
 
-def _in_parallel(objects: Iterable[tuple[str, bytes]], received_before: pd.Timestamp | None):
+def _in_parallel(
+    objects: Iterable[tuple[str, bytes]], received_before: pd.Timestamp | None, max_object_bytes: int | None
+):
     """`_object_events` of each object, in order, a few objects at a time."""
     with ThreadPoolExecutor(PARALLEL_OBJECTS) as pool:
         pending: deque = deque()
         for key, data in objects:
-            pending.append(pool.submit(_object_events, key, data, received_before))
+            pending.append(pool.submit(_object_events, key, data, received_before, max_object_bytes))
             if len(pending) >= PARALLEL_OBJECTS:
                 yield pending.popleft().result()
         while pending:
@@ -345,17 +384,23 @@ def _in_parallel(objects: Iterable[tuple[str, bytes]], received_before: pd.Times
 
 
 def parse_objects(
-    objects: Iterable[tuple[str, bytes]], received_before: pd.Timestamp | None = None
+    objects: Iterable[tuple[str, bytes]],
+    received_before: pd.Timestamp | None = None,
+    max_object_bytes: int | None = DEFAULT_MAX_OBJECT_BYTES,
 ) -> ParsedEvents:
     """Parse every line of the given (key, bytes) objects.
 
     `received_before`: a collector timestamp after it is implausible (clock or data error).
+    `max_object_bytes`: an object is read up to this much decompressed text (None: no bound); the
+    complete lines before the bound are kept and the rest is one `object_too_large` line.
     A damaged gzip tail counts as one unusable line.
     """
     frames: list[pd.DataFrame] = []
     rejects: list[tuple] = []
     lines_read = objects_read = 0
-    for object_frames, object_rejects, object_lines in _in_parallel(objects, received_before):
+    for object_frames, object_rejects, object_lines in _in_parallel(
+        objects, received_before, max_object_bytes
+    ):
         objects_read += 1
         lines_read += object_lines
         rejects.extend(object_rejects)

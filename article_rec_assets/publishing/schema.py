@@ -132,6 +132,10 @@ def utc_datetime(value: datetime | pd.Timestamp | None) -> datetime | None:
 
 def connect(url: str) -> Engine:
     """An engine for a serving-database URL (`postgresql://...` or `sqlite:///file.db`)."""
+    if not url.strip():
+        raise ValueError(
+            "the serving database URL is empty (SERVING_DATABASE_URL): name a postgresql:// or sqlite:/// URL"
+        )
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     engine = create_engine(url)

@@ -75,6 +75,19 @@ class FileSource(_SourceSettings):
     # relative to the data directory.
     path: str
 
+    @field_validator("path")
+    @classmethod
+    def _below_the_data_directory(cls, value: str) -> str:
+        parts = value.replace("\\", "/").split("/")
+        if (
+            not value
+            or value.startswith(("/", "\\"))
+            or ".." in parts
+            or (len(value) > 1 and value[1] == ":")
+        ):
+            raise ValueError(f"path must stay below the data directory (relative, no '..'): {value!r}")
+        return value
+
 
 def _source_kind(value: Any) -> str | None:
     if isinstance(value, dict):

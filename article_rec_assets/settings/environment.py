@@ -48,7 +48,9 @@ def default_serving_database_url() -> str:
 
 
 def serving_database_url_is_set() -> bool:
-    return bool(os.environ.get(SERVING_DATABASE_URL_VAR))
+    # Set but empty counts as set: a deployment that meant to name its database fails loudly
+    # (`publishing.schema.connect`) rather than publishing to a local SQLite file.
+    return SERVING_DATABASE_URL_VAR in os.environ
 
 
 def partitions_start() -> str:

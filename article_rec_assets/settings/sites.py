@@ -17,6 +17,22 @@ from article_rec_assets.settings.catalogue_sources import CatalogueSource
 PACKAGED_SITES_DIR = Path(__file__).parent / "sites"
 
 
+def regular_expression(value: str) -> re.Pattern[str]:
+    """`value` compiled; a ValueError (which names the field) when it is no regular expression."""
+    try:
+        return re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"not a valid regular expression ({exc}): {value!r}") from exc
+
+
+def relative_path(value: str, what: str) -> str:
+    """A path below its root: relative, without `..` (a site file cannot reach outside it)."""
+    parts = value.replace("\\", "/").split("/")
+    if value.startswith(("/", "\\")) or ".." in parts or (len(value) > 1 and value[1] == ":"):
+        raise ValueError(f"{what} must stay below its root (relative, no '..'): {value!r}")
+    return value
+
+
 class _Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -49,6 +65,38 @@ class EventSettings(_Settings):
     # empty one where traffic was expected blocks publishing.
     volume_warn_share: float = Field(0.3, ge=0, le=1)
     volume_history_days: int = Field(7, gt=0)
+    # An object is read up to this much decompressed text: a few megabytes of gzip can inflate to
+    # gigabytes (a bomb, or a loader gone wrong). Lines past it are quarantined as one.
+    max_object_megabytes: int = Field(512, gt=0, le=16384)
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket_name(cls, value: str) -> str:
+        # S3's naming rules, which also keep a local bucket folder inside the data directory.
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", value) or ".." in value:
+            raise ValueError(f"not a bucket name (3-63 of a-z, 0-9, '.', '-'): {value!r}")
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix_below_the_bucket(cls, value: str) -> str:
+        return relative_path(value, "prefix") if value else value
+
+    @field_validator("extra_bot_pattern")
+    @classmethod
+    def _bot_pattern(cls, value: str | None) -> str | None:
+        if value is not None:
+            regular_expression(value)
+        return value
+
+    @model_validator(mode="after")
+    def _warn_before_block(self) -> EventSettings:
+        if self.malformed_warn_share > self.malformed_block_share:
+            raise ValueError(
+                f"malformed_warn_share ({self.malformed_warn_share}) is above malformed_block_share "
+                f"({self.malformed_block_share}): a window would block before it warns"
+            )
+        return self
 
 
 class ArticleSettings(_Settings):
@@ -63,7 +111,7 @@ class ArticleSettings(_Settings):
     @field_validator("path_pattern")
     @classmethod
     def _has_external_id_group(cls, value: str) -> str:
-        if "external_id" not in re.compile(value).groupindex:
+        if "external_id" not in regular_expression(value).groupindex:
             raise ValueError("path_pattern needs a named group (?P<external_id>...)")
         return value
 
@@ -208,8 +256,16 @@ class SiteConfig(_Settings):
 
 
 def load_site(path: Path) -> SiteConfig:
-    with open(path, encoding="utf-8") as f:
-        raw = yaml.safe_load(f)
+    """One site file; any problem is a ValueError that names the file (and the field)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            raw = yaml.safe_load(f)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ValueError(f"invalid site file {path}: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ValueError(
+            f"invalid site file {path}: a site file is a mapping of settings, not {type(raw).__name__}"
+        )
     try:
         return SiteConfig.model_validate(raw)
     except ValueError as exc:
@@ -217,13 +273,27 @@ def load_site(path: Path) -> SiteConfig:
 
 
 def load_sites(sites_dir: str | Path = PACKAGED_SITES_DIR) -> dict[str, SiteConfig]:
-    """All sites in a folder, by name, sorted so partition keys are stable."""
+    """All sites in a folder (`*.yaml` and `*.yml`), by name, sorted so partition keys are stable.
+
+    One invalid file stops them all, with every file's errors listed at once: the partitions of
+    every asset are made from this list, so a site left out would lose its schedule and its
+    history's place in the UI without a word; failing the load is loud (the UI shows the code
+    location's error, `dagster definitions validate` fails before a deploy), and the runs of
+    the deployment already running are not touched."""
     sites: dict[str, SiteConfig] = {}
-    for path in sorted(Path(sites_dir).glob("*.yaml")):
-        site = load_site(path)
+    errors: list[str] = []
+    paths = sorted([*Path(sites_dir).glob("*.yaml"), *Path(sites_dir).glob("*.yml")])
+    for path in paths:
+        try:
+            site = load_site(path)
+        except ValueError as exc:
+            errors.append(str(exc))
+            continue
         if site.name in sites:
-            raise ValueError(f"site {site.name!r} is defined twice (in {path})")
+            errors.append(f"site {site.name!r} is defined twice (again in {path})")
         sites[site.name] = site
+    if errors:
+        raise ValueError(f"{len(errors)} problem(s) in the site files of {sites_dir}:\n" + "\n".join(errors))
     if not sites:
-        raise ValueError(f"no site files (*.yaml) in {sites_dir}")
+        raise ValueError(f"no site files (*.yaml, *.yml) in {sites_dir}")
     return sites

@@ -30,18 +30,18 @@ def test_gzip_objects_are_decompressed_and_counted_separately():
 def test_gunzip_prefix_decompress_and_complete_lines():
     payload = b"line one\nline two\nline three\n"
     lines = [b"line one", b"line two", b"line three"]
-    assert gunzip_prefix(gzip.compress(payload)) == (payload, True)
-    text, intact = gunzip_prefix(gzip_cut_after(payload + b"partial"))
+    assert gunzip_prefix(gzip.compress(payload))[:2] == (payload, True)
+    text, intact, _ = gunzip_prefix(gzip_cut_after(payload + b"partial"))
     assert (text, intact) == (payload + b"partial", False)
-    assert decompress(payload) == (payload, True)
-    assert complete_lines(*decompress(payload)) == lines
-    assert complete_lines(*decompress(gzip.compress(payload))) == lines
+    assert decompress(payload) == (payload, True, False)
+    assert complete_lines(*decompress(payload)[:2]) == lines
+    assert complete_lines(*decompress(gzip.compress(payload))[:2]) == lines
     # Of a damaged stream only the complete lines: "partial" is dropped.
     assert decompress(gzip_cut_after(payload + b"partial"))[1] is False
-    assert complete_lines(*decompress(gzip_cut_after(payload + b"partial"))) == lines
-    assert decompress(gzip.compress(payload)[:5]) == (b"", False)
-    assert complete_lines(*decompress(gzip.compress(payload)[:5])) == []
-    assert complete_lines(*decompress(b"")) == []
+    assert complete_lines(*decompress(gzip_cut_after(payload + b"partial"))[:2]) == lines
+    assert decompress(gzip.compress(payload)[:5]) == (b"", False, False)
+    assert complete_lines(*decompress(gzip.compress(payload)[:5])[:2]) == []
+    assert complete_lines(*decompress(b"")[:2]) == []
 
 
 def test_truncated_gzip_keeps_complete_lines_before_the_damage():
@@ -105,3 +105,27 @@ def test_concatenated_gzip_members_are_one_object():
     assert parsed.events["_line"].tolist() == [1, 2, 3]
     assert parsed.lines_read == 3
     assert gunzip_prefix(data)[1] is True
+
+
+def test_an_object_is_read_up_to_its_bound_and_no_further():
+    """A gzip bomb: 100 MB of text in about 100 KB of gzip. Read up to the bound, the rest refused."""
+    bomb = gzip.compress(b"\n" * (100 << 20), compresslevel=9)
+    assert len(bomb) < 200_000
+    for data in (bomb, bomb + gzip.compress(b"x\n"), gzip.compress(b"x\n") + bomb):  # one or two members
+        text, intact, too_large = decompress(data, max_bytes=8 << 20)
+        assert (len(text), intact, too_large) == (8 << 20, False, True)
+    plain = b"y\n" * 1000
+    assert decompress(plain, max_bytes=100)[1:] == (False, True) and len(decompress(plain, 100)[0]) == 100
+    # Exactly at the bound is still whole.
+    assert decompress(gzip.compress(plain), max_bytes=len(plain)) == (plain, True, False)
+    assert decompress(plain, max_bytes=len(plain)) == (plain, True, False)
+    assert decompress(bomb)[1:] == (True, False)  # no bound: all of it
+
+
+def test_lines_past_the_bound_are_one_quarantined_line_and_those_before_are_kept():
+    good = b"\n".join(json_line(n) for n in range(1, 4)) + b"\n"
+    data = gzip.compress(good + b"\n" * (50 << 20))
+    parsed = parse_objects([("bomb.gz", data)], max_object_bytes=1 << 20)
+    assert parsed.events["event_id"].tolist() == [eid(1), eid(2), eid(3)]
+    assert parsed.reject_counts == {"object_too_large": 1}
+    assert "events.max_object_megabytes" in parsed.rejects["excerpt"].iloc[0]

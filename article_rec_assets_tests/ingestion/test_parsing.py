@@ -361,3 +361,15 @@ def test_objects_parse_the_same_whatever_the_piece_and_slice_sizes(monkeypatch):
         small.events.sort_values(key, ignore_index=True)[columns],
         whole.events.sort_values(key, ignore_index=True)[columns],
     )
+
+
+def test_a_byte_order_mark_at_the_start_of_an_object_is_not_part_of_its_first_event():
+    bom = b"\xef\xbb\xbf"
+    for first in (
+        json_line(1),
+        tsv_line(event_id=eid(1), event="page_view", collector_tstamp="2024-05-01 10:00:00", page_urlpath=A1),
+    ):
+        parsed = parse_objects([("bom", bom + first + b"\n" + json_line(2))])
+        assert sorted(parsed.events["event_id"]) == [eid(1), eid(2)] and parsed.rejects.empty
+    # Anywhere else it is the line's own problem.
+    assert parse_objects([("k", json_line(1) + b"\n" + bom + json_line(2))]).reject_counts != {}

@@ -12,7 +12,7 @@ import orjson
 import pandas as pd
 import pytest
 
-from article_rec_assets.ingestion.cleaning import clean_window
+from article_rec_assets.ingestion.cleaning import clean_window, map_unique
 from article_rec_assets.ingestion.parsing import ParsedEvents, parse_objects
 from article_rec_assets.ingestion.sessions import (
     FILTER_REASONS,
@@ -612,3 +612,36 @@ def test_only_filtered_events_give_an_empty_typed_table(city):
     assert result.interactions.empty
     assert dict(result.interactions.dtypes) == dict(empty_interactions().dtypes)
     assert result.filtered == {"bot_useragent": 1}
+
+
+# --- a NUL character never makes one reader's text stand for another's ------------------------
+
+
+def test_a_nul_in_a_user_agent_or_a_path_changes_only_its_own_event(city):
+    """pandas compares strings only up to a NUL: `UA + "\\0 Googlebot"` as the first line once made
+    every reader with that browser a bot, and `A1 + "\\0x"` took over A1's readers."""
+    readers = [
+        [
+            event("2024-05-01T10:00:00Z", "page_view", reader=f"r{i}", session=f"s{i}"),
+            event("2024-05-01T10:00:05Z", reader=f"r{i}", session=f"s{i}"),
+        ]
+        for i in range(5)
+    ]
+    attacker = [
+        event("2024-05-01T09:59:00Z", "page_view", reader="evil", session="e1", ua=UA + "\x00 Googlebot"),
+        event("2024-05-01T09:59:30Z", "page_view", reader="evil2", session="e2", path=A1 + "\x00x"),
+    ]
+    result = run(attacker + [line for lines in readers for line in lines], city)
+    rows = result.interactions
+    assert sorted(rows["reader_id"]) == [f"r{i}" for i in range(5)]
+    assert (rows["external_id"] == "101").all() and (rows["article_path"] == A1).all()
+    assert (rows["engaged_seconds"] == 5).all()
+    # The bot is the attacker's event alone; the other is a path that is no article of the site.
+    assert result.filtered == {"bot_useragent": 1, "not_an_article": 1}
+
+
+def test_map_unique_keeps_strings_that_differ_after_a_nul_apart():
+    lengths = map_unique(pd.Series(["/a/\x00x", "/a/", "/a/"], dtype=object), lambda u: u.str.len())
+    assert lengths.tolist() == [5, 3, 3]
+    with_missing = map_unique(pd.Series(["/a/", None], dtype="string"), lambda u: u.str.len())
+    assert with_missing.iloc[0] == 3 and pd.isna(with_missing.iloc[1])

@@ -80,3 +80,64 @@ def test_blend_settings_are_checked_against_the_model(tmp_path: Path) -> None:
         (tmp_path / "demo-tribune.yaml").write_text(yaml.safe_dump(site))
         with pytest.raises(ValueError, match=message):
             load_sites(tmp_path)
+
+
+def _site(**events_or_articles) -> dict:
+    raw = yaml.safe_load((PACKAGED_SITES_DIR / "demo-tribune.yaml").read_text())
+    for section, changes in events_or_articles.items():
+        raw[section] = {**raw[section], **changes}
+    return raw
+
+
+BAD_SITES = [
+    ("events", {"bucket": "../../../../etc"}, "events.bucket", "not a bucket name"),
+    ("events", {"bucket": "ok-bucket", "prefix": "../other-site"}, "events.prefix", "below its root"),
+    ("events", {"prefix": "/etc"}, "events.prefix", "below its root"),
+    (
+        "articles",
+        {"catalogue": {"source": "file", "path": "../../etc/passwd"}},
+        "catalogue",
+        "below the data",
+    ),
+    ("articles", {"catalogue": {"source": "file", "path": "/etc/passwd"}}, "catalogue", "below the data"),
+    (
+        "events",
+        {"malformed_warn_share": 0.5, "malformed_block_share": 0.1},
+        "events",
+        "above malformed_block",
+    ),
+    (
+        "articles",
+        {"path_pattern": "^/(?P<external_id>[0-9+)/"},
+        "articles.path_pattern",
+        "regular expression",
+    ),
+    ("events", {"extra_bot_pattern": "(unclosed"}, "events.extra_bot_pattern", "regular expression"),
+]
+
+
+@pytest.mark.parametrize(("section", "changes", "field", "message"), BAD_SITES)
+def test_a_bad_setting_is_refused_naming_the_file_and_the_field(
+    tmp_path: Path, section: str, changes: dict, field: str, message: str
+) -> None:
+    raw = _site(**{section: changes})
+    (tmp_path / "bad-site.yaml").write_text(yaml.safe_dump({**raw, "name": "bad-site"}))
+    with pytest.raises(ValueError) as caught:
+        load_sites(tmp_path)
+    text = str(caught.value)
+    assert "bad-site.yaml" in text and field in text and message in text, text
+
+
+def test_every_bad_file_is_listed_at_once_and_yml_files_are_read(tmp_path: Path) -> None:
+    (tmp_path / "good.yml").write_text(yaml.safe_dump({**_site(), "name": "good"}))
+    assert list(load_sites(tmp_path)) == ["good"]  # `.yml` is a site file too
+    (tmp_path / "one.yaml").write_text(yaml.safe_dump({**_site(events={"bucket": "UPPER"}), "name": "one"}))
+    (tmp_path / "two.yaml").write_text("name: [unclosed\n")
+    (tmp_path / "three.yaml").write_text("- a list, not a site\n")
+    (tmp_path / "again.yaml").write_text(yaml.safe_dump({**_site(), "name": "good"}))
+    with pytest.raises(ValueError) as caught:
+        load_sites(tmp_path)
+    text = str(caught.value)
+    assert text.startswith("4 problem(s)"), text
+    for name in ("one.yaml", "two.yaml", "three.yaml", "'good' is defined twice"):
+        assert name in text, (name, text)
