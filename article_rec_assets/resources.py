@@ -217,6 +217,10 @@ class ServingDatabase(ConfigurableResource):
 
     url: str
     keep_stale_models: int = 2
+    # A publish waiting longer than this for a lock fails (its run fails, the serving model stays);
+    # no statement runs longer than the statement timeout (PostgreSQL).
+    lock_timeout_seconds: float = Field(30.0, gt=0)
+    statement_timeout_seconds: float = Field(600.0, gt=0)
 
     def engine(self) -> Engine:
-        return connect(self.url)
+        return connect(self.url, self.statement_timeout_seconds, self.lock_timeout_seconds)

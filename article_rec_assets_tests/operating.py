@@ -20,8 +20,11 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import psycopg
-from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, DagsterRunStatus, Field, RunsFilter
+from dagster._core.events import DagsterEvent, DagsterEventType
+from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, RunLauncher, WorkerStatus
 from dagster._core.remote_origin import InProcessCodeLocationOrigin
+from dagster._core.storage.dagster_run import DagsterRun
 from dagster._core.test_utils import create_test_daemon_workspace_context, freeze_time, instance_for_test
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster._core.workspace.context import WorkspaceProcessContext
@@ -29,6 +32,7 @@ from dagster._core.workspace.load_target import InProcessWorkspaceLoadTarget
 from dagster._daemon.backfill import execute_backfill_iteration
 from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
 from dagster._scheduler.scheduler import launch_scheduled_runs
+from dagster._serdes import ConfigurableClass, ConfigurableClassData
 from dagster_graphql.client.query import (
     LAUNCH_PARTITION_BACKFILL_MUTATION,
     LAUNCH_PIPELINE_EXECUTION_MUTATION,
@@ -105,17 +109,19 @@ class Operated:
             list(launch_scheduled_runs(self.workspace, LOG, at, iteration_times={}))
         self.drain_queue(at)
 
-    def drain_queue(self, at: datetime, max_iterations: int = 50) -> None:
-        """Iterations of the run-queue daemon until no run is queued (each run is synchronous)."""
+    def drain_queue(self, at: datetime, max_iterations: int = 50, expect_empty: bool = True) -> None:
+        """Iterations of the run-queue daemon until no run is queued (each run is synchronous);
+        `expect_empty=False`: that many iterations at most, whatever stays queued."""
         daemon = QueuedRunCoordinatorDaemon(interval_seconds=1)
         for _ in range(max_iterations):
             if not self.runs(statuses=[DagsterRunStatus.QUEUED]):
                 return
             with freeze_time(at):
                 list(daemon.run_iteration(self.workspace))
-        raise AssertionError(f"runs still queued after {max_iterations} iterations of the queue daemon")
+        if expect_empty:
+            raise AssertionError(f"runs still queued after {max_iterations} iterations of the queue daemon")
 
-    def launch_job(self, job: str, partition: str, at: datetime) -> str:
+    def launch_job(self, job: str, partition: str, at: datetime, drain: bool = True) -> str:
         """What the UI sends when an operator launches a job for one partition: its run id."""
         repository = self.repository()
         site, window = partition.split("|")
@@ -142,7 +148,8 @@ class Operated:
             )
         launched = result.data["launchPipelineExecution"]
         assert launched["__typename"] == "LaunchRunSuccess", launched
-        self.drain_queue(at)
+        if drain:
+            self.drain_queue(at)
         return launched["run"]["runId"]
 
     def launch_backfill(self, partition_names: list[str], assets: list[str], at: datetime, **params) -> str:
@@ -189,9 +196,12 @@ class Operated:
 
 
 @contextmanager
-def operated_instance(storage: str, data_dir: Path, tmp_path: Path, serving_url: str) -> Iterator[Operated]:
+def operated_instance(
+    storage: str, data_dir: Path, tmp_path: Path, serving_url: str, overrides: dict | None = None
+) -> Iterator[Operated]:
     """An instance on `storage` (`sqlite` or `postgresql`) with the definitions loaded as a code
-    location whose resources read `data_dir` and publish to `serving_url`."""
+    location whose resources read `data_dir` and publish to `serving_url`; `overrides`: instance
+    settings (a run launcher, the run coordinator, run monitoring) over the test defaults."""
     saved = {
         name: os.environ.get(name)
         for name in (environment.DATA_DIR_VAR, environment.SERVING_DATABASE_URL_VAR)
@@ -201,7 +211,7 @@ def operated_instance(storage: str, data_dir: Path, tmp_path: Path, serving_url:
     # Resources are chosen when the definitions load: load them again under this environment.
     importlib.reload(article_rec_assets.definitions)
     try:
-        with _instance(storage, tmp_path) as instance:
+        with _instance(storage, tmp_path, overrides or {}) as instance:
             target = InProcessWorkspaceLoadTarget(
                 InProcessCodeLocationOrigin(
                     LoadableTargetOrigin(module_name="article_rec_assets.definitions", attribute="defs"),
@@ -220,17 +230,58 @@ def operated_instance(storage: str, data_dir: Path, tmp_path: Path, serving_url:
 
 
 @contextmanager
-def _instance(storage: str, tmp_path: Path) -> Iterator[DagsterInstance]:
+def _instance(storage: str, tmp_path: Path, overrides: dict) -> Iterator[DagsterInstance]:
     home = tmp_path / "dagster_home"
     home.mkdir(parents=True, exist_ok=True)
     if storage == "sqlite":
-        with instance_for_test(temp_dir=str(home), overrides=SYNC_LAUNCHER) as instance:
+        with instance_for_test(temp_dir=str(home), overrides={**SYNC_LAUNCHER, **overrides}) as instance:
             yield instance
     else:
         with (
             postgres_database() as database,
             instance_for_test(
-                temp_dir=str(home), overrides={**SYNC_LAUNCHER, **postgres_storage(database)}
+                temp_dir=str(home), overrides={**SYNC_LAUNCHER, **postgres_storage(database), **overrides}
             ) as instance,
         ):
             yield instance
+
+
+class KilledWorkerLauncher(RunLauncher, ConfigurableClass):
+    """Launches a run whose worker starts (the run is STARTED) and is then killed: nothing more
+    happens to it. With `health_checks`, it answers the daemon's health check as the ECS and
+    Kubernetes launchers do for a stopped task (the worker is gone); without, it is like the
+    default launcher, which cannot tell."""
+
+    def __init__(self, inst_data: ConfigurableClassData | None = None, health_checks: bool = False) -> None:
+        self._inst_data = inst_data
+        self.health_checks = health_checks
+        super().__init__()
+
+    @property
+    def inst_data(self) -> ConfigurableClassData | None:
+        return self._inst_data
+
+    @classmethod
+    def config_type(cls) -> dict:
+        return {"health_checks": Field(bool, is_required=False, default_value=False)}
+
+    @classmethod
+    def from_config_value(cls, inst_data: ConfigurableClassData, config_value: dict) -> KilledWorkerLauncher:
+        return cls(inst_data=inst_data, **config_value)
+
+    def launch_run(self, context: LaunchRunContext) -> None:
+        run = context.dagster_run
+        self._instance.report_dagster_event(
+            DagsterEvent(event_type_value=DagsterEventType.RUN_START.value, job_name=run.job_name),
+            run_id=run.run_id,
+        )
+
+    def terminate(self, run_id: str) -> bool:
+        return False
+
+    @property
+    def supports_check_run_worker_health(self) -> bool:
+        return self.health_checks
+
+    def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
+        return CheckRunHealthResult(WorkerStatus.FAILED, "the task stopped (exit code 137: killed)")

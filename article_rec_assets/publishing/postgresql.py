@@ -9,6 +9,19 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import Insert
 
 
+def connect_args(
+    statement_timeout_seconds: float | None, lock_timeout_seconds: float | None, url_options: str = ""
+) -> dict:
+    """Timeouts as options of every session (a SET would be undone by the pool's rollbacks),
+    after the URL's own `options` (a search_path, say), which they would otherwise replace."""
+    options = [url_options] if url_options else []
+    if statement_timeout_seconds is not None:
+        options.append(f"-c statement_timeout={round(statement_timeout_seconds * 1000)}")
+    if lock_timeout_seconds is not None:
+        options.append(f"-c lock_timeout={round(lock_timeout_seconds * 1000)}")
+    return {"options": " ".join(options)} if options else {}
+
+
 def configure(engine: Engine) -> None:
     """Nothing to switch on: PostgreSQL enforces foreign keys and cascades by itself."""
 

@@ -27,6 +27,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     func,
+    make_url,
 )
 
 from article_rec_assets.publishing import postgresql, sqlite
@@ -130,16 +131,29 @@ def utc_datetime(value: datetime | pd.Timestamp | None) -> datetime | None:
     return stamp.to_pydatetime()
 
 
-def connect(url: str) -> Engine:
-    """An engine for a serving-database URL (`postgresql://...` or `sqlite:///file.db`)."""
+def connect(
+    url: str, statement_timeout_seconds: float | None = None, lock_timeout_seconds: float | None = None
+) -> Engine:
+    """An engine for a serving-database URL (`postgresql://...` or `sqlite:///file.db`).
+
+    `lock_timeout_seconds`: a statement waiting this long for a lock (a swap held by another
+    publish, a migration, a long read) fails rather than waiting forever; `statement_timeout_seconds`:
+    no statement runs longer (PostgreSQL; SQLite has no such limit)."""
     if not url.strip():
         raise ValueError(
             "the serving database URL is empty (SERVING_DATABASE_URL): name a postgresql:// or sqlite:/// URL"
         )
     if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    engine = create_engine(url)
-    database(engine).configure(engine)
+    parsed = make_url(url)
+    name = parsed.get_backend_name()
+    if name not in DATABASES:
+        raise ValueError(f"serving database {name!r} is not supported: use PostgreSQL or SQLite")
+    options = parsed.query.get("options", "")
+    options = " ".join(options) if isinstance(options, tuple) else options
+    connect_args = DATABASES[name].connect_args(statement_timeout_seconds, lock_timeout_seconds, options)
+    engine = create_engine(url, connect_args=connect_args)
+    DATABASES[name].configure(engine)
     return engine
 
 

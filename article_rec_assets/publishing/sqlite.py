@@ -10,6 +10,13 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.sqlite import Insert
 
 
+def connect_args(
+    statement_timeout_seconds: float | None, lock_timeout_seconds: float | None, url_options: str = ""
+) -> dict:
+    """How long a writer waits for another's lock; SQLite has no statement timeout."""
+    return {} if lock_timeout_seconds is None else {"timeout": lock_timeout_seconds}
+
+
 def configure(engine: Engine) -> None:
     """SQLite ignores ON DELETE CASCADE unless foreign keys are switched on per connection."""
     event.listen(engine, "connect", lambda conn, _: conn.execute("PRAGMA foreign_keys=ON"))
