@@ -35,6 +35,7 @@ setup(
     extras_require={
         "dev": [
             "pytest>=8",
+            "hypothesis>=6.100",
             "moto[server]>=5",
             "ruff>=0.6",
         ],
