@@ -2,9 +2,11 @@
 
 import pytest
 from dagster import AssetKey, Definitions, EnvVar
+from dagster_aws.s3 import S3PickleIOManager
 
 from article_rec_assets import definitions
 from article_rec_assets.definitions import defs, resources_for_environment
+from article_rec_assets.io_managers import S3ParquetIOManager
 from article_rec_assets.resources import ServingDatabase
 from article_rec_assets.settings import environment
 
@@ -115,3 +117,21 @@ def test_a_serving_database_url_set_but_empty_fails_rather_than_publishing_to_a_
     with pytest.raises(ValueError, match="serving database URL is empty"):
         ServingDatabase(url="").engine()
     assert not (tmp_path / ".demo").exists()
+
+
+def test_asset_values_go_to_s3_when_a_prefix_is_named_with_no_secret_in_config(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv(environment.ASSET_STORAGE_VAR, "s3://recs-values/prod/")
+    monkeypatch.setenv(environment.AWS_SECRET_ACCESS_KEY_VAR, "s3cret")
+    monkeypatch.setenv(environment.AWS_ACCESS_KEY_ID_VAR, "key-id")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    resources = resources_for_environment()
+    tables, values = resources["table_io_manager"], resources["io_manager"]
+    assert isinstance(tables, S3ParquetIOManager) and isinstance(values, S3PickleIOManager)
+    assert (tables.s3_bucket, tables.s3_prefix, values.s3_bucket, values.s3_prefix) == (
+        "recs-values", "prod", "recs-values", "prod",
+    )  # fmt: skip
+    assert tables.s3_resource.aws_secret_access_key == EnvVar(environment.AWS_SECRET_ACCESS_KEY_VAR)
+    Definitions.validate_loadable(Definitions(assets=definitions.all_assets, resources=resources))
+    monkeypatch.setenv(environment.ASSET_STORAGE_VAR, "/local/folder")
+    with pytest.raises(ValueError, match="s3://bucket/prefix"):
+        resources_for_environment()

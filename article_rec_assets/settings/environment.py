@@ -31,6 +31,11 @@ AWS_SECRET_ACCESS_KEY_VAR = "AWS_SECRET_ACCESS_KEY"
 AWS_SESSION_TOKEN_VAR = "AWS_SESSION_TOKEN"
 EVENTS_SOURCES = ("local", "s3")
 
+# Asset values (tables, the matrix, the model) in S3 rather than the instance's storage folder:
+# `s3://bucket/prefix`. Unset: $DAGSTER_HOME/storage (the embedded default, one machine). Runs in
+# their own containers (ECS, Kubernetes) need it: they share no disk.
+ASSET_STORAGE_VAR = "ARTICLE_REC_ASSET_STORAGE"
+
 # Alerts (sensors.py): failed runs and checks are posted as JSON to this URL; unset, logged.
 ALERT_WEBHOOK_URL_VAR = "ARTICLE_REC_ALERT_WEBHOOK_URL"
 # The Dagster UI's address, for the links in alerts.
@@ -98,3 +103,14 @@ def alert_webhook_url() -> str | None:
 
 def ui_url() -> str:
     return os.environ.get(UI_URL_VAR) or DEFAULT_UI_URL
+
+
+def asset_storage() -> tuple[str, str] | None:
+    """(bucket, prefix) of `ARTICLE_REC_ASSET_STORAGE=s3://bucket/prefix`, or None (local)."""
+    value = os.environ.get(ASSET_STORAGE_VAR, "").strip()
+    if not value:
+        return None
+    if not value.startswith("s3://") or not value[5:].split("/", 1)[0]:
+        raise ValueError(f"{ASSET_STORAGE_VAR} must be an s3://bucket/prefix URL, not {value!r}")
+    bucket, _, prefix = value[5:].partition("/")
+    return bucket, prefix.strip("/")
