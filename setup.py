@@ -33,9 +33,12 @@ setup(
         "tabulate>=0.9",
     ],
     extras_require={
+        # The run launcher of deploy/k8s: the image needs it when runs are Kubernetes jobs.
+        "k8s": [f"dagster-k8s=={DAGSTER_LIBS_VERSION}"],
         "dev": [
             "pytest>=8",
             "hypothesis>=6.100",
+            f"dagster-k8s=={DAGSTER_LIBS_VERSION}",
             "moto[server]>=5",
             "ruff>=0.6",
         ],
