@@ -12,7 +12,12 @@ ENV DAGSTER_HOME=/opt/dagster/home
 
 COPY setup.py pyproject.toml README.md ./
 COPY article_rec_assets ./article_rec_assets
-RUN pip install --no-cache-dir . && pip check
+# EXTRAS: e.g. "[k8s]" for the Kubernetes run launcher. PIP_NO_INDEX / PIP_FIND_LINKS: an offline
+# build from a wheelhouse (deploy/build-image.sh sets them); unset, pip uses the package index.
+ARG EXTRAS=""
+ARG PIP_NO_INDEX
+ARG PIP_FIND_LINKS
+RUN pip install --no-cache-dir ".${EXTRAS}" && pip check
 COPY workspace.yaml ./
 # The production instance: storage in PostgreSQL, settings from DAGSTER_PG_* at run time.
 COPY deploy/dagster.yaml $DAGSTER_HOME/dagster.yaml

@@ -1,0 +1,35 @@
+"""Dagster assets: thin wrappers that load inputs, call the stage's logic, and describe the result."""
+
+import pandas as pd
+from dagster import AssetExecutionContext, MetadataValue, MultiPartitionKey
+
+from article_rec_assets.partitions import SITES
+from article_rec_assets.settings.sites import SiteConfig
+from article_rec_assets.settings.windows import parse_window
+
+
+def partition_site_and_window(
+    context: AssetExecutionContext,
+) -> tuple[SiteConfig, pd.Timestamp, pd.Timestamp]:
+    """The site's settings and the [start, end) of the window being materialized."""
+    key = context.partition_key
+    dims = key.keys_by_dimension if isinstance(key, MultiPartitionKey) else None
+    if dims is None:  # a plain string key "<site>|<window>"
+        site_name, window = str(key).split("|")
+    else:
+        site_name, window = dims["site"], dims["window"]
+    start, end = parse_window(window)
+    return SITES[site_name], pd.Timestamp(start), pd.Timestamp(end)
+
+
+def preview(frame: pd.DataFrame, rows: int = 10) -> MetadataValue:
+    return MetadataValue.md(frame.head(rows).to_markdown(index=False) if len(frame) else "_empty_")
+
+
+def concat_partitions(frames: dict[str, pd.DataFrame], empty: pd.DataFrame) -> pd.DataFrame:
+    """Upstream partitions loaded through a partition mapping, as one frame (stable order).
+
+    `empty` gives the columns when none of the upstream windows has been materialized yet.
+    """
+    parts = [frames[k] for k in sorted(frames) if len(frames[k])]
+    return pd.concat(parts, ignore_index=True) if parts else empty

@@ -1,0 +1,257 @@
+"""Ingestion: raw events from the event bucket (with the lines set aside), and the reading
+sessions made of them."""
+
+import time
+from datetime import timedelta
+from functools import partial
+
+import numpy as np
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    AssetKey,
+    AssetOut,
+    AssetRecordsFilter,
+    Backoff,
+    MetadataValue,
+    Output,
+    RetryPolicy,
+    asset,
+    multi_asset,
+)
+
+from article_rec_assets.assets import partition_site_and_window, preview
+from article_rec_assets.ingestion.cleaning import clean_window
+from article_rec_assets.ingestion.sessions import sessionize
+from article_rec_assets.ingestion.window import read_window_events
+from article_rec_assets.ingestion.window_checks import freshness_verdict, latest_time, volume_verdict
+from article_rec_assets.partitions import site_window_key, site_window_partitions, window_check
+from article_rec_assets.resources import EventBucket
+from article_rec_assets.schemas import (
+    QuarantinedEventLinesType,
+    RawEventsType,
+    SessionizedInteractionsType,
+)
+from article_rec_assets.settings.sites import EventSettings
+from article_rec_assets.settings.windows import WINDOW_HOURS
+
+MALFORMED_WARN = "malformed_share_below_warn_threshold"
+MALFORMED_BLOCK = "malformed_share_below_block_threshold"
+VOLUME = "volume_like_earlier_days"
+FRESHNESS = "events_are_fresh"
+
+
+@multi_asset(
+    outs={
+        "raw_events": AssetOut(
+            io_manager_key="table_io_manager",
+            dagster_type=RawEventsType,
+            description="The window's Snowplow events, once each, with reader, session, page and the "
+            "reading seconds each ping adds. Empty or missing hour folders make an empty window.",
+            code_version="2",
+            kinds={"s3", "pandas"},
+        ),
+        "quarantined_event_lines": AssetOut(
+            io_manager_key="table_io_manager",
+            dagster_type=QuarantinedEventLinesType,
+            description="Every line of the window's objects that is not a usable event, with its object, "
+            "line number, reason and first 500 characters.",
+            code_version="2",
+            kinds={"pandas"},
+        ),
+    },
+    partitions_def=site_window_partitions,
+    group_name="ingestion",
+    # Every check is partitioned like its asset: each result belongs to the window it judged,
+    # and a failed window stays failed in the UI until that window passes.
+    check_specs=[
+        window_check(
+            MALFORMED_WARN,
+            asset="raw_events",
+            description="Share of unusable lines in the window is below the site's warning threshold.",
+        ),
+        window_check(
+            MALFORMED_BLOCK,
+            asset="raw_events",
+            blocking=True,
+            description="Share of unusable lines is below the site's blocking threshold; above it, "
+            "nothing downstream of this window runs, so nothing is published from it.",
+        ),
+        window_check(
+            VOLUME,
+            asset="raw_events",
+            blocking=True,
+            description="Events in the window against the median of the same window on the previous "
+            "days (`volume_history_days`): below `volume_warn_share` of it warns; an empty window "
+            "where traffic was expected fails and blocks publishing.",
+        ),
+        window_check(
+            FRESHNESS,
+            asset="raw_events",
+            description="The site's newest event is at most `freshness_hours` old at the window's end "
+            "(this window or an earlier one): else the tracker or the loader has stopped.",
+        ),
+    ],
+    # botocore already retries each request; this retries the whole read after an outage.
+    retry_policy=RetryPolicy(max_retries=2, delay=15, backoff=Backoff.EXPONENTIAL),
+)
+def ingest_window(context: AssetExecutionContext, event_bucket: EventBucket):
+    """Read the window's hour folders, plus the hours before it as context for duplicates."""
+    site, start, end = partition_site_and_window(context)
+    settings = site.events
+    started = time.perf_counter()
+    window, lookback = read_window_events(
+        partial(event_bucket.window_objects, site), start.to_pydatetime(), end.to_pydatetime(), settings
+    )
+    parsed_seconds = time.perf_counter() - started
+    cleaned = clean_window(window, lookback, settings)
+    events, rejects = cleaned.events, window.rejects
+    if len(rejects):
+        first = rejects.iloc[0]
+        context.log.warning(
+            f"{len(rejects)} of {window.lines_read} lines quarantined: {window.reject_counts}; first: "
+            f"{first['source']} line {first['line_number']} ({first['reason']})"
+        )
+
+    newest = events["collector_tstamp"].max() if len(events) else None
+    history = earlier_windows(context, site.name, start, settings)
+    same_window = [
+        int(m["dagster/row_count"].value)
+        for when, m in history.items()
+        if when.time() == start.time() and when < start and "dagster/row_count" in m
+    ]
+    volume = volume_verdict(len(events), same_window, settings.volume_warn_share)
+    if newest is None:  # the newest event any earlier window within the limit saw
+        newest = latest_time(m["newest_event_at"].value for m in history.values() if "newest_event_at" in m)
+    freshness = freshness_verdict(
+        None if newest is None else newest.to_pydatetime(),
+        end.to_pydatetime(),
+        timedelta(hours=settings.freshness_hours),
+    )
+
+    share = len(rejects) / window.lines_read if window.lines_read else 0.0
+    check_metadata = {
+        "malformed_share": round(share, 6),
+        "quarantined_lines": len(rejects),
+        "lines_read": window.lines_read,
+        "warn_threshold": settings.malformed_warn_share,
+        "block_threshold": settings.malformed_block_share,
+    }
+    yield Output(
+        events,
+        output_name="raw_events",
+        metadata={
+            "dagster/row_count": len(events),
+            "objects_read": window.objects_read,
+            "lines_read": window.lines_read,
+            "context_objects_read": lookback.objects_read,
+            "quarantined_lines": len(rejects),
+            "quarantined_by_reason": MetadataValue.json(window.reject_counts),
+            "duplicates_dropped": MetadataValue.json(cleaned.duplicates),
+            "events_by_name": MetadataValue.json(
+                {str(k): int(v) for k, v in events["event_name"].value_counts().sort_index().items()}
+            ),
+            # Only where there are events: the freshness check of later windows reads it.
+            **({"newest_event_at": str(events["collector_tstamp"].max())} if len(events) else {}),
+            "read_and_parse_seconds": round(parsed_seconds, 3),
+            "seconds": round(time.perf_counter() - started, 3),
+            "preview": preview(events),
+        },
+    )
+    yield Output(
+        rejects,
+        output_name="quarantined_event_lines",
+        metadata={
+            "dagster/row_count": len(rejects),
+            "by_reason": MetadataValue.json(window.reject_counts),
+            "preview": preview(rejects),
+        },
+    )
+    yield AssetCheckResult(
+        asset_key="raw_events",
+        check_name=MALFORMED_WARN,
+        passed=share <= settings.malformed_warn_share,
+        severity=AssetCheckSeverity.WARN,
+        metadata=check_metadata,
+    )
+    yield AssetCheckResult(
+        asset_key="raw_events",
+        check_name=MALFORMED_BLOCK,
+        passed=share <= settings.malformed_block_share,
+        severity=AssetCheckSeverity.ERROR,
+        description=f"{share:.2%} of the window's lines are unusable "
+        f"(blocking above {settings.malformed_block_share:.0%})",
+        metadata=check_metadata,
+    )
+    yield AssetCheckResult(
+        asset_key="raw_events",
+        check_name=VOLUME,
+        passed=volume.passed,
+        severity=AssetCheckSeverity.ERROR if volume.blocking else AssetCheckSeverity.WARN,
+        description=volume.description,
+        metadata={"events": len(events), "same_window_earlier_days": MetadataValue.json(same_window)},
+    )
+    yield AssetCheckResult(
+        asset_key="raw_events",
+        check_name=FRESHNESS,
+        passed=freshness.passed,
+        severity=AssetCheckSeverity.ERROR,
+        description=freshness.description,
+        metadata={"freshness_hours": settings.freshness_hours},
+    )
+
+
+def earlier_windows(
+    context: AssetExecutionContext, site: str, start: pd.Timestamp, settings: EventSettings
+) -> dict[pd.Timestamp, dict]:
+    """The newest `raw_events` materialization metadata of the site's earlier windows: the same
+    window on each of the previous `volume_history_days`, and every window within the freshness
+    limit. Read from Dagster's event log (no asset values are loaded)."""
+    step = pd.Timedelta(hours=WINDOW_HOURS)
+    starts = {start - pd.Timedelta(days=d) for d in range(1, settings.volume_history_days + 1)}
+    recent = int(np.ceil(settings.freshness_hours / WINDOW_HOURS))
+    starts |= {start - step * i for i in range(1, recent + 1)}
+    found: dict[pd.Timestamp, dict] = {}
+    for when in sorted(starts):
+        records = context.instance.fetch_materializations(
+            AssetRecordsFilter(
+                asset_key=AssetKey("raw_events"),
+                asset_partitions=[str(site_window_key(site, when.to_pydatetime()))],
+            ),
+            limit=1,  # newest first: the window's latest materialization
+        ).records
+        if records and records[0].asset_materialization is not None:
+            found[when] = dict(records[0].asset_materialization.metadata)
+    return found
+
+
+@asset(
+    partitions_def=site_window_partitions,
+    group_name="ingestion",
+    io_manager_key="table_io_manager",
+    dagster_type=SessionizedInteractionsType,
+    code_version="2",
+    kinds={"pandas"},
+)
+def sessionized_interactions(
+    context: AssetExecutionContext, raw_events: pd.DataFrame
+) -> Output[pd.DataFrame]:
+    """Reading time per (reader, session, article, day) from the window's page views and pings,
+    after dropping bots, staging hosts, non-article pages and events read too late."""
+    site, _, _ = partition_site_and_window(context)
+    result = sessionize(raw_events, site)
+    interactions = result.interactions
+    return Output(
+        interactions,
+        metadata={
+            "dagster/row_count": len(interactions),
+            "readers": int(interactions["reader_id"].nunique()),
+            "articles": int(interactions["external_id"].nunique()),
+            "engaged_seconds": float(interactions["engaged_seconds"].sum()),
+            "ping_dwell_seconds": float(interactions["ping_dwell_seconds"].sum()),
+            "events_filtered": MetadataValue.json(result.filtered),
+            "preview": preview(interactions),
+        },
+    )

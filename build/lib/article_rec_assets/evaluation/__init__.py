@@ -1,0 +1,3 @@
+"""Evaluation: folds, metrics, the offline replay and the per-window backtest. It uses the
+recommenders, never the reverse.
+"""

@@ -1,0 +1,61 @@
+"""`article-rec-generate`: write a demo clickstream for one or more sites."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from article_rec_assets.generator.clickstream import GROUND_TRUTH_FILE, generate_site
+from article_rec_assets.generator.noise import DEFAULT_NOISE
+from article_rec_assets.settings.sites import PACKAGED_SITES_DIR, load_sites
+
+
+def parse_utc(text: str) -> datetime:
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data-dir", type=Path, required=True, help="folder to write into")
+    parser.add_argument("--end", type=parse_utc, required=True, help="UTC end, e.g. 2026-03-04T00:00")
+    parser.add_argument("--days", type=float, default=3.0, help="days of events before --end")
+    parser.add_argument("--sites-dir", type=Path, default=PACKAGED_SITES_DIR)
+    parser.add_argument("--site", action="append", help="only these sites (default: all)")
+    parser.add_argument("--seed", type=int, default=None, help="override each site's seed")
+    parser.add_argument(
+        "--clean",
+        action="store_true",
+        help="human web traffic only: no bots, AMP, TSV, duplicates, late, malformed or truncated data",
+    )
+    args = parser.parse_args(argv)
+
+    sites = load_sites(args.sites_dir)
+    for name in args.site or [n for n, s in sites.items() if s.demo is not None]:
+        summary = generate_site(
+            sites[name],
+            args.data_dir,
+            args.end - timedelta(days=args.days),
+            args.end,
+            args.seed,
+            noise=None if args.clean else DEFAULT_NOISE,
+        )
+        print(
+            f"{summary.site}: {summary.articles} articles, {summary.sessions} sessions, "
+            f"{summary.page_views} page views, {summary.events} events in {summary.files} files"
+        )
+        truth = summary.ground_truth
+        if truth["noise"] is not None:
+            print(
+                f"  noise: {truth['quarantined']['total']} malformed lines, "
+                f"{truth['lines']['lost_to_truncation']} lines lost in {len(truth['truncated_objects'])} "
+                f"truncated objects, {truth['duplicates']['extra_copies']} duplicate copies, "
+                f"{sum(truth['bots'].values())} bot events, {sum(truth['staging'].values())} staging events, "
+                f"{truth['amp']['page_views']} AMP page views, {truth['tsv']['lines']} TSV lines; "
+                f"ground truth in {args.data_dir / name / GROUND_TRUTH_FILE}"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,139 @@
+"""A window's parsed rows made into events the rest of the platform can use, with the hour folders
+before the window as context only: duplicates already delivered are dropped, readers and sessions
+are named, pages normalized, and each ping gets the reading time it adds.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from article_rec_assets.ingestion.engaged_time import MIN_VISIT_SECONDS, engaged_increments
+from article_rec_assets.ingestion.parsing import ParsedEvents
+from article_rec_assets.settings.sites import EventSettings
+
+# AMP cache URLs: /c/s/<publisher host>/<path> (or /v/s/ for the viewer), and a trailing /amp.
+AMP_CACHE_PREFIX = re.compile(r"^/[cv]/s/([^/]+)(/.*)?$")
+AMP_SUFFIX = re.compile(r"/amp/?$")
+
+
+CLEAN_DTYPES = {
+    "event_id": "string",
+    "event_name": "string",
+    "app_id": "string",
+    "platform": "string",
+    "reader_id": "string",
+    "session_id": "string",
+    "page_view_id": "string",
+    "page_host": "string",
+    "page_path": "string",
+    "useragent": "string",
+    "iab_spider": "boolean",
+    "collector_tstamp": "datetime64[ns, UTC]",
+    "dvce_created_tstamp": "datetime64[ns, UTC]",
+    "engaged_increment_seconds": "float64",
+}
+
+
+@dataclass
+class CleanWindow:
+    events: pd.DataFrame
+    duplicates: dict[str, int] = field(default_factory=dict)
+
+
+def map_unique(values: pd.Series, transform) -> pd.Series | pd.DataFrame:
+    """`transform` applied to each distinct value once, spread back over the rows.
+
+    A window has a million events but only thousands of distinct paths and user agents, so string
+    work (regular expressions above all) is done per distinct value. Arrow finds the distinct
+    values: it compares strings by all their bytes, where pandas' factorize stops at a NUL
+    character (`"a\\0x"` and `"a"` would be one value, and one reader's text would stand for others').
+    """
+    encoded = pc.dictionary_encode(pa.array(values, type=pa.string(), from_pandas=True))
+    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    uniques = encoded.dictionary.to_pandas()
+    result = transform(pd.Series(uniques, dtype=values.dtype if len(uniques) else "string"))
+    taken = result.take(np.where(codes < 0, 0, codes)) if len(uniques) else result.reindex(range(len(codes)))
+    taken.index = values.index
+    missing = codes < 0
+    if missing.any():
+        taken = taken.mask(pd.Series(missing, index=values.index), other=pd.NA)
+    return taken
+
+
+def _normalize_unique_paths(paths: pd.Series) -> pd.DataFrame:
+    clean = paths.str.split("?", n=1).str[0].str.split("#", n=1).str[0]
+    cache = clean.str.extract(AMP_CACHE_PREFIX)
+    clean = clean.where(cache[0].isna(), cache[1].fillna("/"))
+    return pd.DataFrame({"cache_host": cache[0], "path": clean.str.replace(AMP_SUFFIX, "/", regex=True)})
+
+
+def normalize_pages(hosts: pd.Series, paths: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """The publisher's host and article path behind a page URL.
+
+    Drops query and fragment, unwraps AMP-cache paths (`/c/s/<host>/...`, `/v/s/<host>/...`, whose
+    inner host is the publisher's), and strips a trailing `/amp`.
+    """
+    pages = map_unique(paths.fillna("").astype(object), _normalize_unique_paths)
+    host = hosts.where(pages["cache_host"].isna(), pages["cache_host"])
+    return host.str.lower().astype("string"), pages["path"].astype("string")
+
+
+def _infer_sessions(frame: pd.DataFrame, timeout: pd.Timedelta) -> pd.Series:
+    """`domain_sessionid`, or where the tracker sent none (AMP), a new session per reader after
+    `timeout` of inactivity, named after the reader and the session's first event time."""
+    session = frame["domain_sessionid"].astype("string")
+    missing = session.isna() & frame["reader_id"].notna()
+    if not missing.any():
+        return session
+    part = frame.loc[missing, ["reader_id", "dvce_created_tstamp"]].sort_values(
+        ["reader_id", "dvce_created_tstamp"], kind="stable"
+    )
+    gap = part.groupby("reader_id", sort=False)["dvce_created_tstamp"].diff()
+    starts = gap.isna() | (gap > timeout)
+    start_time = part["dvce_created_tstamp"].where(starts).ffill()
+    names = part["reader_id"] + ":" + (start_time.astype("int64") // 1_000_000_000).astype(str)
+    session.loc[names.index] = names.astype("string")
+    return session
+
+
+def clean_window(window: ParsedEvents, context: ParsedEvents, settings: EventSettings) -> CleanWindow:
+    """The window's own events, once each, with reader, session, page and added reading time.
+
+    `context` holds the events of the hour folders before the window. They are never emitted;
+    they tell which events were delivered before (duplicates) and which heartbeats were counted.
+    """
+    # Arrival order: collector time, then object and line (objects come sorted by key). Copies of
+    # one event are identical, so which copy is kept does not change the result.
+    # The order and the duplicates are found on two columns, so that the window's rows are copied
+    # once (the kept ones, in order) rather than once per step.
+    seen_before = context.events.sort_values("collector_tstamp", kind="stable").drop_duplicates("event_id")
+    order = window.events["collector_tstamp"].reset_index(drop=True).sort_values(kind="stable").index
+    event_ids = window.events["event_id"].take(order)
+    in_window_dups = event_ids.duplicated().to_numpy()
+    earlier = event_ids.isin(seen_before["event_id"]).to_numpy() & ~in_window_dups
+    own = window.events.take(order[~(in_window_dups | earlier)])
+    duplicates = {
+        "duplicate_in_window": int(in_window_dups.sum()),
+        "delivered_in_earlier_window": int(earlier.sum()),
+    }
+
+    both = pd.concat([seen_before, own], ignore_index=True)
+    del own
+    both["_own"] = np.arange(len(both)) >= len(seen_before)
+    both["reader_id"] = both["domain_userid"].fillna(both["amp_client_id"]).astype("string")
+    both["page_host"], both["page_path"] = normalize_pages(both["page_urlhost"], both["page_urlpath"])
+    both["session_id"] = _infer_sessions(both, pd.Timedelta(minutes=settings.session_timeout_minutes))
+    both["engaged_increment_seconds"] = engaged_increments(
+        both, settings.ping_interval_seconds, MIN_VISIT_SECONDS
+    )
+    events = both.loc[both["_own"], list(CLEAN_DTYPES)]
+    del both
+    events = events.astype(CLEAN_DTYPES)
+    events.index = pd.RangeIndex(len(events))  # as reset_index(drop=True), without another copy
+    return CleanWindow(events, duplicates)

@@ -1,0 +1,168 @@
+"""Gzip objects as the loader writes them, damaged ones included: inflate what can be inflated,
+say whether the object was intact, and cut the text into complete lines a piece at a time.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import zlib
+from collections.abc import Iterator
+from typing import NamedTuple
+
+GZIP_CHUNK = 64 * 1024
+# Pieces of the usual (intact, one-member) object: compressed input, and text out of one call.
+INPUT_PIECE = 1 << 20
+OUTPUT_PIECE = 64 << 20
+
+
+# Bytes of an object's text split into lines at a time: all its lines at once, as separate bytes
+# objects next to the text, would double the object's memory.
+LINE_PIECE_BYTES = 8 << 20
+
+
+class Inflated(NamedTuple):
+    """What an object decompressed to."""
+
+    text: bytes | bytearray
+    intact: bool  # the whole stream decompressed (else only the text before the damage or the bound)
+    too_large: bool = False  # stopped at `max_bytes`: the rest of the object was not read
+
+
+def gunzip_prefix(data: bytes, max_bytes: int | None = None) -> Inflated:
+    """Decompress gzip members for as long as the stream is intact, up to `max_bytes`.
+
+    A truncated or corrupt stream keeps every byte that decompressed before the damage. The text
+    grows in one buffer (a bytearray, which reads like bytes) rather than as pieces joined at the
+    end, and never past `max_bytes` (a small object can inflate to gigabytes: a gzip bomb).
+    """
+    out = bytearray()
+    rest = data
+    while rest:
+        decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        position = 0
+        while position < len(rest) and not decompressor.eof:
+            chunk = rest[position : position + GZIP_CHUNK]
+            before = decompressor.copy()
+            # One byte past the room left shows that the object goes on (0 would mean no limit).
+            room = 0 if max_bytes is None else max_bytes - len(out) + 1
+            try:
+                out += decompressor.decompress(chunk, room)
+            except zlib.error:
+                # Replay the damaged chunk byte by byte to keep what precedes the damage.
+                for i in range(len(chunk)):
+                    try:
+                        out += before.decompress(chunk[i : i + 1])
+                    except zlib.error:
+                        break
+                return _bounded(out, max_bytes) or Inflated(out, False)
+            if max_bytes is not None and len(out) > max_bytes:
+                return _bounded(out, max_bytes)
+            position += len(chunk) - len(decompressor.unconsumed_tail)
+        if not decompressor.eof:
+            return Inflated(out, False)  # cut off mid-member
+        # The next member (concatenated gzip files are valid gzip) starts after this one.
+        rest = decompressor.unused_data + rest[position:]
+    return Inflated(out, True)
+
+
+def _bounded(out: bytearray, max_bytes: int | None) -> Inflated | None:
+    """`out` cut to `max_bytes` when it went past it (else None)."""
+    if max_bytes is None or len(out) <= max_bytes:
+        return None
+    del out[max_bytes:]
+    return Inflated(out, False, too_large=True)
+
+
+def _inflate(data: bytes, max_bytes: int | None) -> tuple[bytearray, bool, bool]:
+    """The first gzip member of `data` into one bytearray, input and output a piece at a time:
+    (text, whether that member was all of `data`, whether it stopped at `max_bytes`). Raises
+    zlib.error on damage."""
+    decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16)
+    out = bytearray()
+    view = memoryview(data)
+    start = 0
+    while start < len(data) and not decompressor.eof:
+        pending: bytes | memoryview = view[start : start + INPUT_PIECE]
+        start += INPUT_PIECE
+        while pending and not decompressor.eof:
+            # One byte past the room left shows that the object goes on.
+            room = OUTPUT_PIECE if max_bytes is None else min(OUTPUT_PIECE, max_bytes - len(out) + 1)
+            out += decompressor.decompress(pending, room)
+            if max_bytes is not None and len(out) > max_bytes:
+                del out[max_bytes:]
+                return out, False, True
+            pending = decompressor.unconsumed_tail
+    whole = decompressor.eof and not decompressor.unused_data and start >= len(data)
+    return out, whole, False
+
+
+def decompress(data: bytes, max_bytes: int | None = None) -> Inflated:
+    """The object's text (gunzipped when it is gzip), at most `max_bytes` of it."""
+    if data[:2] != b"\x1f\x8b":
+        if max_bytes is not None and len(data) > max_bytes:
+            return Inflated(data[:max_bytes], False, too_large=True)
+        return Inflated(data, True)
+    # The usual object, one intact gzip member, straight into one growing buffer (zlib drops the
+    # GIL meanwhile; one call or gzip.decompress would briefly hold the text twice, its pieces and
+    # their join).
+    try:
+        text, whole, too_large = _inflate(data, max_bytes)
+        if too_large:
+            return Inflated(text, False, too_large=True)
+        if whole:
+            return Inflated(text, True)
+        del text
+    except zlib.error:
+        pass
+    # Several members, or damage: chunk by chunk, keeping what precedes the damage. gzip takes a
+    # few things the chunked way calls damage (zero padding after a member), so it decides first.
+    inflated = gunzip_prefix(data, max_bytes)
+    if inflated.intact or inflated.too_large:
+        return inflated
+    del inflated
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
+            text = stream.read() if max_bytes is None else stream.read(max_bytes)
+            if max_bytes is not None and len(text) == max_bytes and stream.read(1):
+                return Inflated(text, False, too_large=True)
+    except (OSError, EOFError, zlib.error):
+        return gunzip_prefix(data, max_bytes)
+    return Inflated(text, True)
+
+
+def line_pieces(text: bytes | bytearray, intact: bool) -> Iterator[list[bytes]]:
+    """The lines of an object's text (of a damaged stream only those complete before the damage),
+    a piece of about LINE_PIECE_BYTES at a time, so that a large object's lines are never all
+    held at once. Pieces are cut at newlines, where neither way of splitting (`splitlines` of an
+    intact text, `split` of a damaged one) splits differently from splitting the whole."""
+    if intact:
+        end = len(text)
+    else:
+        end = text.rfind(b"\n")  # what follows the last newline is cut off by the damage
+        if end <= 0:
+            return
+    position = 0
+    while True:
+        cut = text.find(b"\n", position + LINE_PIECE_BYTES, end)
+        if cut < 0:
+            piece = text[position:end]
+            yield piece.splitlines() if intact else piece.split(b"\n")
+            return
+        yield text[position : cut + 1].splitlines() if intact else text[position:cut].split(b"\n")
+        position = cut + 1
+
+
+def complete_lines(text: bytes | bytearray, intact: bool) -> list[bytes]:
+    """The lines of an object's text; of a damaged stream only those complete before the damage."""
+    return [line for piece in line_pieces(text, intact) for line in piece]
+
+
+def pick_lines(text: bytes | bytearray, intact: bool, numbers: set[int]) -> dict[int, bytes]:
+    """The lines with these (1-based) numbers, without splitting the whole text at once."""
+    picked: dict[int, bytes] = {}
+    first = 1
+    for piece in line_pieces(text, intact):
+        picked.update((n, piece[n - first]) for n in numbers if first <= n < first + len(piece))
+        first += len(piece)
+    return picked

@@ -1,0 +1,417 @@
+"""Raw events: parse the Snowplow lines of a window's objects into one typed row per event.
+
+Both formats Snowplow writes occur in the same files: analytics-SDK JSON lines (a line starting
+with `{`) and enriched TSV (exactly 131 tab-separated fields). JSON lines go through pyarrow's
+JSON reader, object by object; an object that pyarrow refuses (a bad line somewhere in it) is
+parsed line by line so that the good lines are kept and each bad one is set aside with its
+object, line number, reason and first 500 characters. Nothing is silently lost.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import orjson
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from article_rec_assets.ingestion.compression import decompress, line_pieces, pick_lines
+from article_rec_assets.ingestion.formats import (
+    AMP_ID,
+    AMP_PAGE_PING,
+    AMP_WEB_PAGE,
+    IAB_SPIDERS,
+    JSON_SCHEMA,
+    PAGE_EVENTS,
+    TSV_FIELD_COUNT,
+    UUID_PATTERN,
+    WEB_PAGE,
+    _invalid_json_reason,
+    _not_tsv_reason,
+    _read_json_block,
+    _record_from_json,
+    _record_from_tsv,
+    _table_from_records,
+)
+
+EXCERPT_CHARS = 500
+
+
+JSON_FALLBACK_CHUNK = 256
+JSON_SLICE_LINES = 20_000
+
+
+# Objects decompressed and parsed at once (zlib and pyarrow release the GIL); more would only
+# hold more decompressed text in memory on a 2-core machine.
+PARALLEL_OBJECTS = 2
+
+
+UTF8_BOM = b"\xef\xbb\xbf"
+# Decompressed text read from one object at most (a site sets its own, `events.max_object_megabytes`).
+DEFAULT_MAX_OBJECT_BYTES = 512 << 20
+
+# Columns of a parsed event row (before cleaning), in order.
+PARSED_COLUMNS = (
+    "event_id",
+    "event_name",
+    "app_id",
+    "platform",
+    "domain_userid",
+    "domain_sessionid",
+    "amp_client_id",
+    "page_view_id",
+    "page_urlhost",
+    "page_urlpath",
+    "useragent",
+    "iab_spider",
+    "amp_engaged_seconds",
+    "collector_tstamp",
+    "dvce_created_tstamp",
+)
+REJECT_COLUMNS = ("source", "line_number", "reason", "excerpt")
+REJECT_DTYPES = {"source": "string", "line_number": "int64", "reason": "string", "excerpt": "string"}
+
+
+@dataclass
+class ParsedEvents:
+    """Events parsed from some objects (one row per usable line), and the lines set aside."""
+
+    events: pd.DataFrame
+    rejects: pd.DataFrame
+    lines_read: int = 0
+    objects_read: int = 0
+
+    @property
+    def reject_counts(self) -> dict[str, int]:
+        return {str(k): int(v) for k, v in self.rejects["reason"].value_counts().sort_index().items()}
+
+
+def combine(parts: list[ParsedEvents]) -> ParsedEvents:
+    """Several reads as one, in the order given (objects of earlier hours first)."""
+    if not parts:
+        return parse_objects([])
+    # Empty frames left out: pandas would let their dtypes decide the result's.
+    events = [part.events for part in parts if len(part.events)] or [parts[0].events]
+    rejects = [part.rejects for part in parts if len(part.rejects)] or [parts[0].rejects]
+    return ParsedEvents(
+        pd.concat(events, ignore_index=True),
+        pd.concat(rejects, ignore_index=True),
+        sum(part.lines_read for part in parts),
+        sum(part.objects_read for part in parts),
+    )
+
+
+def _excerpt(raw: bytes) -> str:
+    return raw[: EXCERPT_CHARS * 4].decode("utf-8", "replace")[:EXCERPT_CHARS]
+
+
+def _usable_events(
+    key: str, table: pa.Table, numbers: np.ndarray, received_before: pd.Timestamp | None
+) -> tuple[pd.DataFrame, list[tuple[int, str]]]:
+    """A parsed table's usable events, and the (line number, reason) of its rows that are not."""
+    frame = _to_frame(table)
+    frame["_source"] = key
+    frame["_line"] = numbers
+    frame, reason = _validate(frame, received_before)
+    bad = reason.notna()
+    refused = []
+    if bad.any():
+        refused = [(int(n), str(why)) for n, why in zip(frame.loc[bad, "_line"], reason[bad], strict=True)]
+        frame = frame.loc[~bad]
+    # What only validation needed goes before the window's objects pile up.
+    return frame.drop(columns=["page_url", "_uuid_ok", "_collector_missing"]), refused
+
+
+def _json_tables(
+    json_lines: list[bytes], json_numbers: list[int], slow: list[tuple[dict, int, bytes]]
+) -> Iterator[tuple[pa.Table, np.ndarray, list[bytes]]]:
+    """pyarrow's tables of valid JSON lines, with their line numbers and lines.
+
+    A slice it refuses (a field of an unexpected type) is built row by row (its rows go to `slow`),
+    so one odd line costs its slice, not the object, the fast path."""
+    slices = [(0, len(json_lines))]
+    while slices:
+        start, stop = slices.pop()
+        try:
+            table = _read_json_block(b"\n".join(json_lines[start:stop]))
+            if table.num_rows != stop - start:
+                raise pa.ArrowInvalid("rows and lines differ")
+        except (pa.ArrowInvalid, UnicodeDecodeError):
+            if stop - start > JSON_FALLBACK_CHUNK:
+                middle = start + max(JSON_FALLBACK_CHUNK, (stop - start) // 8)
+                slices.extend([(middle, stop), (start, middle)] if middle < stop else [])
+                continue
+            slow.extend(
+                (_record_from_json(orjson.loads(raw)), number, raw)
+                for raw, number in zip(json_lines[start:stop], json_numbers[start:stop], strict=True)
+            )
+            continue
+        yield table, np.asarray(json_numbers[start:stop], dtype=np.int64), json_lines[start:stop]
+
+
+def _with_excerpts(key: str, refused: list[tuple[int, str]], lines: dict[int, bytes]) -> list[tuple]:
+    """Rejects of the refused rows, with the excerpt of their line (`lines`: by line number)."""
+    return [(key, number, why, _excerpt(lines[number])) for number, why in refused]
+
+
+def _object_events(
+    key: str, data: bytes, received_before: pd.Timestamp | None, max_object_bytes: int | None
+) -> tuple[list[pd.DataFrame], list[tuple], int]:
+    """One object's usable events (frames in row order), its rejects, and its line count.
+
+    Each parsed table becomes events as soon as it is read, so an object's text, its lines, its
+    Arrow tables and its frames are never all in memory at once."""
+    inflated = decompress(data, max_object_bytes)
+    text, intact, too_large = inflated
+    del inflated
+    if intact and text[:1] == b"{":
+        # The common case, an intact object of JSON lines, is read whole by pyarrow. It fails on
+        # any line that is not a JSON object (TSV included) and skips blank lines, so a row count
+        # equal to the line count means every line was an event.
+        try:
+            table = _read_json_block(text)
+        except (pa.ArrowInvalid, UnicodeDecodeError):
+            table = None
+        count = text.count(b"\n") + (not text.endswith(b"\n"))
+        if table is not None and table.num_rows == count:
+            numbers = np.arange(1, count + 1, dtype=np.int64)
+            frame, refused = _usable_events(key, table, numbers, received_before)
+            del table
+            lines = pick_lines(text, intact, {number for number, _ in refused}) if refused else {}
+            return [frame], _with_excerpts(key, refused, lines), count
+        del table
+
+    frames: list[pd.DataFrame] = []
+    rejects: list[tuple] = []
+    json_numbers: list[int] = []
+    json_lines: list[bytes] = []
+    # Rows built one by one, (record, line number, line): TSV lines, then JSON lines pyarrow refused.
+    tsv_rows: list[tuple[dict, int, bytes]] = []
+    json_rows: list[tuple[dict, int, bytes]] = []
+    lines_read = number = 0
+
+    def parse_json_lines():
+        # Slices of JSON_SLICE_LINES valid JSON lines keep the joined copy handed to pyarrow small.
+        for table, numbers, lines in _json_tables(json_lines, json_numbers, json_rows):
+            frame, refused = _usable_events(key, table, numbers, received_before)
+            frames.append(frame)
+            if refused:
+                rejects.extend(_with_excerpts(key, refused, dict(zip(numbers.tolist(), lines, strict=True))))
+        json_lines.clear()
+        json_numbers.clear()
+
+    for piece in line_pieces(text, intact):
+        for raw in piece:
+            number += 1
+            if number == 1 and raw[:3] == UTF8_BOM:
+                raw = raw[3:]  # written by some editors and exporters; not part of the first event
+            if raw[:1] == b"{":
+                lines_read += 1
+                # orjson finds the bad lines at a fraction of the cost of building rows from them.
+                try:
+                    orjson.loads(raw)
+                except orjson.JSONDecodeError:
+                    rejects.append((key, number, _invalid_json_reason(raw), _excerpt(raw)))
+                    continue
+                json_numbers.append(number)
+                json_lines.append(raw)
+                if len(json_lines) == JSON_SLICE_LINES:
+                    parse_json_lines()
+            elif raw.strip() or b"\t" in raw:  # a line of only tabs is a broken TSV line, not a blank
+                lines_read += 1
+                try:
+                    line = raw.decode("utf-8").rstrip("\r")
+                except UnicodeDecodeError:
+                    rejects.append((key, number, "undecodable_bytes", _excerpt(raw)))
+                    continue
+                fields = line.split("\t")
+                if len(fields) != TSV_FIELD_COUNT:
+                    rejects.append((key, number, _not_tsv_reason(line), line[:EXCERPT_CHARS]))
+                else:
+                    tsv_rows.append((_record_from_tsv(fields), number, raw))
+        del piece  # before the next piece is split
+    if json_lines:
+        parse_json_lines()
+    del text
+    if too_large:
+        message = f"the object decompresses past {max_object_bytes:,} bytes (events.max_object_megabytes)"
+        rejects.append((key, number + 1, "object_too_large", f"{message}: the rest is not read"))
+        lines_read += 1
+    elif not intact:
+        rejects.append((key, number + 1, "truncated_gzip", "the gzip stream is damaged here"))
+        lines_read += 1
+    if tsv_rows or json_rows:
+        records, numbers, lines = zip(*tsv_rows, *json_rows, strict=True)
+        table = _table_from_records(list(records))
+        frame, refused = _usable_events(key, table, np.asarray(numbers, dtype=np.int64), received_before)
+        frames.append(frame)
+        if refused:
+            rejects.extend(_with_excerpts(key, refused, dict(zip(numbers, lines, strict=True))))
+    return frames, rejects, lines_read
+
+
+def _first_of_list(table: pa.Table, column: str, name: str) -> pa.Array:
+    """`column[0].name` for a list-of-structs column (null where the list is null or empty)."""
+    lists = table.column(column).combine_chunks()
+    if lists.null_count == len(lists):
+        return pa.nulls(len(lists), lists.type.value_type.field(name).type)
+    lengths = pc.fill_null(pc.list_value_length(lists), 0).to_numpy(zero_copy_only=False)
+    starts = lists.offsets.to_numpy()[:-1]
+    empty = lengths == 0
+    indices = pa.array(np.where(empty, 0, starts), mask=empty)
+    return lists.values.field(name).take(indices)
+
+
+def _timestamps(text: pa.ChunkedArray) -> pd.Series:
+    """ISO 8601 text to UTC timestamps; NaT where it does not parse."""
+    try:  # Arrow's cast is ~30x faster than pandas and takes every well-formed value
+        return text.cast(pa.timestamp("ns", tz="UTC")).to_pandas()
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pd.to_datetime(text.to_pandas(), format="ISO8601", utc=True, errors="coerce")
+
+
+def _clean_text(table: pa.Table) -> pa.Table:
+    """Empty strings mean "not sent" in TSV; JSON lines should leave such keys out, but some
+    senders write "" instead: both become null. A NUL character becomes U+FFFD: anyone can send
+    one to a tracker, pandas compares strings only up to it and PostgreSQL cannot store it."""
+    columns = []
+    for name in table.column_names:
+        column = table.column(name)
+        if pa.types.is_string(column.type):
+            blank = pc.equal(column, "")
+            if pc.any(blank).as_py():
+                column = pc.if_else(blank, pa.scalar(None, pa.string()), column)
+            column = without_nul(column)
+        columns.append(column)
+    return pa.table(columns, names=table.column_names)
+
+
+def without_nul(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """The strings with each NUL character replaced by U+FFFD (the column itself when it has none)."""
+    if pc.any(pc.match_substring(column, "\x00")).as_py():
+        return pc.replace_substring(column, "\x00", "\ufffd")
+    return column
+
+
+def _to_frame(table: pa.Table) -> pd.DataFrame:
+    """Flatten a parsed table into the parsed-event columns."""
+    table = _clean_text(table)
+    spider = _first_of_list(table, IAB_SPIDERS, "spiderOrRobot")
+    # Ids inside the contexts are strings of their own: they are cleaned as the columns are.
+    ping = table.column(AMP_PAGE_PING)
+    web_page_id = without_nul(_first_of_list(table, WEB_PAGE, "id"))
+    amp_page_id = without_nul(_first_of_list(table, AMP_WEB_PAGE, "ampPageViewId"))
+    frame = pd.DataFrame(
+        {
+            "event_id": table.column("event_id").to_pandas(),
+            # Checked here, in Arrow, rather than row by row in Python.
+            "_uuid_ok": pc.fill_null(
+                pc.match_substring_regex(table.column("event_id"), UUID_PATTERN), False
+            ).to_numpy(zero_copy_only=False),
+            "event_name": pc.coalesce(table.column("event_name"), table.column("event")).to_pandas(),
+            "app_id": table.column("app_id").to_pandas(),
+            "platform": table.column("platform").to_pandas(),
+            "domain_userid": table.column("domain_userid").to_pandas(),
+            "domain_sessionid": table.column("domain_sessionid").to_pandas(),
+            "amp_client_id": without_nul(_first_of_list(table, AMP_ID, "ampClientId")).to_pandas(),
+            "page_view_id": pc.coalesce(web_page_id, amp_page_id).to_pandas(),
+            "page_urlhost": table.column("page_urlhost").to_pandas(),
+            "page_urlpath": table.column("page_urlpath").to_pandas(),
+            "page_url": table.column("page_url").to_pandas(),
+            "useragent": table.column("useragent").to_pandas(),
+            "iab_spider": pd.array(spider.to_pylist(), dtype="boolean"),
+            "amp_engaged_seconds": pc.struct_field(ping, "totalEngagedTime").to_pandas(),
+            "collector_tstamp": _timestamps(table.column("collector_tstamp")),
+            "_collector_missing": table.column("collector_tstamp").is_null().to_numpy(zero_copy_only=False),
+            "dvce_created_tstamp": _timestamps(
+                pc.coalesce(table.column("dvce_created_tstamp"), table.column("derived_tstamp"))
+            ),
+        }
+    )
+    return frame
+
+
+def _validate(frame: pd.DataFrame, received_before: pd.Timestamp | None) -> tuple[pd.DataFrame, pd.Series]:
+    """Parse timestamps and find rows that are not usable events; returns (frame, reason or NA)."""
+    reason = pd.Series(pd.NA, index=frame.index, dtype="string")
+    collector, created = frame["collector_tstamp"], frame["dvce_created_tstamp"]
+    # Missing path: derive it from the URL, as Snowplow's enrichment does.
+    host_missing = frame["page_urlhost"].isna() & frame["page_url"].notna()
+    path_missing = frame["page_urlpath"].isna() & frame["page_url"].notna()
+    if host_missing.any() or path_missing.any():
+        parts = frame.loc[host_missing | path_missing, "page_url"].str.extract(
+            r"^[a-zA-Z][a-zA-Z0-9+.-]*://([^/?#:]*)(?::\d+)?([^?#]*)"
+        )
+        frame.loc[host_missing, "page_urlhost"] = parts.loc[host_missing[host_missing].index, 0]
+        frame.loc[path_missing, "page_urlpath"] = parts.loc[path_missing[path_missing].index, 1].replace(
+            "", None
+        )
+    is_page = frame["event_name"].isin(PAGE_EVENTS)
+    checks = [
+        (is_page & (frame["page_urlpath"].isna() | (frame["page_urlpath"] == "")), "page_event_without_path"),
+        (received_before is not None and (collector > received_before), "timestamp_in_future"),
+        (collector.isna() & ~frame["_collector_missing"], "unparseable_timestamp"),
+        (frame["_collector_missing"], "missing_timestamp"),
+        (frame["event_name"].isna(), "missing_event_name"),
+        (frame["event_id"].notna() & ~frame["_uuid_ok"], "malformed_event_id"),
+        (frame["event_id"].isna(), "missing_event_id"),
+    ]
+    # Later checks win, so the most basic problem is the one reported.
+    for mask, name in checks:
+        if mask is not False:
+            reason = reason.mask(mask.fillna(False).astype(bool), name)
+    frame["dvce_created_tstamp"] = created.fillna(collector)  # in place: the frame is large
+    return frame, reason
+
+
+def _in_parallel(
+    objects: Iterable[tuple[str, bytes]], received_before: pd.Timestamp | None, max_object_bytes: int | None
+):
+    """`_object_events` of each object, in order, a few objects at a time."""
+    with ThreadPoolExecutor(PARALLEL_OBJECTS) as pool:
+        pending: deque = deque()
+        for key, data in objects:
+            pending.append(pool.submit(_object_events, key, data, received_before, max_object_bytes))
+            if len(pending) >= PARALLEL_OBJECTS:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def parse_objects(
+    objects: Iterable[tuple[str, bytes]],
+    received_before: pd.Timestamp | None = None,
+    max_object_bytes: int | None = DEFAULT_MAX_OBJECT_BYTES,
+) -> ParsedEvents:
+    """Parse every line of the given (key, bytes) objects.
+
+    `received_before`: a collector timestamp after it is implausible (clock or data error).
+    `max_object_bytes`: an object is read up to this much decompressed text (None: no bound); the
+    complete lines before the bound are kept and the rest is one `object_too_large` line.
+    A damaged gzip tail counts as one unusable line.
+    """
+    frames: list[pd.DataFrame] = []
+    rejects: list[tuple] = []
+    lines_read = objects_read = 0
+    for object_frames, object_rejects, object_lines in _in_parallel(
+        objects, received_before, max_object_bytes
+    ):
+        objects_read += 1
+        lines_read += object_lines
+        rejects.extend(object_rejects)
+        frames.extend(object_frames)
+    if frames:
+        events = pd.concat(frames, ignore_index=True)
+    else:
+        events, _ = _validate(_to_frame(JSON_SCHEMA.empty_table()), None)
+        events = events.drop(columns=["page_url", "_uuid_ok", "_collector_missing"]).assign(
+            _source=pd.Series(dtype=object), _line=pd.Series(dtype="int64")
+        )
+    reject_frame = pd.DataFrame(rejects, columns=list(REJECT_COLUMNS)).astype(REJECT_DTYPES)
+    reject_frame = reject_frame.sort_values(["source", "line_number"], kind="stable").reset_index(drop=True)
+    return ParsedEvents(events, reject_frame, lines_read=lines_read, objects_read=objects_read)

@@ -1,0 +1,212 @@
+"""The click log every recommender learns from: article, reader and session ids encoded once into
+dense integer codes, sorted by session and time; and the training clicks of a fold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+MS_PER_HOUR = 3_600_000
+MS_PER_DAY = 24 * MS_PER_HOUR
+CLICK_COLUMNS = ("reader_id", "session_id", "article_id", "timestamp")
+NO_ARTICLE = -1  # an empty list slot
+TIES = ("popularity", "id")  # how recommenders order articles of equal score
+
+
+@dataclass(frozen=True)
+class ClickLog:
+    """A click log with dense integer codes, sorted by session then time.
+
+    `article_ids[code]` is the original id of an article code; `published_ms[code]` its publish
+    time in epoch milliseconds (NaN when unknown). Sessions are told apart by (reader, session).
+    """
+
+    reader: np.ndarray  # int64 codes
+    session: np.ndarray  # int64 codes of (reader_id, session_id)
+    article: np.ndarray  # int64 codes
+    timestamp: np.ndarray  # int64 epoch milliseconds, UTC
+    article_ids: np.ndarray
+    published_ms: np.ndarray  # float64, NaN when unknown
+
+    @property
+    def n_articles(self) -> int:
+        return len(self.article_ids)
+
+    def __len__(self) -> int:
+        return len(self.article)
+
+
+def _epoch_ms(values: pd.Series) -> np.ndarray:
+    """Epoch milliseconds from datetimes (naive ones taken as UTC), ISO strings or epoch-ms numbers."""
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        if values.isna().any():
+            raise ValueError("timestamps must not be missing")
+        return values.to_numpy(dtype=np.int64)
+    stamps = pd.to_datetime(values, utc=True, format="ISO8601")
+    if stamps.isna().any():
+        raise ValueError("timestamps must not be missing")
+    return stamps.dt.as_unit("ms").astype("int64").to_numpy()
+
+
+def click_log(clicks: pd.DataFrame, published_at: pd.Series | None = None) -> ClickLog:
+    """Encode a click table (reader_id, session_id, article_id, timestamp[, published_at]).
+
+    `timestamp` is UTC: datetimes, ISO-8601 strings or epoch milliseconds. Publish times come from
+    the optional `published_at` column (first non-missing value per article) or from the
+    `published_at` argument, a Series indexed by article id (it wins where both are given).
+    """
+    missing = set(CLICK_COLUMNS) - set(clicks.columns)
+    if missing:
+        raise ValueError(f"click table lacks columns {sorted(missing)}")
+    timestamp = _epoch_ms(clicks["timestamp"])
+    reader_codes, _ = pd.factorize(clicks["reader_id"], sort=True)
+    session_codes = (
+        clicks[["reader_id", "session_id"]].groupby(["reader_id", "session_id"], sort=True).ngroup()
+    ).to_numpy(dtype=np.int64)
+    article_codes, article_ids = pd.factorize(clicks["article_id"], sort=True)
+    if (reader_codes < 0).any() or (article_codes < 0).any() or (session_codes < 0).any():
+        raise ValueError("reader_id, session_id and article_id must not be missing")
+
+    published = pd.Series(np.nan, index=pd.Index(article_ids))
+    if "published_at" in clicks.columns:
+        per_row = pd.Series(np.nan, index=clicks.index)
+        known = clicks["published_at"].notna()
+        if known.any():
+            per_row[known] = _epoch_ms(clicks.loc[known, "published_at"]).astype(np.float64)
+        first = per_row.groupby(article_codes).first()
+        published.iloc[first.index.to_numpy()] = first.to_numpy()
+    if published_at is not None:
+        given = published_at[published_at.notna()]
+        given = given[~given.index.duplicated(keep="last")]
+        given_ms = pd.Series(_epoch_ms(given).astype(np.float64), index=given.index)
+        common = published.index.intersection(given_ms.index)
+        published.loc[common] = given_ms.loc[common].to_numpy()
+
+    order = np.lexsort((np.arange(len(timestamp)), timestamp, session_codes))
+    return ClickLog(
+        reader=reader_codes.astype(np.int64)[order],
+        session=session_codes[order],
+        article=article_codes.astype(np.int64)[order],
+        timestamp=timestamp[order],
+        article_ids=np.asarray(article_ids),
+        published_ms=published.to_numpy(dtype=np.float64),
+    )
+
+
+def as_utc(value: str | pd.Timestamp) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def epoch_ms_of(stamp: pd.Timestamp) -> int:
+    return as_utc(stamp).value // 1_000_000
+
+
+@dataclass
+class TrainingClicks:
+    """The clicks a recommender may learn from at t0: timestamp in [t0 - train_days, t0).
+
+    Arrays are sorted by session then time. `catalogue` holds the article codes clicked in the
+    window (the only articles a list may hold), or only those of them that `candidates` (a boolean
+    per article code) allows: the pipeline passes the site's recommendable articles.
+    `fallback_order` is the catalogue by last-hour clicks, then window clicks, then ascending code;
+    `fallback_rank[code]` an article's position in it (n_articles for articles outside the
+    catalogue). Recommenders break ties of their own scores
+    by ascending `tie_rank[code]`: the fallback rank with ties="popularity", the article code (so
+    the original id order) with ties="id".
+    """
+
+    reader: np.ndarray
+    session: np.ndarray
+    article: np.ndarray
+    timestamp: np.ndarray
+    t0: pd.Timestamp
+    n_articles: int
+    article_ids: np.ndarray
+    published_ms: np.ndarray
+    ties: str = "popularity"
+    candidates: np.ndarray | None = None
+    catalogue: np.ndarray = field(init=False)
+    window_clicks: np.ndarray = field(init=False)
+    last_hour_clicks: np.ndarray = field(init=False)
+    fallback_order: np.ndarray = field(init=False)
+    fallback_rank: np.ndarray = field(init=False)
+    tie_rank: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        n = self.n_articles
+        self.window_clicks = np.bincount(self.article, minlength=n)
+        recent = self.timestamp >= epoch_ms_of(self.t0) - MS_PER_HOUR
+        self.last_hour_clicks = np.bincount(self.article[recent], minlength=n)
+        allowed = self.window_clicks > 0
+        if self.candidates is not None:
+            allowed &= np.asarray(self.candidates, dtype=bool)
+        self.catalogue = np.flatnonzero(allowed)
+        order = np.lexsort(
+            (
+                self.catalogue,
+                -self.window_clicks[self.catalogue],
+                -self.last_hour_clicks[self.catalogue],
+            )
+        )
+        self.fallback_order = self.catalogue[order]
+        self.fallback_rank = np.full(n, n, dtype=np.int64)
+        self.fallback_rank[self.fallback_order] = np.arange(len(self.fallback_order))
+        if self.ties == "popularity":
+            self.tie_rank = self.fallback_rank
+        elif self.ties == "id":
+            self.tie_rank = np.arange(n, dtype=np.int64)
+        else:
+            raise ValueError(f"ties must be one of {TIES}, not {self.ties!r}")
+
+    def __len__(self) -> int:
+        return len(self.article)
+
+    def in_catalogue(self) -> np.ndarray:
+        mask = np.zeros(self.n_articles, dtype=bool)
+        mask[self.catalogue] = True
+        return mask
+
+    def session_matrix(self) -> sparse.csr_matrix:
+        """Binary sessions x articles (rows: every session code up to the largest in the window)."""
+        rows = self.session
+        shape = (int(rows.max()) + 1 if len(rows) else 0, self.n_articles)
+        matrix = sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, self.article)), shape=shape)
+        matrix.sum_duplicates()
+        matrix.data[:] = 1
+        return matrix
+
+    def successor_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Consecutive (a -> b) within the window's part of each session, a != b."""
+        same = self.session[1:] == self.session[:-1]
+        source, target = self.article[:-1][same], self.article[1:][same]
+        keep = source != target
+        return source[keep], target[keep]
+
+
+def training_clicks(
+    log: ClickLog,
+    t0: pd.Timestamp,
+    train_days: float = 7,
+    ties: str = "popularity",
+    candidates: np.ndarray | None = None,
+) -> TrainingClicks:
+    end = epoch_ms_of(t0)
+    start = end - round(train_days * MS_PER_DAY)
+    window = (log.timestamp >= start) & (log.timestamp < end)
+    return TrainingClicks(
+        reader=log.reader[window],
+        session=log.session[window],
+        article=log.article[window],
+        timestamp=log.timestamp[window],
+        t0=as_utc(t0),
+        n_articles=log.n_articles,
+        article_ids=log.article_ids,
+        published_ms=log.published_ms,
+        ties=ties,
+        candidates=candidates,
+    )

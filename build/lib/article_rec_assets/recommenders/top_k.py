@@ -1,0 +1,161 @@
+"""Top-k selection: of sparse and dense score rows with the project's tie-breaking, of embedding
+neighbours in row batches, and the fill of short lists with a fallback order.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import sparse
+
+from article_rec_assets.recommenders.click_log import NO_ARTICLE
+
+BATCH_ROWS = 2048
+
+
+def top_k_sparse(
+    scores: sparse.spmatrix, sources: np.ndarray, k: int, tiebreak: np.ndarray, with_scores: bool = False
+):
+    """Per row i, the columns of the k largest positive scores other than `sources[i]`, ties by
+    ascending `tiebreak[column]`; NO_ARTICLE pads rows with fewer than k. With `with_scores`,
+    also the (n, k) scores (0 in padded slots)."""
+    n = scores.shape[0]
+    coo = sparse.coo_matrix(scores)
+    rows, cols, values = coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data
+    keep = (values > 0) & (cols != sources[rows])
+    rows, cols, values = rows[keep], cols[keep], values[keep]
+    if len(rows) > 4 * k * n:
+        # Only entries at least as large as their row's k-th largest can make the list.
+        rows, cols, values = _row_threshold(rows, cols, values, n, k)
+    order = np.lexsort((tiebreak[cols], -values, rows))
+    rows, cols, values = rows[order], cols[order], values[order]
+    position = np.arange(len(rows)) - np.searchsorted(rows, rows, side="left")
+    out = np.full((n, k), NO_ARTICLE, dtype=np.int64)
+    take = position < k
+    out[rows[take], position[take]] = cols[take]
+    if not with_scores:
+        return out
+    top_scores = np.zeros((n, k), dtype=np.float64)
+    top_scores[rows[take], position[take]] = values[take]
+    return out, top_scores
+
+
+def _row_threshold(
+    rows: np.ndarray, cols: np.ndarray, values: np.ndarray, n: int, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    order = np.lexsort((-values, rows))
+    sorted_rows, sorted_values = rows[order], values[order]
+    starts = np.searchsorted(sorted_rows, np.arange(n), side="left")
+    ends = np.searchsorted(sorted_rows, np.arange(n), side="right")
+    kth = np.where(ends - starts >= k, sorted_values[np.minimum(starts + k - 1, len(values) - 1)], -np.inf)
+    keep = values >= kth[rows]
+    return rows[keep], cols[keep], values[keep]
+
+
+def top_k_dense(scores: np.ndarray, k: int, tiebreak: np.ndarray) -> np.ndarray:
+    """Per row, the columns of the k largest finite scores, ties by ascending tiebreak; columns
+    scored -inf are never taken (NO_ARTICLE pads)."""
+    n, m = scores.shape
+    width = min(k, m)
+    if width == 0:
+        return np.full((n, k), NO_ARTICLE, dtype=np.int64)
+    if m > width:
+        top = np.argpartition(-scores, width - 1, axis=1)[:, :width]
+    else:
+        top = np.tile(np.arange(m), (n, 1))
+    top_scores = np.take_along_axis(scores, top, axis=1)
+    order = np.lexsort((tiebreak[top], -top_scores), axis=1)
+    top = np.take_along_axis(top, order, axis=1)
+    top_scores = np.take_along_axis(top_scores, order, axis=1)
+    out = np.full((n, k), NO_ARTICLE, dtype=np.int64)
+    out[:, :width] = np.where(np.isfinite(top_scores), top, NO_ARTICLE)
+    return out
+
+
+def head_excluding(order: np.ndarray, sources: np.ndarray, k: int) -> np.ndarray:
+    """For each source, the first k of one global ranking with the source left out."""
+    candidates = order[: k + 1]
+    if len(candidates) == 0:
+        return np.full((len(sources), k), NO_ARTICLE, dtype=np.int64)
+    excluded = candidates[None, :] == sources[:, None]
+    picks = np.argsort(excluded, axis=1, kind="stable")[:, :k]
+    out = np.full((len(sources), k), NO_ARTICLE, dtype=np.int64)
+    chosen = candidates[picks]
+    valid = ~np.take_along_axis(excluded, picks, axis=1)
+    out[:, : picks.shape[1]] = np.where(valid, chosen, NO_ARTICLE)
+    return out
+
+
+def fill_with_fallback(
+    lists: np.ndarray, sources: np.ndarray, fallback_order: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fill the empty slots of each list with the first fallback articles that are neither the
+    source nor already listed. Returns the filled lists and, per list, how many slots were filled.
+
+    Empty slots (NO_ARTICLE) are moved to the end first, keeping the listed articles' order.
+    """
+    k = lists.shape[1]
+    empty_last = np.argsort(lists == NO_ARTICLE, axis=1, kind="stable")
+    lists = np.take_along_axis(lists, empty_last, axis=1)
+    need = (lists == NO_ARTICLE).sum(axis=1)
+    # k + 1 candidates suffice: at most the source and the k - need listed articles are skipped.
+    candidates = fallback_order[: k + 1]
+    valid = (candidates[None, :] != sources[:, None]) & ~(candidates[None, :, None] == lists[:, None, :]).any(
+        axis=2
+    )
+    nth = np.cumsum(valid, axis=1) - 1
+    take = valid & (nth < need[:, None])
+    rows, which = np.nonzero(take)
+    filled = lists.copy()
+    filled[rows, (k - need)[rows] + nth[rows, which]] = candidates[which]
+    return filled, take.sum(axis=1)
+
+
+def top_k_similar(
+    vectors: np.ndarray, k: int, weights: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each row, the k other rows with the best (cosine + 1) / 2 x weight of the candidate.
+
+    Cosines come from a matrix product of unit vectors in row batches (memory stays at a batch x
+    n block), and only the k best of each row are sorted (argpartition), not the whole row.
+    Returns (indices, scores), each rows x k, best first.
+    """
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit = vectors / np.where(norms == 0, 1, norms)
+    n = len(unit)
+    indices = np.empty((n, k), dtype=np.int64)
+    scores = np.empty((n, k), dtype=np.float32)
+    for start in range(0, n, BATCH_ROWS):
+        stop = min(start + BATCH_ROWS, n)
+        # Rank on cosine + 1 (x weight): the same order as the final score, one pass cheaper;
+        # the rescaling to [0, 1] is applied to the k kept scores only.
+        score = unit[start:stop] @ unit.T
+        if weights is not None:
+            score += 1
+            score *= weights[None, :]
+        score[np.arange(stop - start), np.arange(start, stop)] = -np.inf  # never the row itself
+        indices[start:stop], best = _row_top_k(score, k)
+        scores[start:stop] = best / 2 if weights is not None else (best + 1) / 2
+    np.clip(scores, 0, 1, out=scores)  # float error can put a cosine a hair above 1
+    return indices, scores
+
+
+def _row_top_k(score: np.ndarray, k: int, chunk: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's k largest values and their columns, best first (ties: lower column first).
+
+    Rather than partitioning whole rows: the k-th largest of the rows' chunk maxima is a floor
+    for their k-th largest value, so only the few values at or above it are sorted.
+    """
+    rows, n = score.shape
+    maxima = np.maximum.reduceat(score, np.arange(0, n, chunk), axis=1)
+    if maxima.shape[1] < k:
+        floor = np.full(rows, -np.inf, dtype=score.dtype)
+    else:
+        floor = np.partition(maxima, maxima.shape[1] - k, axis=1)[:, maxima.shape[1] - k]
+    row, column = np.nonzero(score >= floor[:, None])
+    value = score[row, column]
+    order = np.lexsort((column, -value, row))
+    row, column, value = row[order], column[order], value[order]
+    rank = np.arange(len(row)) - np.searchsorted(row, np.arange(rows))[row]
+    keep = rank < k
+    return column[keep].reshape(rows, k), value[keep].reshape(rows, k)

@@ -1,0 +1,121 @@
+"""pandera schemas of the table assets; Dagster validates every output against them and shows
+their columns in the UI."""
+
+from __future__ import annotations
+
+import warnings
+
+import pandera.pandas as pa
+from dagster import BetaWarning
+from dagster_pandera import pandera_schema_to_dagster_type
+
+UTC_TIME = "datetime64[ns, UTC]"
+
+
+def _text(nullable: bool = False, **kwargs) -> pa.Column:
+    return pa.Column("string", nullable=nullable, **kwargs)
+
+
+RAW_EVENTS = pa.DataFrameSchema(
+    {
+        "event_id": _text(unique=True, checks=pa.Check.str_matches(r"^[0-9a-fA-F-]{36}$")),
+        "event_name": _text(),
+        "app_id": _text(nullable=True),
+        "platform": _text(nullable=True),
+        "reader_id": _text(nullable=True),
+        "session_id": _text(nullable=True),
+        "page_view_id": _text(nullable=True),
+        "page_host": _text(nullable=True),
+        "page_path": _text(nullable=True),
+        "useragent": _text(nullable=True),
+        "iab_spider": pa.Column("boolean", nullable=True),
+        "collector_tstamp": pa.Column(UTC_TIME),
+        "dvce_created_tstamp": pa.Column(UTC_TIME),
+        "engaged_increment_seconds": pa.Column("float64", pa.Check.ge(0)),
+    },
+    name="RawEvents",
+    description="The Snowplow events of the window's own hour folders, once each (duplicates delivered "
+    "earlier dropped), with reader, session, publisher page and the reading seconds each ping adds.",
+    strict=True,
+)
+
+QUARANTINED_EVENT_LINES = pa.DataFrameSchema(
+    {
+        "source": _text(),
+        "line_number": pa.Column("int64", pa.Check.ge(1)),
+        "reason": _text(),
+        "excerpt": _text(),
+    },
+    name="QuarantinedEventLines",
+    description="Lines of the window's objects that are not usable events: where, why, and their "
+    "first 500 characters.",
+    strict=True,
+)
+
+SESSIONIZED_INTERACTIONS = pa.DataFrameSchema(
+    {
+        "reader_id": _text(),
+        "session_id": _text(),
+        "external_id": _text(),
+        "article_path": _text(),
+        "day": pa.Column(UTC_TIME),
+        "page_views": pa.Column("int64", pa.Check.ge(0)),
+        "pings": pa.Column("int64", pa.Check.ge(0)),
+        "engaged_seconds": pa.Column("float64", pa.Check.ge(0)),
+        "ping_dwell_seconds": pa.Column("float64", pa.Check.ge(0)),
+        "first_seen": pa.Column(UTC_TIME),
+        "last_seen": pa.Column(UTC_TIME),
+    },
+    name="SessionizedInteractions",
+    description="Reading time per (reader, session, article, day) from one window's events.",
+    unique=["reader_id", "session_id", "external_id", "day"],
+    strict=True,
+)
+
+ARTICLE_CATALOGUE = pa.DataFrameSchema(
+    {
+        "external_id": _text(unique=True),
+        "path": _text(),
+        "title": _text(),
+        "published_at": pa.Column(UTC_TIME, nullable=True),
+        "exclude_reason": _text(nullable=True),
+    },
+    name="ArticleCatalogue",
+    description="The site's articles published before the window's end; NA exclude_reason = recommendable.",
+    strict=True,
+)
+
+ARTICLE_POPULARITY = pa.DataFrameSchema(
+    {
+        "external_id": _text(unique=True),
+        "engaged_seconds": pa.Column("float64", pa.Check.ge(0)),
+        "readers": pa.Column("int64", pa.Check.ge(1)),
+    },
+    name="ArticlePopularity",
+    description="Reading seconds and readers per article over the site's popularity window.",
+    strict=True,
+)
+
+ARTICLE_RECOMMENDATIONS = pa.DataFrameSchema(
+    {
+        "model_type": _text(checks=pa.Check.isin(["article", "popularity"])),
+        "source_entity_id": _text(),
+        "recommended_external_id": _text(),
+        "score": pa.Column("float64", pa.Check.in_range(0, 1)),
+        "rank": pa.Column("int64", pa.Check.ge(1)),
+    },
+    name="ArticleRecommendations",
+    description="Top-k similar articles per article, and the popularity fallback (source 'default').",
+    unique=["model_type", "source_entity_id", "recommended_external_id"],
+    strict=True,
+)
+
+# dagster-pandera's converter is marked beta; it is the documented way, so its notice is muted.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", BetaWarning)
+    RawEventsType = pandera_schema_to_dagster_type(RAW_EVENTS)
+    QuarantinedEventLinesType = pandera_schema_to_dagster_type(QUARANTINED_EVENT_LINES)
+    SessionizedInteractionsType = pandera_schema_to_dagster_type(SESSIONIZED_INTERACTIONS)
+    ArticleCatalogueType = pandera_schema_to_dagster_type(ARTICLE_CATALOGUE)
+    ArticlePopularityType = pandera_schema_to_dagster_type(ARTICLE_POPULARITY)
+    ArticleRecommendationsType = pandera_schema_to_dagster_type(ARTICLE_RECOMMENDATIONS)
