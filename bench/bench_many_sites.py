@@ -115,11 +115,6 @@ def main() -> None:
             f"load average {os.getloadavg()[0]:.2f}"
         )
 
-        daemon_log = (work / "daemon.log").open("w")
-        daemon = subprocess.Popen(
-            [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", str(REPO / "workspace.yaml")],
-            cwd=work, env={**os.environ}, stdout=daemon_log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
         instance = DagsterInstance.get()
         with WorkspaceProcessContext(
             instance, WorkspaceFileTarget([str(REPO / "workspace.yaml")])
@@ -138,6 +133,19 @@ def main() -> None:
                         iteration_times={},
                     )
                 )
+            # Only this tick: the daemon's own scheduler, on the wall clock, would add the ticks since.
+            schedule = repository.get_schedule("every_two_hours")
+            instance.stop_schedule(schedule.get_remote_origin_id(), schedule.selector_id, schedule)
+            daemon_log = (work / "daemon.log").open("w")
+            command = [
+                str(Path(sys.executable).parent / "dagster-daemon"),
+                "run",
+                "-w",
+                str(REPO / "workspace.yaml"),
+            ]
+            daemon = subprocess.Popen(
+                command, cwd=work, env={**os.environ}, stdout=daemon_log, stderr=subprocess.STDOUT
+            )
         requested = instance.get_runs(RunsFilter(tags={"dagster/schedule_name": "every_two_hours"}))
         print(f"tick {tick:%H:%M}: {len(requested)} runs queued in {time.perf_counter() - submitted:.1f} s")
 
@@ -169,6 +177,17 @@ def main() -> None:
                 f"run wall time: median {durations[len(durations) // 2]:.0f} s, min {durations[0]:.0f} s, "
                 f"max {durations[-1]:.0f} s; load average {os.getloadavg()[0]:.2f}"
             )
+        windows = sorted({r.dagster_run.tags.get("dagster/partition/window", "?") for r in records})
+        print(f"windows asked for: {windows}")
+        for record in sorted(records, key=lambda r: r.dagster_run.tags.get("dagster/partition", "")):
+            run = record.dagster_run
+            if run.status != DagsterRunStatus.SUCCESS:
+                failures = [
+                    e.dagster_event.step_key + ": " + (e.message or "")[:160].replace("\n", " ")
+                    for e in instance.all_logs(run.run_id)
+                    if e.dagster_event is not None and e.dagster_event.event_type_value == "STEP_FAILURE"
+                ]
+                print(f"  {run.status.value} {run.tags.get('dagster/partition')}: {failures[:1]}")
         for status, sites in sorted(by_status.items()):
             print(
                 f"  {status}: {len(sites)} ({', '.join(sorted(sites)) if len(sites) < 5 else 'the others'})"
