@@ -10,7 +10,7 @@ setup(
     name="article_rec_assets",
     version="0.1.0",
     description="Dagster assets that turn a news site's clickstream into article recommendations.",
-    packages=find_packages(exclude=["article_rec_assets_tests*"]),
+    packages=find_packages(exclude=["article_rec_assets_tests*", "bench*"]),
     package_data={"article_rec_assets": ["settings/sites/*.yaml"]},
     python_requires=">=3.11,<3.13",
     install_requires=[

@@ -41,7 +41,7 @@ from dagster_graphql.test.utils import execute_dagster_graphql
 
 import article_rec_assets.definitions
 from article_rec_assets.settings import environment
-from article_rec_assets_tests.conftest import POSTGRES_DSN, _postgres_or_skip
+from article_rec_assets_tests.conftest import POSTGRES_DSN, _postgres_or_skip, postgres_schema_url
 
 LOCATION = "article_rec_assets"
 LOG = logging.getLogger("article_rec_assets_tests.operating")
@@ -65,6 +65,17 @@ def postgres_database() -> Iterator[str]:
     finally:
         with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def postgres_or_sqlite_url(storage: str, folder: Path) -> Iterator[str]:
+    """A serving database of the same kind as the instance storage."""
+    if storage == "sqlite":
+        folder.mkdir(parents=True, exist_ok=True)
+        yield f"sqlite:///{folder / 'serving.db'}"
+    else:
+        with postgres_schema_url() as url:
+            yield url
 
 
 def postgres_storage(database: str) -> dict:

@@ -72,7 +72,13 @@ def image(podman: list[str]) -> dict:
         run([str(REPO / "deploy" / "make-bookworm-base.sh"), BASE])
     wheels = CACHE / "wheels"
     shutil.rmtree(wheels, ignore_errors=True)
-    run([sys.executable, "-m", "pip", "wheel", "-q", str(REPO), "setuptools", "wheel", "-w", str(wheels)])
+    # Built from a copy: setuptools would leave its build/ folder in the working tree.
+    source = CACHE / "source"
+    shutil.rmtree(source, ignore_errors=True)
+    shutil.copytree(
+        REPO, source, ignore=shutil.ignore_patterns(".git", ".venv", ".demo", "build", "*.egg-info")
+    )
+    run([sys.executable, "-m", "pip", "wheel", "-q", str(source), "setuptools", "wheel", "-w", str(wheels)])
     started = time.monotonic()
     env = {**os.environ, "BASE_IMAGE": BASE, "WHEELHOUSE": str(wheels)}
     run([str(REPO / "deploy" / "build-image.sh"), IMAGE], env=env)

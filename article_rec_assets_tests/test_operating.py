@@ -2,7 +2,6 @@
 ticking twice, a rerun of a past window, a backfill launched as the UI launches it."""
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -13,24 +12,13 @@ from dagster import DagsterRunStatus
 from article_rec_assets.partitions import SITES, site_window_key
 from article_rec_assets.publishing.api import current_model
 from article_rec_assets.publishing.schema import connect
-from article_rec_assets_tests.conftest import DEMO_END, postgres_schema_url
-from article_rec_assets_tests.operating import Operated, operated_instance
+from article_rec_assets_tests.conftest import DEMO_END
+from article_rec_assets_tests.operating import Operated, operated_instance, postgres_or_sqlite_url
 
 # Two ticks inside the generated data: at 20:15 the 18:00 window, at 22:15 the 20:00 window.
 FIRST_TICK = DEMO_END - timedelta(hours=3, minutes=45)
 SECOND_TICK = FIRST_TICK + timedelta(hours=2)
 SITE = "demo-tribune"
-
-
-@contextmanager
-def postgres_or_sqlite_url(storage: str, folder: Path) -> Iterator[str]:
-    """A serving database of the same kind as the instance storage."""
-    if storage == "sqlite":
-        folder.mkdir(parents=True, exist_ok=True)
-        yield f"sqlite:///{folder / 'serving.db'}"
-    else:
-        with postgres_schema_url() as url:
-            yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

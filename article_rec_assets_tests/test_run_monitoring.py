@@ -17,8 +17,7 @@ from dagster._daemon.monitoring.run_monitoring import execute_run_monitoring_ite
 
 from article_rec_assets.partitions import site_window_key
 from article_rec_assets_tests.conftest import DEMO_END
-from article_rec_assets_tests.operating import LOG, Operated, operated_instance
-from article_rec_assets_tests.test_operating import postgres_or_sqlite_url
+from article_rec_assets_tests.operating import LOG, Operated, operated_instance, postgres_or_sqlite_url
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = "demo-tribune"

@@ -60,7 +60,7 @@ class RecencySuccessorBlend(Recommender):
 
     def __init__(self, settings: BlendSettings | None = None, **overrides: float) -> None:
         given = settings.model_dump(exclude_unset=True) if settings is not None else {}
-        self.settings = BlendSettings(**given, **overrides)  # checked there (names, ranges)
+        self.settings = BlendSettings(**{**given, **overrides})  # checked there (names, ranges)
         for name, value in self.settings.model_dump().items():
             setattr(self, name, value)
         self.time_scale = 1.0

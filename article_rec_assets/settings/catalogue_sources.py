@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
+from article_rec_assets.settings.checks import relative_path
+
 DEFAULT_USER_AGENT = "article-rec-assets/1.0 (news recommendation catalogue bot; reads article metadata)"
 
 
@@ -78,15 +80,7 @@ class FileSource(_SourceSettings):
     @field_validator("path")
     @classmethod
     def _below_the_data_directory(cls, value: str) -> str:
-        parts = value.replace("\\", "/").split("/")
-        if (
-            not value
-            or value.startswith(("/", "\\"))
-            or ".." in parts
-            or (len(value) > 1 and value[1] == ":")
-        ):
-            raise ValueError(f"path must stay below the data directory (relative, no '..'): {value!r}")
-        return value
+        return relative_path(value, "path", "the data directory")
 
 
 def _source_kind(value: Any) -> str | None:

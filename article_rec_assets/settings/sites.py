@@ -13,24 +13,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from article_rec_assets.settings.catalogue_sources import CatalogueSource
+from article_rec_assets.settings.checks import regular_expression, relative_path
 
 PACKAGED_SITES_DIR = Path(__file__).parent / "sites"
-
-
-def regular_expression(value: str) -> re.Pattern[str]:
-    """`value` compiled; a ValueError (which names the field) when it is no regular expression."""
-    try:
-        return re.compile(value)
-    except re.error as exc:
-        raise ValueError(f"not a valid regular expression ({exc}): {value!r}") from exc
-
-
-def relative_path(value: str, what: str) -> str:
-    """A path below its root: relative, without `..` (a site file cannot reach outside it)."""
-    parts = value.replace("\\", "/").split("/")
-    if value.startswith(("/", "\\")) or ".." in parts or (len(value) > 1 and value[1] == ":"):
-        raise ValueError(f"{what} must stay below its root (relative, no '..'): {value!r}")
-    return value
 
 
 class _Settings(BaseModel):

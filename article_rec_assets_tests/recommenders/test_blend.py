@@ -6,6 +6,7 @@ import pytest
 
 from article_rec_assets.recommenders.blend import RecencySuccessorBlend
 from article_rec_assets.recommenders.click_log import NO_ARTICLE, click_log, training_clicks
+from article_rec_assets.settings.sites import BlendSettings
 
 T0 = pd.Timestamp("2024-05-02T00:00:00Z")
 
@@ -191,3 +192,8 @@ def test_a_quiet_site_stretches_its_decay_times_with_its_traffic() -> None:
     assert ids[quiet.recommend(np.array([code[1]]), 1)[0, 0]] == 2
     capped, *_ = fitted(sessions, reference_clicks_per_hour=40_000, max_time_scale=24)
     assert capped.time_scale == 24
+
+
+def test_overrides_win_over_the_given_settings() -> None:
+    blend = RecencySuccessorBlend(BlendSettings(prior_weight=2.0, knn_weight=0.5), prior_weight=3.0)
+    assert (blend.prior_weight, blend.knn_weight, blend.short_tau_hours) == (3.0, 0.5, 0.5)
