@@ -31,6 +31,7 @@ RAW_EVENTS = pa.DataFrameSchema(
         "iab_spider": pa.Column("boolean", nullable=True),
         "collector_tstamp": pa.Column(UTC_TIME),
         "dvce_created_tstamp": pa.Column(UTC_TIME),
+        "session_start_tstamp": pa.Column(UTC_TIME, nullable=True),
         "engaged_increment_seconds": pa.Column("float64", pa.Check.ge(0)),
     },
     name="RawEvents",

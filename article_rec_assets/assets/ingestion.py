@@ -26,7 +26,12 @@ from article_rec_assets.assets import partition_site_and_window, preview
 from article_rec_assets.ingestion.cleaning import clean_window
 from article_rec_assets.ingestion.sessions import sessionize
 from article_rec_assets.ingestion.window import read_window_events
-from article_rec_assets.ingestion.window_checks import freshness_verdict, latest_time, volume_verdict
+from article_rec_assets.ingestion.window_checks import (
+    freshness_verdict,
+    latest_time,
+    malformed_verdicts,
+    volume_verdict,
+)
 from article_rec_assets.partitions import site_window_key, site_window_partitions, window_check
 from article_rec_assets.resources import EventBucket
 from article_rec_assets.schemas import (
@@ -70,14 +75,17 @@ FRESHNESS = "events_are_fresh"
         window_check(
             MALFORMED_WARN,
             asset="raw_events",
-            description="Share of unusable lines in the window is below the site's warning threshold.",
+            description="Share of unusable lines in the window is below the site's warning threshold "
+            "(`malformed_warn_share`). Judged only from `malformed_min_lines` lines on: below that, "
+            "one bad line would be a large share, so the check passes and says so.",
         ),
         window_check(
             MALFORMED_BLOCK,
             asset="raw_events",
             blocking=True,
-            description="Share of unusable lines is below the site's blocking threshold; above it, "
-            "nothing downstream of this window runs, so nothing is published from it.",
+            description="Share of unusable lines is below the site's blocking threshold "
+            "(`malformed_block_share`); above it, nothing downstream of this window runs, so nothing "
+            "is published from it. Judged only from `malformed_min_lines` lines on (fewer pass).",
         ),
         window_check(
             VOLUME,
@@ -132,10 +140,12 @@ def ingest_window(context: AssetExecutionContext, event_bucket: EventBucket):
     )
 
     share = len(rejects) / window.lines_read if window.lines_read else 0.0
+    malformed_warn, malformed_block = malformed_verdicts(window.lines_read, len(rejects), settings)
     check_metadata = {
         "malformed_share": round(share, 6),
         "quarantined_lines": len(rejects),
         "lines_read": window.lines_read,
+        "min_lines_judged": settings.malformed_min_lines,
         "warn_threshold": settings.malformed_warn_share,
         "block_threshold": settings.malformed_block_share,
     }
@@ -172,17 +182,17 @@ def ingest_window(context: AssetExecutionContext, event_bucket: EventBucket):
     yield AssetCheckResult(
         asset_key="raw_events",
         check_name=MALFORMED_WARN,
-        passed=share <= settings.malformed_warn_share,
+        passed=malformed_warn.passed,
         severity=AssetCheckSeverity.WARN,
+        description=malformed_warn.description,
         metadata=check_metadata,
     )
     yield AssetCheckResult(
         asset_key="raw_events",
         check_name=MALFORMED_BLOCK,
-        passed=share <= settings.malformed_block_share,
+        passed=malformed_block.passed,
         severity=AssetCheckSeverity.ERROR,
-        description=f"{share:.2%} of the window's lines are unusable "
-        f"(blocking above {settings.malformed_block_share:.0%})",
+        description=malformed_block.description,
         metadata=check_metadata,
     )
     yield AssetCheckResult(

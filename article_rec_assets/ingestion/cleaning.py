@@ -36,6 +36,8 @@ CLEAN_DTYPES = {
     "iab_spider": "boolean",
     "collector_tstamp": "datetime64[ns, UTC]",
     "dvce_created_tstamp": "datetime64[ns, UTC]",
+    # The first collector time of the event's session among the events known to the window.
+    "session_start_tstamp": "datetime64[ns, UTC]",
     "engaged_increment_seconds": "float64",
 }
 
@@ -102,6 +104,19 @@ def _infer_sessions(frame: pd.DataFrame, timeout: pd.Timedelta) -> pd.Series:
     return session
 
 
+def session_starts(frame: pd.DataFrame) -> pd.Series:
+    """Each event's session start: the earliest collector time of its session (NaT without one),
+    which Snowplow's model measures `max_session_days` from."""
+    # Arrow's codes: pandas' factorize would take ids that differ after a NUL for one.
+    encoded = pc.dictionary_encode(pa.array(frame["session_id"], type=pa.string(), from_pandas=True))
+    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    collected = frame["collector_tstamp"].astype("int64").to_numpy()
+    first = np.full(len(encoded.dictionary) or 1, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first, codes[codes >= 0], collected[codes >= 0])
+    starts = np.where(codes >= 0, first[np.maximum(codes, 0)], np.iinfo(np.int64).min)
+    return pd.Series(pd.to_datetime(starts, utc=True).where(codes >= 0), index=frame.index)
+
+
 def clean_window(window: ParsedEvents, context: ParsedEvents, settings: EventSettings) -> CleanWindow:
     """The window's own events, once each, with reader, session, page and added reading time.
 
@@ -129,6 +144,7 @@ def clean_window(window: ParsedEvents, context: ParsedEvents, settings: EventSet
     both["reader_id"] = both["domain_userid"].fillna(both["amp_client_id"]).astype("string")
     both["page_host"], both["page_path"] = normalize_pages(both["page_urlhost"], both["page_urlpath"])
     both["session_id"] = _infer_sessions(both, pd.Timedelta(minutes=settings.session_timeout_minutes))
+    both["session_start_tstamp"] = session_starts(both)
     both["engaged_increment_seconds"] = engaged_increments(
         both, settings.ping_interval_seconds, MIN_VISIT_SECONDS
     )

@@ -1,5 +1,5 @@
 """Gzip objects as the loader writes them, damaged ones included: inflate what can be inflated,
-say whether the object was intact, and cut the text into complete lines a piece at a time.
+say whether the object was intact, and find its complete lines as offsets into the text.
 """
 
 from __future__ import annotations
@@ -7,18 +7,19 @@ from __future__ import annotations
 import gzip
 import io
 import zlib
-from collections.abc import Iterator
 from typing import NamedTuple
+
+import numpy as np
+
+try:  # zlib-ng inflates the same streams about twice as fast, with zlib's interface
+    from zlib_ng import zlib_ng as fast_zlib
+except ImportError:  # pragma: no cover - zlib-ng is a dependency; zlib is the fallback
+    fast_zlib = zlib
 
 GZIP_CHUNK = 64 * 1024
 # Pieces of the usual (intact, one-member) object: compressed input, and text out of one call.
 INPUT_PIECE = 1 << 20
 OUTPUT_PIECE = 64 << 20
-
-
-# Bytes of an object's text split into lines at a time: all its lines at once, as separate bytes
-# objects next to the text, would double the object's memory.
-LINE_PIECE_BYTES = 8 << 20
 
 
 class Inflated(NamedTuple):
@@ -78,7 +79,7 @@ def _inflate(data: bytes, max_bytes: int | None) -> tuple[bytearray, bool, bool]
     """The first gzip member of `data` into one bytearray, input and output a piece at a time:
     (text, whether that member was all of `data`, whether it stopped at `max_bytes`). Raises
     zlib.error on damage."""
-    decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16)
+    decompressor = fast_zlib.decompressobj(fast_zlib.MAX_WBITS | 16)
     out = bytearray()
     view = memoryview(data)
     start = 0
@@ -113,7 +114,7 @@ def decompress(data: bytes, max_bytes: int | None = None) -> Inflated:
         if whole:
             return Inflated(text, True)
         del text
-    except zlib.error:
+    except (zlib.error, fast_zlib.error):
         pass
     # Several members, or damage: chunk by chunk, keeping what precedes the damage. gzip takes a
     # few things the chunked way calls damage (zero padding after a member), so it decides first.
@@ -131,38 +132,58 @@ def decompress(data: bytes, max_bytes: int | None = None) -> Inflated:
     return Inflated(text, True)
 
 
-def line_pieces(text: bytes | bytearray, intact: bool) -> Iterator[list[bytes]]:
-    """The lines of an object's text (of a damaged stream only those complete before the damage),
-    a piece of about LINE_PIECE_BYTES at a time, so that a large object's lines are never all
-    held at once. Pieces are cut at newlines, where neither way of splitting (`splitlines` of an
-    intact text, `split` of a damaged one) splits differently from splitting the whole."""
-    if intact:
-        end = len(text)
+# Bytes of text searched for line ends at a time: a whole-text comparison would hold a byte of
+# mask per byte of text.
+SCAN_BYTES = 16 << 20
+
+
+def _positions(buffer: np.ndarray, byte: int) -> np.ndarray:
+    """Offsets of `byte` in the buffer, a piece at a time."""
+    found = [
+        np.flatnonzero(buffer[start : start + SCAN_BYTES] == byte) + start
+        for start in range(0, len(buffer), SCAN_BYTES)
+    ]
+    return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+
+
+def line_bounds(text: bytes | bytearray, intact: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(start, end, ends_with_lone_cr) of each line of an object's text, as offsets into it.
+
+    The lines are those of `splitlines()` for an intact text (ends at `\n`, `\r\n` and a lone
+    `\r`) and those of `split(b"\n")` before the last newline for a damaged one (whatever follows
+    it was cut off), so no line is ever copied to be found.
+    """
+    buffer = np.frombuffer(text, dtype=np.uint8)
+    newlines = _positions(buffer, 10)
+    if not intact:
+        if not len(newlines) or newlines[-1] <= 0:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, np.zeros(0, dtype=bool)
+        starts = np.concatenate([[0], newlines[:-1] + 1])
+        return starts, newlines, np.zeros(len(newlines), dtype=bool)
+    lone_cr = np.zeros(0, dtype=np.int64)
+    crlf = np.zeros(len(newlines), dtype=bool)
+    if text.count(b"\r"):
+        returns = _positions(buffer, 13)
+        following = np.append(buffer, 0)[returns + 1]
+        lone_cr = returns[following != 10]
+        crlf = np.append(buffer, 0)[np.maximum(newlines - 1, 0)] == 13
+        crlf &= newlines > 0
+    ends = np.concatenate([newlines - crlf, lone_cr])
+    separators = np.concatenate([newlines, lone_cr])
+    by_cr = np.concatenate([np.zeros(len(newlines), dtype=bool), np.ones(len(lone_cr), dtype=bool)])
+    order = np.argsort(separators, kind="stable")
+    separators, ends, by_cr = separators[order], ends[order], by_cr[order]
+    starts = np.concatenate([[0], separators + 1])
+    if starts[-1] < len(text):  # a last line without a line end
+        ends = np.append(ends, len(text))
+        by_cr = np.append(by_cr, False)
     else:
-        end = text.rfind(b"\n")  # what follows the last newline is cut off by the damage
-        if end <= 0:
-            return
-    position = 0
-    while True:
-        cut = text.find(b"\n", position + LINE_PIECE_BYTES, end)
-        if cut < 0:
-            piece = text[position:end]
-            yield piece.splitlines() if intact else piece.split(b"\n")
-            return
-        yield text[position : cut + 1].splitlines() if intact else text[position:cut].split(b"\n")
-        position = cut + 1
+        starts = starts[:-1]
+    return starts.astype(np.int64), ends.astype(np.int64), by_cr
 
 
 def complete_lines(text: bytes | bytearray, intact: bool) -> list[bytes]:
     """The lines of an object's text; of a damaged stream only those complete before the damage."""
-    return [line for piece in line_pieces(text, intact) for line in piece]
-
-
-def pick_lines(text: bytes | bytearray, intact: bool, numbers: set[int]) -> dict[int, bytes]:
-    """The lines with these (1-based) numbers, without splitting the whole text at once."""
-    picked: dict[int, bytes] = {}
-    first = 1
-    for piece in line_pieces(text, intact):
-        picked.update((n, piece[n - first]) for n in numbers if first <= n < first + len(piece))
-        first += len(piece)
-    return picked
+    starts, ends, _ = line_bounds(text, intact)
+    return [bytes(text[a:b]) for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]

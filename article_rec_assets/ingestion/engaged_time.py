@@ -7,9 +7,24 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 # Snowplow's web tracker pings after a 5 s minimum visit, then once per heartbeat.
 MIN_VISIT_SECONDS = 5
+
+
+def _codes(values: pd.Series) -> np.ndarray:
+    """An int64 code per row for its value (-1 where missing). Arrow compares all the bytes of a
+    string, where pandas' factorize would stop at a NUL character."""
+    encoded = pc.dictionary_encode(pa.array(values, type=pa.string(), from_pandas=True))
+    return encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _pair(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """One code per distinct (left, right) pair of codes (-1 stays a value of its own)."""
+    _, inverse = np.unique(np.stack([left, right], axis=1), axis=0, return_inverse=True)
+    return inverse.reshape(-1).astype(np.int64)
 
 
 def engaged_increments(frame: pd.DataFrame, heartbeat: int, min_visit: int) -> pd.Series:
@@ -21,35 +36,34 @@ def engaged_increments(frame: pd.DataFrame, heartbeat: int, min_visit: int) -> p
     cumulative engaged time, so each adds what it raises the page view's maximum by.
     """
     increments = pd.Series(0.0, index=frame.index)
-    key = frame["page_view_id"].astype(object)
-    no_id = key.isna()
-    if no_id.any():  # trackers without a page view id: the page within the reader's session
-        rows = frame[no_id]
-        key[no_id] = (
-            rows["reader_id"].fillna("")
-            + "|"
-            + rows["session_id"].fillna("")
-            + "|"
-            + rows["page_path"].fillna("")
-        )
-    web = frame["event_name"] == "page_ping"
+    web = (frame["event_name"] == "page_ping").to_numpy(dtype=bool, na_value=False)
+    amp = ((frame["event_name"] == "amp_page_ping") & frame["amp_engaged_seconds"].notna()).to_numpy(
+        dtype=bool, na_value=False
+    )
+    if not (web.any() or amp.any()):
+        return increments
+    # Integer codes rather than joined strings: a window has a million rows.
+    page_view = _codes(frame["page_view_id"])
+    session = _codes(frame["session_id"])
+    # Without a page view id (some trackers), a page view is the page within the reader's session.
+    no_id = _pair(_pair(_codes(frame["reader_id"]), session), _codes(frame["page_path"]))
+    has_id = page_view >= 0
+    # Page view id and session together, as Snowplow's model groups pings (see the module note);
+    # the two kinds of key kept apart by their sign.
+    key = np.where(has_id, _pair(page_view, session), -1 - no_id)
     if web.any():
-        pings = pd.DataFrame(
-            {
-                "key": key[web],
-                "window": (frame.loc[web, "dvce_created_tstamp"].astype("int64") // 1_000_000_000)
-                // heartbeat,
-            }
-        )
+        seconds = frame["dvce_created_tstamp"].astype("int64").to_numpy() // 1_000_000_000
+        pings = pd.DataFrame({"key": key[web], "window": seconds[web] // heartbeat})
         new_window = ~pings.duplicated(["key", "window"])
         first_window = new_window & ~pings["key"].where(new_window).duplicated()
         increments[web] = np.where(
             first_window, float(min_visit), np.where(new_window, float(heartbeat), 0.0)
         )
-    amp = (frame["event_name"] == "amp_page_ping") & frame["amp_engaged_seconds"].notna()
     if amp.any():
         total = frame.loc[amp, "amp_engaged_seconds"].astype("float64")
-        amp_key = key[amp]
+        # AMP's total is cumulative over the page view, whatever session the platform infers
+        # for it (AMP sends no session id), so it is keyed by the page view alone.
+        amp_key = pd.Series(np.where(has_id, page_view, -1 - no_id)[amp], index=total.index)
         before = total.groupby(amp_key, sort=False).cummax().groupby(amp_key, sort=False).shift(1).fillna(0.0)
         increments[amp] = (total - before).clip(lower=0.0)
     return increments

@@ -9,8 +9,10 @@ object, line number, reason and first 500 characters. Nothing is silently lost.
 
 from __future__ import annotations
 
+import codecs
+import re
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -20,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from article_rec_assets.ingestion.compression import decompress, line_pieces, pick_lines
+from article_rec_assets.ingestion.compression import decompress, line_bounds
 from article_rec_assets.ingestion.formats import (
     AMP_ID,
     AMP_PAGE_PING,
@@ -34,6 +36,7 @@ from article_rec_assets.ingestion.formats import (
     _invalid_json_reason,
     _not_tsv_reason,
     _read_json_block,
+    _read_json_whole,
     _record_from_json,
     _record_from_tsv,
     _table_from_records,
@@ -42,8 +45,8 @@ from article_rec_assets.ingestion.formats import (
 EXCERPT_CHARS = 500
 
 
-JSON_FALLBACK_CHUNK = 256
-JSON_SLICE_LINES = 20_000
+# JSON lines read by pyarrow and made into events at a time.
+JSON_SLICE_LINES = 50_000
 
 
 # Objects decompressed and parsed at once (zlib and pyarrow release the GIL); more would only
@@ -127,33 +130,6 @@ def _usable_events(
     return frame.drop(columns=["page_url", "_uuid_ok", "_collector_missing"]), refused
 
 
-def _json_tables(
-    json_lines: list[bytes], json_numbers: list[int], slow: list[tuple[dict, int, bytes]]
-) -> Iterator[tuple[pa.Table, np.ndarray, list[bytes]]]:
-    """pyarrow's tables of valid JSON lines, with their line numbers and lines.
-
-    A slice it refuses (a field of an unexpected type) is built row by row (its rows go to `slow`),
-    so one odd line costs its slice, not the object, the fast path."""
-    slices = [(0, len(json_lines))]
-    while slices:
-        start, stop = slices.pop()
-        try:
-            table = _read_json_block(b"\n".join(json_lines[start:stop]))
-            if table.num_rows != stop - start:
-                raise pa.ArrowInvalid("rows and lines differ")
-        except (pa.ArrowInvalid, UnicodeDecodeError):
-            if stop - start > JSON_FALLBACK_CHUNK:
-                middle = start + max(JSON_FALLBACK_CHUNK, (stop - start) // 8)
-                slices.extend([(middle, stop), (start, middle)] if middle < stop else [])
-                continue
-            slow.extend(
-                (_record_from_json(orjson.loads(raw)), number, raw)
-                for raw, number in zip(json_lines[start:stop], json_numbers[start:stop], strict=True)
-            )
-            continue
-        yield table, np.asarray(json_numbers[start:stop], dtype=np.int64), json_lines[start:stop]
-
-
 def _with_excerpts(key: str, refused: list[tuple[int, str]], lines: dict[int, bytes]) -> list[tuple]:
     """Rejects of the refused rows, with the excerpt of their line (`lines`: by line number)."""
     return [(key, number, why, _excerpt(lines[number])) for number, why in refused]
@@ -164,87 +140,152 @@ def _object_events(
 ) -> tuple[list[pd.DataFrame], list[tuple], int]:
     """One object's usable events (frames in row order), its rejects, and its line count.
 
-    Each parsed table becomes events as soon as it is read, so an object's text, its lines, its
-    Arrow tables and its frames are never all in memory at once."""
+    The lines are found as offsets into the inflated text (never copied one by one). Each run of
+    consecutive JSON lines goes to pyarrow whole; where it stops at a bad line ("in row r") the
+    rows before it are kept, that line goes the slow way (orjson, row by row) and the run goes on
+    after it, so a bad line costs its good neighbours at most one more reading. TSV and other
+    lines are handled one by one."""
     inflated = decompress(data, max_object_bytes)
     text, intact, too_large = inflated
     del inflated
-    if intact and text[:1] == b"{":
-        # The common case, an intact object of JSON lines, is read whole by pyarrow. It fails on
-        # any line that is not a JSON object (TSV included) and skips blank lines, so a row count
-        # equal to the line count means every line was an event.
-        try:
-            table = _read_json_block(text)
-        except (pa.ArrowInvalid, UnicodeDecodeError):
-            table = None
-        count = text.count(b"\n") + (not text.endswith(b"\n"))
-        if table is not None and table.num_rows == count:
-            numbers = np.arange(1, count + 1, dtype=np.int64)
-            frame, refused = _usable_events(key, table, numbers, received_before)
-            del table
-            lines = pick_lines(text, intact, {number for number, _ in refused}) if refused else {}
-            return [frame], _with_excerpts(key, refused, lines), count
-        del table
+    starts, ends, lone_cr = line_bounds(text, intact)
+    if len(starts) and text[:3] == UTF8_BOM:
+        starts[0] += 3  # written by some editors and exporters; not part of the first event
+    # A line is JSON when its first byte is `{` (an empty line's "first byte" is the next line's).
+    lengths = ends - starts
+    first = np.frombuffer(text, dtype=np.uint8)[np.minimum(starts, len(text) - 1)] if len(text) else starts
+    braced = (lengths > 0) & (first == ord("{"))
+    is_json = braced.copy()  # read by pyarrow; the other braced lines go the slow way at once
+    if len(text):
+        # A JSON object ends with `}`: a line cut short (the usual bad line) goes the slow way
+        # at once rather than failing a block pyarrow would then read again.
+        last = np.frombuffer(text, dtype=np.uint8)[np.maximum(ends - 1, 0)]
+        cr = last == ord("\r")
+        last[cr] = np.frombuffer(text, dtype=np.uint8)[np.maximum(ends[cr] - 2, 0)]
+        is_json &= last == ord("}")
+    # Invalid UTF-8 inside a string is found by pyarrow only after a block is read, without a
+    # row: such lines (rare) are found first and go the slow way too.
+    for index in _undecodable_lines(text, starts):
+        is_json[index] = False
+    buffer = pa.py_buffer(text)
 
-    frames: list[pd.DataFrame] = []
+    def line(index: int) -> bytes:
+        return bytes(text[starts[index] : ends[index]])
+
+    tables: list[pa.Table] = []
+    table_numbers: list[np.ndarray] = []
     rejects: list[tuple] = []
-    json_numbers: list[int] = []
-    json_lines: list[bytes] = []
     # Rows built one by one, (record, line number, line): TSV lines, then JSON lines pyarrow refused.
     tsv_rows: list[tuple[dict, int, bytes]] = []
     json_rows: list[tuple[dict, int, bytes]] = []
-    lines_read = number = 0
 
-    def parse_json_lines():
-        # Slices of JSON_SLICE_LINES valid JSON lines keep the joined copy handed to pyarrow small.
-        for table, numbers, lines in _json_tables(json_lines, json_numbers, json_rows):
+    def slow_json(index: int, raw: bytes | None = None) -> None:
+        raw = line(index) if raw is None else raw
+        try:
+            obj = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            rejects.append((key, index + 1, _invalid_json_reason(raw), _excerpt(raw)))
+            return
+        if not isinstance(obj, dict):
+            rejects.append((key, index + 1, "invalid_json", _excerpt(raw)))
+            return
+        json_rows.append((_record_from_json(obj), index + 1, raw))
+
+    json_lines = np.flatnonzero(is_json)
+    others = np.flatnonzero(~is_json)
+    other_lines = [(int(i), line(i)) for i in others.tolist()]
+    if len(others):
+        # The other lines (TSV, junk, blanks) become spaces in the text pyarrow reads, which it
+        # skips as blank lines: the JSON lines around them are then one block, read in one call.
+        if not isinstance(text, bytearray):
+            text = bytearray(text)
+            buffer = pa.py_buffer(text)
+        for index, raw in other_lines:
+            text[starts[index] : ends[index]] = b" " * len(raw)
+
+    def read_run(first: int, stop: int, suspect: bool = False) -> None:
+        """The JSON lines json_lines[first:stop] through pyarrow, a block of text at a time.
+
+        pyarrow's threaded reader first; once a block is known to hold a bad line, the one-block
+        reader, which stops at the bad line and names its row: the rows before it are read once
+        more (known good) and the reading goes on after it. So each good line is read at most
+        three times, however many bad lines there are."""
+        while first < stop:
+            block = buffer[starts[json_lines[first]] : ends[json_lines[stop - 1]]]
+            table = None
+            if not suspect and stop - first > 1:
+                try:
+                    table = _read_json_block(block)
+                except (pa.ArrowInvalid, UnicodeDecodeError):
+                    table = None
+            try:
+                if table is None or table.num_rows != stop - first:
+                    table = _read_json_whole(block)
+                if table.num_rows != stop - first:
+                    raise pa.ArrowInvalid("rows and lines differ")
+            except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
+                row = _failed_row(exc)
+                failed_at = None if row is None or row >= stop - first else first + row
+                if stop - first == 1:
+                    slow_json(int(json_lines[first]))
+                    return
+                if failed_at is None or _reads_alone(line(json_lines[failed_at])):
+                    # pyarrow does not say which line (a row count that differs, an escaped lone
+                    # surrogate): each half is read on its own, down to the bad lines.
+                    middle = (first + stop) // 2
+                    read_run(first, middle, suspect=True)
+                    read_run(middle, stop, suspect=True)
+                    return
+                if failed_at > first:
+                    read_run(first, failed_at)  # known good
+                slow_json(int(json_lines[failed_at]))
+                first, suspect = failed_at + 1, True
+                continue
+            tables.append(table)
+            table_numbers.append(json_lines[first:stop] + 1)
+            return
+
+    frames: list[pd.DataFrame] = []
+
+    def to_frames() -> None:
+        """The tables read so far as events: a slice's table is let go before the next is read."""
+        if tables:
+            table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
+            numbers = np.concatenate(table_numbers)
+            tables.clear()
+            table_numbers.clear()
             frame, refused = _usable_events(key, table, numbers, received_before)
+            del table
             frames.append(frame)
-            if refused:
-                rejects.extend(_with_excerpts(key, refused, dict(zip(numbers.tolist(), lines, strict=True))))
-        json_lines.clear()
-        json_numbers.clear()
+            rejects.extend((key, n, why, _excerpt(line(n - 1))) for n, why in refused)
 
-    for piece in line_pieces(text, intact):
-        for raw in piece:
-            number += 1
-            if number == 1 and raw[:3] == UTF8_BOM:
-                raw = raw[3:]  # written by some editors and exporters; not part of the first event
-            if raw[:1] == b"{":
-                lines_read += 1
-                # orjson finds the bad lines at a fraction of the cost of building rows from them.
-                try:
-                    orjson.loads(raw)
-                except orjson.JSONDecodeError:
-                    rejects.append((key, number, _invalid_json_reason(raw), _excerpt(raw)))
-                    continue
-                json_numbers.append(number)
-                json_lines.append(raw)
-                if len(json_lines) == JSON_SLICE_LINES:
-                    parse_json_lines()
-            elif raw.strip() or b"\t" in raw:  # a line of only tabs is a broken TSV line, not a blank
-                lines_read += 1
-                try:
-                    line = raw.decode("utf-8").rstrip("\r")
-                except UnicodeDecodeError:
-                    rejects.append((key, number, "undecodable_bytes", _excerpt(raw)))
-                    continue
-                fields = line.split("\t")
-                if len(fields) != TSV_FIELD_COUNT:
-                    rejects.append((key, number, _not_tsv_reason(line), line[:EXCERPT_CHARS]))
-                else:
-                    tsv_rows.append((_record_from_tsv(fields), number, raw))
-        del piece  # before the next piece is split
-    if json_lines:
-        parse_json_lines()
-    del text
+    count = len(starts)
+    lines_read = int(braced.sum())
+    # A block ends after a JSON line a lone CR ends (pyarrow splits lines at `\n` only; rare),
+    # and every JSON_SLICE_LINES lines, so that a large object's tables and frames are never all
+    # in memory at once.
+    cuts = {*np.flatnonzero(lone_cr[json_lines]).tolist(), len(json_lines) - 1}
+    cuts |= set(range(JSON_SLICE_LINES - 1, len(json_lines), JSON_SLICE_LINES))
+    position = 0
+    for cut in sorted(cuts):
+        if position <= cut:
+            read_run(position, cut + 1)
+            to_frames()
+        position = cut + 1
+    for index, raw in other_lines:
+        if braced[index]:
+            slow_json(index, raw)  # `raw`: the text holds spaces in its place now
+        elif raw.strip() or b"\t" in raw:  # a line of only tabs is a broken TSV line, not a blank
+            lines_read += 1
+            _other_line(key, index + 1, raw, rejects, tsv_rows)
     if too_large:
         message = f"the object decompresses past {max_object_bytes:,} bytes (events.max_object_megabytes)"
-        rejects.append((key, number + 1, "object_too_large", f"{message}: the rest is not read"))
+        rejects.append((key, count + 1, "object_too_large", f"{message}: the rest is not read"))
         lines_read += 1
     elif not intact:
-        rejects.append((key, number + 1, "truncated_gzip", "the gzip stream is damaged here"))
+        rejects.append((key, count + 1, "truncated_gzip", "the gzip stream is damaged here"))
         lines_read += 1
+
     if tsv_rows or json_rows:
         records, numbers, lines = zip(*tsv_rows, *json_rows, strict=True)
         table = _table_from_records(list(records))
@@ -253,6 +294,60 @@ def _object_events(
         if refused:
             rejects.extend(_with_excerpts(key, refused, dict(zip(numbers, lines, strict=True))))
     return frames, rejects, lines_read
+
+
+def _other_line(key: str, number: int, raw: bytes, rejects: list[tuple], tsv_rows: list) -> None:
+    """A line that is not JSON: an enriched TSV line, or a reject saying why not."""
+    try:
+        text = raw.decode("utf-8").rstrip("\r")
+    except UnicodeDecodeError:
+        rejects.append((key, number, "undecodable_bytes", _excerpt(raw)))
+        return
+    fields = text.split("\t")
+    if len(fields) != TSV_FIELD_COUNT:
+        rejects.append((key, number, _not_tsv_reason(text), text[:EXCERPT_CHARS]))
+    else:
+        tsv_rows.append((_record_from_tsv(fields), number, raw))
+
+
+UTF8_SCAN_BYTES = 16 << 20
+
+
+def _undecodable_lines(text: bytes | bytearray, starts: np.ndarray) -> list[int]:
+    """Indexes of the lines holding bytes that are not UTF-8, in one pass over the text."""
+    bad: list[int] = []
+    view = memoryview(text)
+    position = 0
+    while position < len(text):
+        piece = view[position : position + max(UTF8_SCAN_BYTES, 4)]  # a character is at most 4 bytes
+        try:
+            _, used = codecs.utf_8_decode(piece, "strict", position + len(piece) >= len(text))
+        except UnicodeDecodeError as error:
+            index = int(np.searchsorted(starts, position + error.start, side="right")) - 1
+            if index >= 0:
+                bad.append(index)
+            following = starts[index + 1] if index + 1 < len(starts) else len(text)
+            position = max(int(following), position + error.start + 1)
+            continue
+        position += max(used, 1)
+    return bad
+
+
+_FAILED_ROW = re.compile(r" in row (\d+)$")
+
+
+def _failed_row(error: pa.ArrowInvalid) -> int | None:
+    """The row pyarrow's JSON reader stopped at (0-based, within the block), when it says."""
+    found = _FAILED_ROW.search(str(error))
+    return int(found.group(1)) if found else None
+
+
+def _reads_alone(raw: bytes) -> bool:
+    """Whether pyarrow reads this line by itself (then a failure was not this line's)."""
+    try:
+        return _read_json_whole(raw).num_rows == 1
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        return False
 
 
 def _first_of_list(table: pa.Table, column: str, name: str) -> pa.Array:
@@ -267,12 +362,26 @@ def _first_of_list(table: pa.Table, column: str, name: str) -> pa.Array:
     return lists.values.field(name).take(indices)
 
 
+TIMESTAMP_PIECE = 4096
+
+
 def _timestamps(text: pa.ChunkedArray) -> pd.Series:
     """ISO 8601 text to UTC timestamps; NaT where it does not parse."""
+    utc = pa.timestamp("ns", tz="UTC")
     try:  # Arrow's cast is ~30x faster than pandas and takes every well-formed value
-        return text.cast(pa.timestamp("ns", tz="UTC")).to_pandas()
+        return text.cast(utc).to_pandas()
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return pd.to_datetime(text.to_pandas(), format="ISO8601", utc=True, errors="coerce")
+        pass
+    # Some value Arrow refuses: pandas (which also reads the odd forms) takes the pieces it is in.
+    column = text.combine_chunks()
+    pieces = []
+    for start in range(0, len(column), TIMESTAMP_PIECE):
+        piece = column.slice(start, TIMESTAMP_PIECE)
+        try:
+            pieces.append(piece.cast(utc).to_pandas())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pieces.append(pd.to_datetime(piece.to_pandas(), format="ISO8601", utc=True, errors="coerce"))
+    return pd.concat(pieces, ignore_index=True) if pieces else text.cast(utc).to_pandas()
 
 
 def _clean_text(table: pa.Table) -> pa.Table:

@@ -30,6 +30,7 @@ FILTER_REASONS = (
     "empty_useragent",
     "host_not_allowed",
     "too_late",
+    "session_too_long",
     "not_an_article",
 )
 INTERACTION_DTYPES = {
@@ -93,6 +94,9 @@ def filter_reasons(events: pd.DataFrame, site: SiteConfig) -> tuple[pd.Series, p
         if settings.allowed_hosts
         else pd.Series(False, index=events.index),
         "too_late": late > pd.Timedelta(hours=settings.max_lateness_hours),
+        # Snowplow's `max_session_days`: a session kept alive for days is a bot or a kiosk.
+        "session_too_long": events["collector_tstamp"] - events["session_start_tstamp"]
+        > pd.Timedelta(days=settings.max_session_days),
         "not_an_article": external_ids.isna(),
     }
     # Apply in reverse so that the first reason in FILTER_REASONS is the one that sticks.

@@ -13,12 +13,33 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
+from article_rec_assets.settings.sites import EventSettings
+
 
 @dataclass(frozen=True)
 class Verdict:
     passed: bool
     blocking: bool  # a failure that must stop publishing (else: a warning)
     description: str
+
+
+def malformed_verdicts(lines_read: int, unusable: int, settings: EventSettings) -> tuple[Verdict, Verdict]:
+    """(warning, blocking) verdicts on the share of a window's lines that are unusable. Below
+    `malformed_min_lines` lines a share says little (one bad line among nine is 11 %): both pass
+    and say so."""
+    share = unusable / lines_read if lines_read else 0.0
+    if lines_read < settings.malformed_min_lines:
+        note = (
+            f"{unusable:,} of only {lines_read:,} lines unusable: the share is judged from "
+            f"{settings.malformed_min_lines:,} lines (`malformed_min_lines`)"
+        )
+        return Verdict(True, False, note), Verdict(True, True, note)
+    summary = f"{share:.2%} of the window's {lines_read:,} lines are unusable"
+    warn, block = settings.malformed_warn_share, settings.malformed_block_share
+    return (
+        Verdict(share <= warn, False, f"{summary} (warning above {warn:.0%})"),
+        Verdict(share <= block, True, f"{summary} (blocking above {block:.0%})"),
+    )
 
 
 def volume_verdict(events: int, same_window_history: list[int], warn_fraction: float) -> Verdict:

@@ -38,12 +38,18 @@ class EventSettings(_Settings):
     max_future_minutes: int = Field(60, ge=0)
     # Events read this much later than they were created are filtered as too late.
     max_lateness_hours: int = Field(72, gt=0)
+    # Events collected more than this many days after their session started are filtered, as
+    # Snowplow's web model does (its `max_session_days`).
+    max_session_days: int = Field(3, gt=0)
     drop_empty_useragent: bool = True
     # A site's own bot user agents, on top of the built-in patterns (a regular expression).
     extra_bot_pattern: str | None = None
     # Share of unusable lines in a window that warns, and that blocks publishing.
     malformed_warn_share: float = Field(0.01, ge=0, le=1)
     malformed_block_share: float = Field(0.10, ge=0, le=1)
+    # Below this many lines a window's shares say little (one bad line among nine is 11 %):
+    # both malformed-share checks pass and say why.
+    malformed_min_lines: int = Field(100, ge=0)
     # No event for this long at a window's end: the freshness check fails (tracker or loader down).
     freshness_hours: float = Field(6, gt=0)
     # A window below this share of the same window's median over the previous days warns; an

@@ -6,6 +6,9 @@ are the contract's (CONTRACT.md section 2), not the module's table, so that a wr
 
 import gzip
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from article_rec_assets.ingestion.compression import complete_lines, decompress, gunzip_prefix
 from article_rec_assets.ingestion.parsing import parse_objects
 from article_rec_assets_tests.ingestion.lines import eid, gzip_cut_after, json_line, rejected
@@ -129,3 +132,17 @@ def test_lines_past_the_bound_are_one_quarantined_line_and_those_before_are_kept
     assert parsed.events["event_id"].tolist() == [eid(1), eid(2), eid(3)]
     assert parsed.reject_counts == {"object_too_large": 1}
     assert "events.max_object_megabytes" in parsed.rejects["excerpt"].iloc[0]
+
+
+# --- lines found as offsets: the same lines as splitting the text ------------------------------
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=60).map(lambda b: bytes(b"a{}\r\n \t"[x % 7] for x in b)))
+def test_line_bounds_find_the_lines_splitting_would(text: bytes) -> None:
+    # Intact: splitlines() (ends at \n, \r\n and a lone \r). Damaged: split(b"\n") of what
+    # precedes the last newline (the rest was cut off), as the reading before did.
+    assert complete_lines(text, True) == text.splitlines()
+    end = text.rfind(b"\n")
+    assert complete_lines(text, False) == (text[:end].split(b"\n") if end > 0 else [])
+    assert complete_lines(bytearray(text), True) == text.splitlines()

@@ -155,3 +155,31 @@ def test_amp_ping_delivered_late_below_the_lookback_maximum_adds_nothing():
     context = parse(amp_ping(1, "2024-05-01T09:59:30Z", 20), key="context")
     window = parse(amp_ping(2, "2024-05-01T09:59:10Z", 8))
     assert increments(window, context) == {eid(2): 0.0}
+
+
+# --- Snowplow's linkage: a ping belongs to its page view by page view id and session ------------
+
+
+def test_a_ping_of_another_session_adds_nothing_to_the_page_view():
+    # pv-1 in session s1: pings at :05, :15 -> 5 + 10. The same page view id sent under session s2
+    # (a restored tab, a copied URL with its page view id) is not s1's page view: Snowplow's model
+    # groups pings by (page view id, domain_sessionid).
+    window = parse(
+        web(1, "2024-05-01T10:00:00Z", "page_view", domain_sessionid="s1"),
+        web(2, "2024-05-01T10:00:05Z", domain_sessionid="s1"),
+        web(3, "2024-05-01T10:00:15Z", domain_sessionid="s1"),
+        web(4, "2024-05-01T10:00:25Z", domain_sessionid="s2"),
+        web(5, "2024-05-01T10:00:35Z", domain_sessionid="s2"),
+    )
+    events = clean_window(window, no_events(), CITY_EVENTS).events.set_index("event_id")
+    got = events["engaged_increment_seconds"].to_dict()
+    assert got == {eid(1): 0.0, eid(2): 5.0, eid(3): 10.0, eid(4): 5.0, eid(5): 10.0}
+    by_session = events.groupby("session_id")["engaged_increment_seconds"].sum().to_dict()
+    assert by_session == {"s1": 15.0, "s2": 15.0}  # s1's page view keeps exactly 5 + 10
+
+
+def test_a_ping_of_another_session_in_the_lookback_does_not_make_the_window_s_first_ping_a_repeat():
+    # The lookback holds a ping of pv-1 under s2 only; s1's first ping in the window is its first.
+    context = parse(web(1, "2024-05-01T10:00:05Z", domain_sessionid="s2"), key="context")
+    window = parse(web(2, "2024-05-01T10:00:06Z", domain_sessionid="s1"))
+    assert increments(window, context) == {eid(2): 5.0}

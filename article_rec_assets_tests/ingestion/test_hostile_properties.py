@@ -33,7 +33,9 @@ def tab_separated(fields: list[str]) -> bytes:
 
 
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=40),
+    # orjson writes integers of 64 bits at most (a larger one would fail the test, not the reader).
+    st.none(), st.booleans(), st.integers(-(2**63), 2**64 - 1), st.floats(allow_nan=False),
+    st.text(max_size=40),
     # Values of real events too, so that some generated lines are events (of their own readers).
     st.sampled_from(["page_view", "page_ping", "2026-03-03T10:30:00Z", "", "\x00", "/article/100/story-0/"]),
     st.sampled_from(["00000000-0000-4000-8000-00000000abcd", "democitypaper.example", UA, UA + "\x00 bot"]),

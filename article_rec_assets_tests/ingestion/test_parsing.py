@@ -5,8 +5,10 @@ are the contract's (CONTRACT.md section 2), not the module's table, so that a wr
 """
 
 import gzip
+import re
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from article_rec_assets.ingestion import compression, parsing
@@ -321,15 +323,16 @@ def test_a_10_mb_line_is_parsed_or_quarantined_without_error():
 
 
 def test_objects_parse_the_same_whatever_the_piece_and_slice_sizes(monkeypatch):
-    """Lines are split a piece of the text at a time and JSON lines go to pyarrow in slices; tiny
-    pieces and slices (cuts next to CRLF, blank lines, a damaged tail) change nothing."""
+    """Line ends and undecodable bytes are searched a piece of the text at a time, and JSON lines
+    pyarrow refuses are read again in slices; tiny pieces and slices (cuts next to CRLF, blank
+    lines, a damaged tail) change nothing."""
     texts = [b"a\r\nb\rc\n\nd", b"\nx\r\n\r\ny\n", b"\n", b"", b"one\n\ntwo\r\n"]
     for text in texts:
         for intact in (True, False):
             complete = text.rpartition(b"\n")[0]
             expected = text.splitlines() if intact else (complete.split(b"\n") if complete else [])
             for piece_bytes in (1, 2, 3, 8 << 20):
-                monkeypatch.setattr(compression, "LINE_PIECE_BYTES", piece_bytes)
+                monkeypatch.setattr(compression, "SCAN_BYTES", piece_bytes)
                 assert complete_lines(text, intact) == expected, (text, intact, piece_bytes)
 
     lines = [
@@ -346,11 +349,11 @@ def test_objects_parse_the_same_whatever_the_piece_and_slice_sizes(monkeypatch):
     ]
     plain = b"\r\n".join(lines) + b"\r\n"
     objects = [("plain", plain), ("gz", gzip.compress(plain)), ("cut.gz", gzip_cut_after(plain + b"{par"))]
-    monkeypatch.setattr(compression, "LINE_PIECE_BYTES", 8 << 20)
+    monkeypatch.setattr(compression, "SCAN_BYTES", 16 << 20)
     whole = parse_objects(objects)
-    monkeypatch.setattr(compression, "LINE_PIECE_BYTES", 100)
+    monkeypatch.setattr(compression, "SCAN_BYTES", 7)
+    monkeypatch.setattr(parsing, "UTF8_SCAN_BYTES", 5)
     monkeypatch.setattr(parsing, "JSON_SLICE_LINES", 3)
-    monkeypatch.setattr(parsing, "JSON_FALLBACK_CHUNK", 1)
     small = parse_objects(objects)
     assert len(whole.rejects) == 3 * 5 + 1  # {oops, a page without path, not a line, the bad id; cut
     pd.testing.assert_frame_equal(small.rejects, whole.rejects)
@@ -373,3 +376,41 @@ def test_a_byte_order_mark_at_the_start_of_an_object_is_not_part_of_its_first_ev
         assert sorted(parsed.events["event_id"]) == [eid(1), eid(2)] and parsed.rejects.empty
     # Anywhere else it is the line's own problem.
     assert parse_objects([("k", json_line(1) + b"\n" + bom + json_line(2))]).reject_counts != {}
+
+
+def test_bad_lines_cost_their_good_neighbours_a_few_readings_at_most(monkeypatch):
+    """pyarrow stops at a bad line and says where: the lines before it are read once more and
+    the reading goes on after it. Many bad lines spread through an object must not make pyarrow
+    read the object once per bad line: the bytes it reads stay a few times the text."""
+    lines = [json_line(n) for n in range(1, 3001)]
+    for position in range(30, 3000, 60):  # 50 lines of a field pyarrow types differently
+        lines[position] = json_line(position + 1, domain_userid=7)
+    text = b"\n".join(lines) + b"\n"
+    read: list[int] = []
+
+    def counting(reader, stops_at_error: bool):
+        def read_block(block):
+            try:
+                table = reader(block)
+            except pa.ArrowInvalid as error:
+                # The one-block reader stops at the row its error names (the threaded one reads
+                # every piece first): it read the lines up to that row.
+                found = re.search(r" in row (\d+)$", str(error))
+                if found and stops_at_error:
+                    read.append(sum(len(x) + 1 for x in bytes(block).split(b"\n")[: int(found.group(1)) + 1]))
+                else:
+                    read.append(len(block))
+                raise
+            read.append(len(block))
+            return table
+
+        return read_block
+
+    monkeypatch.setattr(parsing, "_read_json_block", counting(parsing._read_json_block, False))
+    monkeypatch.setattr(parsing, "_read_json_whole", counting(parsing._read_json_whole, True))
+    parsed = parse_objects([("mixed.gz", gzip.compress(text))])
+    assert len(parsed.events) == 3000 and parsed.rejects.empty
+    assert sorted(parsed.events["_line"]) == list(range(1, 3001))
+    numbers = parsed.events.set_index("_line")["domain_userid"]
+    assert numbers.loc[31] == "7" and numbers.loc[32] != "7"  # kept, as text, row by row
+    assert sum(read) <= 4 * len(text), (sum(read) / len(text), len(read))

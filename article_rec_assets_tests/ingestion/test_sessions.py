@@ -435,8 +435,12 @@ def test_filters_are_counted_by_reason_in_order(city):
         event(t.format(22), path="/", reader="x22"),
         event(t.format(23), path="/about/", reader="x23"),
         event(t.format(24), path="/article/901/sponsored/", reader="x24"),  # excluded prefix
+        # session_too_long: 2, collected more than 3 days after their session's first event
+        event("2024-05-04T10:00:31Z", session="s-long", reader="x30"),
+        event("2024-05-04T10:00:40Z", "page_view", session="s-long", reader="x30"),
     ]
-    result = run(lines, site)
+    # The long session started in the lookback (3 days + 6 s before the first of them).
+    result = run(lines, site, [event(t.format(25), session="s-long", reader="x30")])
     assert result.filtered == {
         "other_event_type": 2,
         "no_reader_id": 2,
@@ -445,6 +449,7 @@ def test_filters_are_counted_by_reason_in_order(city):
         "empty_useragent": 2,
         "host_not_allowed": 3,
         "too_late": 2,
+        "session_too_long": 2,
         "not_an_article": 3,
     }
     assert list(result.filtered) == list(FILTER_REASONS)
@@ -645,3 +650,22 @@ def test_map_unique_keeps_strings_that_differ_after_a_nul_apart():
     assert lengths.tolist() == [5, 3, 3]
     with_missing = map_unique(pd.Series(["/a/", None], dtype="string"), lambda u: u.str.len())
     assert with_missing.iloc[0] == 3 and pd.isna(with_missing.iloc[1])
+
+
+def test_events_past_max_session_days_after_the_session_started_do_not_count(city):
+    # Session s9 starts 2024-05-01T10:00:00Z; 3 days later is 2024-05-04T10:00:00Z. The ping 5 s
+    # before that counts (its 5 s first heartbeat); the one 5 s after it and the page view
+    # after it are filtered as session_too_long, as Snowplow's model (max_session_days 3) does.
+    start = event("2024-05-01T10:00:00Z", "page_view", session="s9", path=A2)
+    window = [
+        event("2024-05-04T09:59:50Z", "page_view", session="s9"),
+        event("2024-05-04T09:59:55Z", session="s9"),
+        event("2024-05-04T10:00:05Z", session="s9"),
+        event("2024-05-04T10:00:06Z", "page_view", session="s9", path=A2),
+    ]
+    result = run(window, city, [start])
+    assert result.filtered == {"session_too_long": 2}
+    row = one_row(result.interactions, session_id="s9")
+    assert (row["page_views"], row["pings"], row["engaged_seconds"]) == (1, 1, 5.0)
+    longer = city.model_copy(update={"events": city.events.model_copy(update={"max_session_days": 4})})
+    assert run(window, longer, [start]).filtered == {}

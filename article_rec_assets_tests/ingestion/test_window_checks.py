@@ -1,10 +1,16 @@
-"""Volume and freshness verdicts on one window."""
+"""Malformed-share, volume and freshness verdicts on one window."""
 
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
-from article_rec_assets.ingestion.window_checks import freshness_verdict, latest_time, volume_verdict
+from article_rec_assets.ingestion.window_checks import (
+    freshness_verdict,
+    latest_time,
+    malformed_verdicts,
+    volume_verdict,
+)
+from article_rec_assets.settings.sites import load_sites
 
 END = datetime(2026, 3, 4, 12, tzinfo=UTC)
 
@@ -46,3 +52,21 @@ def test_the_latest_of_earlier_windows_newest_events() -> None:
         "2026-03-04 11:59:30", tz="UTC"
     )
     assert latest_time([]) is None
+
+
+def test_one_bad_line_among_nine_does_not_block_a_window_below_the_minimum_count():
+    settings = load_sites()["demo-city-paper"].events  # warn 1 %, block 10 %, from 100 lines
+    assert settings.malformed_min_lines == 100
+    warn, block = malformed_verdicts(9, 1, settings)
+    assert (warn.passed, block.passed) == (True, True)
+    assert "1 of only 9 lines unusable" in block.description and "100 lines" in block.description
+    # From the minimum on, the share is judged: 11 of 100 blocks, 1 of 100 neither warns nor blocks.
+    warn, block = malformed_verdicts(100, 11, settings)
+    assert (warn.passed, block.passed, block.blocking) == (False, False, True)
+    assert "11.00% of the window's 100 lines" in block.description
+    assert [v.passed for v in malformed_verdicts(100, 1, settings)] == [True, True]
+    assert [v.passed for v in malformed_verdicts(100, 2, settings)] == [False, True]
+    # A site that wants every window judged sets the minimum to 0.
+    strict = settings.model_copy(update={"malformed_min_lines": 0})
+    assert [v.passed for v in malformed_verdicts(9, 1, strict)] == [False, False]
+    assert [v.passed for v in malformed_verdicts(0, 0, strict)] == [True, True]
