@@ -34,7 +34,7 @@ def malformed_verdicts(lines_read: int, unusable: int, settings: EventSettings) 
             f"{settings.malformed_min_lines:,} lines (`malformed_min_lines`)"
         )
         return Verdict(True, False, note), Verdict(True, True, note)
-    summary = f"{share:.2%} of the window's {lines_read:,} lines are unusable"
+    summary = f"{share:.2%} of the window's lines are unusable ({unusable:,} of {lines_read:,})"
     warn, block = settings.malformed_warn_share, settings.malformed_block_share
     return (
         Verdict(share <= warn, False, f"{summary} (warning above {warn:.0%})"),

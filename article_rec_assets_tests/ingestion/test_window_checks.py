@@ -63,7 +63,7 @@ def test_one_bad_line_among_nine_does_not_block_a_window_below_the_minimum_count
     # From the minimum on, the share is judged: 11 of 100 blocks, 1 of 100 neither warns nor blocks.
     warn, block = malformed_verdicts(100, 11, settings)
     assert (warn.passed, block.passed, block.blocking) == (False, False, True)
-    assert "11.00% of the window's 100 lines" in block.description
+    assert "11.00% of the window's lines are unusable (11 of 100)" in block.description
     assert [v.passed for v in malformed_verdicts(100, 1, settings)] == [True, True]
     assert [v.passed for v in malformed_verdicts(100, 2, settings)] == [False, True]
     # A site that wants every window judged sets the minimum to 0.
