@@ -23,8 +23,10 @@ def _codes(values: pd.Series) -> np.ndarray:
 
 def _pair(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """One code per distinct (left, right) pair of codes (-1 stays a value of its own)."""
-    _, inverse = np.unique(np.stack([left, right], axis=1), axis=0, return_inverse=True)
-    return inverse.reshape(-1).astype(np.int64)
+    # left * M + (right + 1), with 0 <= right + 1 < M, is one number per pair; factorize hashes.
+    combined = left * (int(right.max(initial=-1)) + 2) + (right + 1)
+    codes, _ = pd.factorize(combined)
+    return codes.astype(np.int64)
 
 
 def engaged_increments(frame: pd.DataFrame, heartbeat: int, min_visit: int) -> pd.Series:

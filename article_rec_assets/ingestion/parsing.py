@@ -46,7 +46,7 @@ EXCERPT_CHARS = 500
 
 
 # JSON lines read by pyarrow and made into events at a time.
-JSON_SLICE_LINES = 10_000
+JSON_SLICE_LINES = 50_000
 
 
 # Objects decompressed and parsed at once (zlib and pyarrow release the GIL); more would only
