@@ -130,20 +130,19 @@ def _project_path(spec: dict) -> dict:
     cleaned = clean_window(window, parse_objects([]), site.events)
     sessions = sessionize(cleaned.events, site)
     finished = time.perf_counter()
-    return {
-        "seconds": finished - started,
-        "parse_seconds": parsed - started,
-        "rss_imports_mb": rss_imports,
-        "rss_parse_mb": rss_parse,
-        "peak_rss_mb": _peak_rss_mb(),
-        "vm_hwm_mb": _vm_hwm_mb(),
-        "objects": window.objects_read,
-        "lines_read": window.lines_read,
-        "parsed_rows": len(window.events),
-        "rejected_lines": len(window.rejects),
-        "clean_events": len(cleaned.events),
-        "interactions": len(sessions.interactions),
-    }
+    return _timed(
+        started,
+        finished,
+        rss_imports,
+        parse_seconds=parsed - started,
+        rss_parse_mb=rss_parse,
+        objects=window.objects_read,
+        lines_read=window.lines_read,
+        parsed_rows=len(window.events),
+        rejected_lines=len(window.rejects),
+        clean_events=len(cleaned.events),
+        interactions=len(sessions.interactions),
+    )
 
 
 def _baseline(spec: dict) -> dict:
@@ -177,15 +176,9 @@ def _baseline(spec: dict) -> dict:
             rows.append({name: obj.get(name) for name in OLD_JOB_FIELDS})
     frame = pd.DataFrame(rows)
     finished = time.perf_counter()
-    return {
-        "seconds": finished - started,
-        "rss_imports_mb": rss_imports,
-        "peak_rss_mb": _peak_rss_mb(),
-        "vm_hwm_mb": _vm_hwm_mb(),
-        "rows": len(frame),
-        "skipped_lines": bad_lines,
-        "skipped_objects": bad_objects,
-    }
+    return _timed(
+        started, finished, rss_imports, rows=len(frame), skipped_lines=bad_lines, skipped_objects=bad_objects
+    )
 
 
 def _pyarrow(spec: dict) -> dict:
@@ -208,42 +201,31 @@ def _pyarrow(spec: dict) -> dict:
         tables.append(pj.read_json(io.BytesIO(text), read_options=read, parse_options=parse))
     table = pa.concat_tables(tables)
     finished = time.perf_counter()
+    return _timed(started, finished, rss_imports, rows=table.num_rows)
+
+
+def _duckdb_type(arrow_type) -> str:
+    """The DuckDB type of a JSON_SCHEMA field (strings, numbers, booleans, structs and lists)."""
+    import pyarrow as pa
+
+    if pa.types.is_list(arrow_type):
+        return _duckdb_type(arrow_type.value_type) + "[]"
+    if pa.types.is_struct(arrow_type):
+        fields = ", ".join(f'"{f.name}" {_duckdb_type(f.type)}' for f in arrow_type)
+        return f"STRUCT({fields})"
+    scalar = {pa.string(): "VARCHAR", pa.float64(): "DOUBLE", pa.bool_(): "BOOLEAN"}
+    return scalar[arrow_type]
+
+
+def _timed(started: float, finished: float, rss_imports: float, **counts) -> dict:
+    """A reader's result: its seconds, its memory, and what it counted."""
     return {
         "seconds": finished - started,
         "rss_imports_mb": rss_imports,
         "peak_rss_mb": _peak_rss_mb(),
         "vm_hwm_mb": _vm_hwm_mb(),
-        "rows": table.num_rows,
+        **counts,
     }
-
-
-# The project's fields as DuckDB reads them (the contexts as lists of structs, as JSON_SCHEMA).
-DUCKDB_COLUMNS = {
-    **{
-        name: "VARCHAR"
-        for name in (
-            "app_id",
-            "platform",
-            "collector_tstamp",
-            "dvce_created_tstamp",
-            "derived_tstamp",
-            "event",
-            "event_name",
-            "event_id",
-            "domain_userid",
-            "domain_sessionid",
-            "page_url",
-            "page_urlhost",
-            "page_urlpath",
-            "useragent",
-        )
-    },
-    "contexts_com_snowplowanalytics_snowplow_web_page_1": "STRUCT(id VARCHAR)[]",
-    "contexts_dev_amp_snowplow_amp_id_1": 'STRUCT("ampClientId" VARCHAR)[]',
-    "contexts_dev_amp_snowplow_amp_web_page_1": 'STRUCT("ampPageViewId" VARCHAR)[]',
-    "unstruct_event_dev_amp_snowplow_amp_page_ping_1": 'STRUCT("totalEngagedTime" DOUBLE)',
-    "contexts_com_iab_snowplow_spiders_and_robots_1": 'STRUCT("spiderOrRobot" BOOLEAN)[]',
-}
 
 
 def _duckdb(spec: dict, threads: int) -> dict:
@@ -251,25 +233,22 @@ def _duckdb(spec: dict, threads: int) -> dict:
     explicit columns, into one Arrow table: the near-limit parse reference."""
     import duckdb
 
+    from article_rec_assets.ingestion.formats import JSON_SCHEMA
+
     root = Path(spec["root"])
     paths = [str(root / key) for key in spec["files"]]
     rss_imports = _peak_rss_mb()
     started = time.perf_counter()
     connection = duckdb.connect(config={"threads": threads})
-    columns = "{" + ", ".join(f"'{name}': '{kind}'" for name, kind in DUCKDB_COLUMNS.items()) + "}"
+    # The project's fields, typed as JSON_SCHEMA types them (the contexts as lists of structs).
+    columns = "{" + ", ".join(f"'{f.name}': '{_duckdb_type(f.type)}'" for f in JSON_SCHEMA) + "}"
     query = (
         f"SELECT * FROM read_json({paths!r}, format='newline_delimited', columns={columns}, "
         "compression='gzip', maximum_object_size=134217728)"
     )
     table = connection.sql(query).to_arrow_table()
     finished = time.perf_counter()
-    return {
-        "seconds": finished - started,
-        "rss_imports_mb": rss_imports,
-        "peak_rss_mb": _peak_rss_mb(),
-        "vm_hwm_mb": _vm_hwm_mb(),
-        "rows": table.num_rows,
-    }
+    return _timed(started, finished, rss_imports, rows=table.num_rows)
 
 
 def _inflate_only(spec: dict, module: str) -> dict:
@@ -302,13 +281,7 @@ def _inflate_only(spec: dict, module: str) -> dict:
     with ThreadPoolExecutor(INFLATE_THREADS) as pool:
         lines = sum(pool.map(inflate, datas))
     finished = time.perf_counter()
-    return {
-        "seconds": finished - started,
-        "rss_imports_mb": rss_imports,
-        "peak_rss_mb": _peak_rss_mb(),
-        "vm_hwm_mb": _vm_hwm_mb(),
-        "rows": lines,
-    }
+    return _timed(started, finished, rss_imports, rows=lines)
 
 
 def _profile(spec: dict) -> None:

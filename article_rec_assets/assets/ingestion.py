@@ -55,7 +55,8 @@ FRESHNESS = "events_are_fresh"
             dagster_type=RawEventsType,
             description="The window's Snowplow events, once each, with reader, session, page and the "
             "reading seconds each ping adds. Empty or missing hour folders make an empty window.",
-            code_version="2",
+            # 3: pings linked by page view and session; the session start of each event.
+            code_version="3",
             kinds={"s3", "pandas"},
         ),
         "quarantined_event_lines": AssetOut(
@@ -242,7 +243,7 @@ def earlier_windows(
     group_name="ingestion",
     io_manager_key="table_io_manager",
     dagster_type=SessionizedInteractionsType,
-    code_version="2",
+    code_version="3",  # 3: the session_too_long filter
     kinds={"pandas"},
 )
 def sessionized_interactions(

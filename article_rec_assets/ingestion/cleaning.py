@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
+from article_rec_assets.ingestion.codes import string_codes
 from article_rec_assets.ingestion.engaged_time import MIN_VISIT_SECONDS, engaged_increments
 from article_rec_assets.ingestion.parsing import ParsedEvents
 from article_rec_assets.settings.sites import EventSettings
@@ -56,9 +55,8 @@ def map_unique(values: pd.Series, transform) -> pd.Series | pd.DataFrame:
     values: it compares strings by all their bytes, where pandas' factorize stops at a NUL
     character (`"a\\0x"` and `"a"` would be one value, and one reader's text would stand for others').
     """
-    encoded = pc.dictionary_encode(pa.array(values, type=pa.string(), from_pandas=True))
-    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
-    uniques = encoded.dictionary.to_pandas()
+    codes, dictionary = string_codes(values)
+    uniques = dictionary.to_pandas()
     result = transform(pd.Series(uniques, dtype=values.dtype if len(uniques) else "string"))
     taken = result.take(np.where(codes < 0, 0, codes)) if len(uniques) else result.reindex(range(len(codes)))
     taken.index = values.index
@@ -107,11 +105,9 @@ def _infer_sessions(frame: pd.DataFrame, timeout: pd.Timedelta) -> pd.Series:
 def session_starts(frame: pd.DataFrame) -> pd.Series:
     """Each event's session start: the earliest collector time of its session (NaT without one),
     which Snowplow's model measures `max_session_days` from."""
-    # Arrow's codes: pandas' factorize would take ids that differ after a NUL for one.
-    encoded = pc.dictionary_encode(pa.array(frame["session_id"], type=pa.string(), from_pandas=True))
-    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    codes, sessions = string_codes(frame["session_id"])
     collected = frame["collector_tstamp"].astype("int64").to_numpy()
-    first = np.full(len(encoded.dictionary) or 1, np.iinfo(np.int64).max, dtype=np.int64)
+    first = np.full(len(sessions) or 1, np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(first, codes[codes >= 0], collected[codes >= 0])
     starts = np.where(codes >= 0, first[np.maximum(codes, 0)], np.iinfo(np.int64).min)
     return pd.Series(pd.to_datetime(starts, utc=True).where(codes >= 0), index=frame.index)

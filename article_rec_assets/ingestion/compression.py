@@ -10,11 +10,7 @@ import zlib
 from typing import NamedTuple
 
 import numpy as np
-
-try:  # zlib-ng inflates the same streams about twice as fast, with zlib's interface
-    from zlib_ng import zlib_ng as fast_zlib
-except ImportError:  # pragma: no cover - zlib-ng is a dependency; zlib is the fallback
-    fast_zlib = zlib
+from zlib_ng import zlib_ng  # inflates the same streams about twice as fast, with zlib's interface
 
 GZIP_CHUNK = 64 * 1024
 # Pieces of the usual (intact, one-member) object: compressed input, and text out of one call.
@@ -79,7 +75,7 @@ def _inflate(data: bytes, max_bytes: int | None) -> tuple[bytearray, bool, bool]
     """The first gzip member of `data` into one bytearray, input and output a piece at a time:
     (text, whether that member was all of `data`, whether it stopped at `max_bytes`). Raises
     zlib.error on damage."""
-    decompressor = fast_zlib.decompressobj(fast_zlib.MAX_WBITS | 16)
+    decompressor = zlib_ng.decompressobj(zlib_ng.MAX_WBITS | 16)
     out = bytearray()
     view = memoryview(data)
     start = 0
@@ -114,7 +110,7 @@ def decompress(data: bytes, max_bytes: int | None = None) -> Inflated:
         if whole:
             return Inflated(text, True)
         del text
-    except (zlib.error, fast_zlib.error):
+    except zlib_ng.error:
         pass
     # Several members, or damage: chunk by chunk, keeping what precedes the damage. gzip takes a
     # few things the chunked way calls damage (zero padding after a member), so it decides first.

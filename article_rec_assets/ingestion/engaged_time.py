@@ -7,26 +7,11 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
+
+from article_rec_assets.ingestion.codes import pair_codes, string_codes
 
 # Snowplow's web tracker pings after a 5 s minimum visit, then once per heartbeat.
 MIN_VISIT_SECONDS = 5
-
-
-def _codes(values: pd.Series) -> np.ndarray:
-    """An int64 code per row for its value (-1 where missing). Arrow compares all the bytes of a
-    string, where pandas' factorize would stop at a NUL character."""
-    encoded = pc.dictionary_encode(pa.array(values, type=pa.string(), from_pandas=True))
-    return encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
-
-
-def _pair(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """One code per distinct (left, right) pair of codes (-1 stays a value of its own)."""
-    # left * M + (right + 1), with 0 <= right + 1 < M, is one number per pair; factorize hashes.
-    combined = left * (int(right.max(initial=-1)) + 2) + (right + 1)
-    codes, _ = pd.factorize(combined)
-    return codes.astype(np.int64)
 
 
 def engaged_increments(frame: pd.DataFrame, heartbeat: int, min_visit: int) -> pd.Series:
@@ -45,14 +30,16 @@ def engaged_increments(frame: pd.DataFrame, heartbeat: int, min_visit: int) -> p
     if not (web.any() or amp.any()):
         return increments
     # Integer codes rather than joined strings: a window has a million rows.
-    page_view = _codes(frame["page_view_id"])
-    session = _codes(frame["session_id"])
+    page_view, _ = string_codes(frame["page_view_id"])
+    session, _ = string_codes(frame["session_id"])
     # Without a page view id (some trackers), a page view is the page within the reader's session.
-    no_id = _pair(_pair(_codes(frame["reader_id"]), session), _codes(frame["page_path"]))
+    reader, _ = string_codes(frame["reader_id"])
+    path, _ = string_codes(frame["page_path"])
+    no_id = pair_codes(pair_codes(reader, session), path)
     has_id = page_view >= 0
     # Page view id and session together, as Snowplow's model groups pings (see the module note);
     # the two kinds of key kept apart by their sign.
-    key = np.where(has_id, _pair(page_view, session), -1 - no_id)
+    key = np.where(has_id, pair_codes(page_view, session), -1 - no_id)
     if web.any():
         seconds = frame["dvce_created_tstamp"].astype("int64").to_numpy() // 1_000_000_000
         pings = pd.DataFrame({"key": key[web], "window": seconds[web] // heartbeat})

@@ -154,8 +154,7 @@ def _read_json_block(block: bytes) -> pa.Table:
         if "straddling" not in str(exc):
             raise
         # A line longer than a block (a 10 MB line is legal): one block for the whole object.
-        read = pj.ReadOptions(block_size=len(block) + 1, use_threads=False)
-        table = pj.read_json(pa.BufferReader(block), read_options=read, parse_options=_JSON_PARSE)
+        return _read_json_whole(block)
     # pyarrow's reader lets invalid UTF-8 inside strings through; such lines need the slow path.
     table.validate(full=True)
     return table

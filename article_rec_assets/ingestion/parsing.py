@@ -1,10 +1,10 @@
 """Raw events: parse the Snowplow lines of a window's objects into one typed row per event.
 
 Both formats Snowplow writes occur in the same files: analytics-SDK JSON lines (a line starting
-with `{`) and enriched TSV (exactly 131 tab-separated fields). JSON lines go through pyarrow's
-JSON reader, object by object; an object that pyarrow refuses (a bad line somewhere in it) is
-parsed line by line so that the good lines are kept and each bad one is set aside with its
-object, line number, reason and first 500 characters. Nothing is silently lost.
+with `{`) and enriched TSV (exactly 131 tab-separated fields). An object's JSON lines go through
+pyarrow's JSON reader as one block; where it stops at a bad line, the good lines around it are
+kept and the bad one is read on its own, row by row, or set aside with its object, line number,
+reason and first 500 characters. Nothing is silently lost.
 """
 
 from __future__ import annotations
@@ -140,11 +140,10 @@ def _object_events(
 ) -> tuple[list[pd.DataFrame], list[tuple], int]:
     """One object's usable events (frames in row order), its rejects, and its line count.
 
-    The lines are found as offsets into the inflated text (never copied one by one). Each run of
-    consecutive JSON lines goes to pyarrow whole; where it stops at a bad line ("in row r") the
-    rows before it are kept, that line goes the slow way (orjson, row by row) and the run goes on
-    after it, so a bad line costs its good neighbours at most one more reading. TSV and other
-    lines are handled one by one."""
+    The lines are found as offsets into the inflated text (never copied one by one); the other
+    lines are blanked in place so that the JSON lines are one block for pyarrow (`read_run`: a
+    good line is read at most three times, however many bad lines surround it). TSV and other
+    lines, and JSON lines known to be bad, are handled one by one."""
     inflated = decompress(data, max_object_bytes)
     text, intact, too_large = inflated
     del inflated
@@ -153,16 +152,15 @@ def _object_events(
         starts[0] += 3  # written by some editors and exporters; not part of the first event
     # A line is JSON when its first byte is `{` (an empty line's "first byte" is the next line's).
     lengths = ends - starts
-    first = np.frombuffer(text, dtype=np.uint8)[np.minimum(starts, len(text) - 1)] if len(text) else starts
-    braced = (lengths > 0) & (first == ord("{"))
-    is_json = braced.copy()  # read by pyarrow; the other braced lines go the slow way at once
-    if len(text):
-        # A JSON object ends with `}`: a line cut short (the usual bad line) goes the slow way
-        # at once rather than failing a block pyarrow would then read again.
-        last = np.frombuffer(text, dtype=np.uint8)[np.maximum(ends - 1, 0)]
-        cr = last == ord("\r")
-        last[cr] = np.frombuffer(text, dtype=np.uint8)[np.maximum(ends[cr] - 2, 0)]
-        is_json &= last == ord("}")
+    byte = np.frombuffer(text, dtype=np.uint8)
+    braced = (lengths > 0) & (byte[np.minimum(starts, len(text) - 1)] == ord("{"))
+    # A JSON object ends with `}`: a line cut short (the usual bad line) goes the slow way at once
+    # rather than failing a block pyarrow would then read again.
+    last = byte[np.maximum(ends - 1, 0)]
+    cr = last == ord("\r")
+    last[cr] = byte[np.maximum(ends[cr] - 2, 0)]
+    is_json = braced & (last == ord("}"))  # read by pyarrow; the other braced lines go the slow way
+    del byte  # the text may become a bytearray below
     # Invalid UTF-8 inside a string is found by pyarrow only after a block is read, without a
     # row: such lines (rare) are found first and go the slow way too.
     for index in _undecodable_lines(text, starts):
@@ -381,7 +379,7 @@ def _timestamps(text: pa.ChunkedArray) -> pd.Series:
             pieces.append(piece.cast(utc).to_pandas())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pieces.append(pd.to_datetime(piece.to_pandas(), format="ISO8601", utc=True, errors="coerce"))
-    return pd.concat(pieces, ignore_index=True) if pieces else text.cast(utc).to_pandas()
+    return pd.concat(pieces, ignore_index=True)
 
 
 def _clean_text(table: pa.Table) -> pa.Table:

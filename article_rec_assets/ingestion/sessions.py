@@ -94,8 +94,9 @@ def filter_reasons(events: pd.DataFrame, site: SiteConfig) -> tuple[pd.Series, p
         if settings.allowed_hosts
         else pd.Series(False, index=events.index),
         "too_late": late > pd.Timedelta(hours=settings.max_lateness_hours),
-        # Snowplow's `max_session_days`: a session kept alive for days is a bot or a kiosk.
-        "session_too_long": events["collector_tstamp"] - events["session_start_tstamp"]
+        # Snowplow's `max_session_days`: a session kept alive for days is a bot or a kiosk. Raw
+        # events stored before the column existed have no session start: nothing is filtered.
+        "session_too_long": events["collector_tstamp"] - events.get("session_start_tstamp", pd.NaT)
         > pd.Timedelta(days=settings.max_session_days),
         "not_an_article": external_ids.isna(),
     }

@@ -5,7 +5,6 @@ are the contract's (CONTRACT.md section 2), not the module's table, so that a wr
 """
 
 import gzip
-import re
 
 import pandas as pd
 import pyarrow as pa
@@ -395,9 +394,9 @@ def test_bad_lines_cost_their_good_neighbours_a_few_readings_at_most(monkeypatch
             except pa.ArrowInvalid as error:
                 # The one-block reader stops at the row its error names (the threaded one reads
                 # every piece first): it read the lines up to that row.
-                found = re.search(r" in row (\d+)$", str(error))
-                if found and stops_at_error:
-                    read.append(sum(len(x) + 1 for x in bytes(block).split(b"\n")[: int(found.group(1)) + 1]))
+                row = parsing._failed_row(error)
+                if row is not None and stops_at_error:
+                    read.append(sum(len(x) + 1 for x in bytes(block).split(b"\n")[: row + 1]))
                 else:
                     read.append(len(block))
                 raise

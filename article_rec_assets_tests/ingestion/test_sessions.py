@@ -669,3 +669,18 @@ def test_events_past_max_session_days_after_the_session_started_do_not_count(cit
     assert (row["page_views"], row["pings"], row["engaged_seconds"]) == (1, 1, 5.0)
     longer = city.model_copy(update={"events": city.events.model_copy(update={"max_session_days": 4})})
     assert run(window, longer, [start]).filtered == {}
+
+
+def test_raw_events_stored_before_the_session_start_column_still_sessionize(city):
+    # A window ingested by the previous code version has no session_start_tstamp; its
+    # interactions are made as they were (no session_too_long), not refused.
+    window = [
+        event("2024-05-04T09:59:50Z", "page_view", session="s9"),
+        event("2024-05-04T09:59:55Z", session="s9"),
+    ]
+    cleaned = clean_window(parsed(window, "window"), parsed([], "context"), city.events)
+    older = cleaned.events.drop(columns=["session_start_tstamp"])
+    result = sessionize(older, city)
+    assert result.filtered == {}
+    row = one_row(result.interactions, session_id="s9")
+    assert (row["page_views"], row["pings"], row["engaged_seconds"]) == (1, 1, 5.0)
