@@ -60,6 +60,21 @@ def trailing_windows(days: int, extra_windows: int = 0) -> MultiPartitionMapping
         )
 
 
+def earlier_windows(count: int) -> MultiPartitionMapping:
+    """The same site's `count` windows before the partition's own (a self-dependency: what a
+    window hands on to the next ones)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BetaWarning)
+        return MultiPartitionMapping(
+            {
+                "site": DimensionPartitionMapping("site", IdentityPartitionMapping()),
+                "window": DimensionPartitionMapping(
+                    "window", TimeWindowPartitionMapping(start_offset=-max(1, count), end_offset=-1)
+                ),
+            }
+        )
+
+
 def window_check(name: str, asset: str, description: str, blocking: bool = False) -> AssetCheckSpec:
     """A check partitioned like the assets: each result is recorded for the window it judged, so
     a failed window stays failed in the UI until that window passes (an unpartitioned check would

@@ -53,6 +53,42 @@ QUARANTINED_EVENT_LINES = pa.DataFrameSchema(
     strict=True,
 )
 
+DELIVERED_EVENTS = pa.DataFrameSchema(
+    {
+        "event_id": pa.Column(object, unique=True),
+        "event_name": pa.Column(object),
+        "domain_userid": pa.Column(object, nullable=True),
+        "domain_sessionid": pa.Column(object, nullable=True),
+        "amp_client_id": pa.Column(object, nullable=True),
+        "page_view_id": pa.Column(object, nullable=True),
+        "page_urlhost": pa.Column(object, nullable=True),
+        "page_urlpath": pa.Column(object, nullable=True),
+        "amp_engaged_seconds": pa.Column("float64", nullable=True),
+        "collector_tstamp": pa.Column(UTC_TIME),
+        "dvce_created_tstamp": pa.Column(UTC_TIME, nullable=True),
+    },
+    name="DeliveredEvents",
+    description="Every event the window's hour folders delivered, once each, as parsed (before "
+    "filters): the later windows' context for duplicates, readers, sessions and heartbeats, so "
+    "their objects are not parsed again.",
+    strict=True,
+)
+
+READING_STATE = pa.DataFrameSchema(
+    {
+        "kind": _text(checks=pa.Check.isin(["session", "page_view"])),
+        "key": pa.Column("int64"),
+        "session_start_tstamp": pa.Column(UTC_TIME, nullable=True),
+        "amp_engaged_seconds": pa.Column("float64", nullable=True),
+    },
+    name="ReadingState",
+    description="What the window hands on beyond the lookback: each session's start and each page "
+    "view already credited with reading time (by 64-bit key), so credit and max_session_days stay "
+    "exact across days.",
+    unique=["kind", "key"],
+    strict=True,
+)
+
 SESSIONIZED_INTERACTIONS = pa.DataFrameSchema(
     {
         "reader_id": _text(),
@@ -116,6 +152,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", BetaWarning)
     RawEventsType = pandera_schema_to_dagster_type(RAW_EVENTS)
     QuarantinedEventLinesType = pandera_schema_to_dagster_type(QUARANTINED_EVENT_LINES)
+    DeliveredEventsType = pandera_schema_to_dagster_type(DELIVERED_EVENTS)
+    ReadingStateType = pandera_schema_to_dagster_type(READING_STATE)
     SessionizedInteractionsType = pandera_schema_to_dagster_type(SESSIONIZED_INTERACTIONS)
     ArticleCatalogueType = pandera_schema_to_dagster_type(ARTICLE_CATALOGUE)
     ArticlePopularityType = pandera_schema_to_dagster_type(ARTICLE_POPULARITY)

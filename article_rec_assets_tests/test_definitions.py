@@ -11,6 +11,8 @@ from article_rec_assets.resources import ServingDatabase
 from article_rec_assets.settings import environment
 
 EXPECTED_GROUPS = {
+    "delivered_events": "ingestion",
+    "reading_state": "ingestion",
     "raw_events": "ingestion",
     "quarantined_event_lines": "ingestion",
     "sessionized_interactions": "ingestion",
@@ -42,7 +44,11 @@ def test_lineage_runs_from_raw_events_to_the_serving_database() -> None:
     def parents(name: str) -> set[str]:
         return {k.to_user_string() for k in graph.get(AssetKey(name)).parent_keys}
 
+    # A window's state follows from the earlier windows' state (a self-dependency, which orders a
+    # backfill's windows); the window's tables have no parent of another output (see the asset).
+    assert parents("reading_state") == {"reading_state"}
     assert parents("raw_events") == set() and parents("quarantined_event_lines") == set()
+    assert parents("delivered_events") == {"delivered_events"}
     assert parents("sessionized_interactions") == {"raw_events"}
     assert parents("interaction_matrix") == {"sessionized_interactions", "article_catalogue"}
     assert parents("trained_model") == {"interaction_matrix", "sessionized_interactions", "article_catalogue"}

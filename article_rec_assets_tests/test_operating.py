@@ -76,12 +76,14 @@ def test_two_scheduled_ticks_and_a_rerun_of_a_past_window(operated: Operated) ->
 
 
 INGESTION_AND_CATALOGUE = [
+    "delivered_events",
+    "reading_state",
     "raw_events",
     "quarantined_event_lines",
     "sessionized_interactions",
     "article_catalogue",
 ]
-WINDOW_TABLES = [*INGESTION_AND_CATALOGUE[:3], "article_catalogue"]
+WINDOW_TABLES = INGESTION_AND_CATALOGUE
 
 
 def _table(operated: Operated, asset: str, site: str, window: datetime) -> pd.DataFrame:

@@ -70,6 +70,8 @@ def test_production_instance_keeps_runs_in_postgres(
         ).fetchall()
     assert runs == [(result.run_id, "SUCCESS")]
     assert sorted(materializations) == [
+        ('["delivered_events"]', str(partition)),
         ('["quarantined_event_lines"]', str(partition)),
         ('["raw_events"]', str(partition)),
+        ('["reading_state"]', str(partition)),
     ]

@@ -2,7 +2,7 @@
 sessions made of them."""
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 
 import numpy as np
@@ -11,6 +11,7 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetExecutionContext,
+    AssetIn,
     AssetKey,
     AssetOut,
     AssetRecordsFilter,
@@ -23,40 +24,93 @@ from dagster import (
 )
 
 from article_rec_assets.assets import partition_site_and_window, preview
-from article_rec_assets.ingestion.cleaning import clean_window
 from article_rec_assets.ingestion.sessions import sessionize
-from article_rec_assets.ingestion.window import read_window_events
+from article_rec_assets.ingestion.window import delivered_events, ingest_events, state_windows
 from article_rec_assets.ingestion.window_checks import (
     freshness_verdict,
     latest_time,
     malformed_verdicts,
     volume_verdict,
 )
-from article_rec_assets.partitions import site_window_key, site_window_partitions, window_check
+from article_rec_assets.partitions import (
+    SITES,
+    earlier_windows,
+    site_window_key,
+    site_window_partitions,
+    window_check,
+)
 from article_rec_assets.resources import EventBucket
 from article_rec_assets.schemas import (
+    DeliveredEventsType,
     QuarantinedEventLinesType,
     RawEventsType,
+    ReadingStateType,
     SessionizedInteractionsType,
 )
 from article_rec_assets.settings.sites import EventSettings
-from article_rec_assets.settings.windows import WINDOW_HOURS
+from article_rec_assets.settings.windows import WINDOW_HOURS, WINDOW_KEY_FORMAT
 
 MALFORMED_WARN = "malformed_share_below_warn_threshold"
 MALFORMED_BLOCK = "malformed_share_below_block_threshold"
 VOLUME = "volume_like_earlier_days"
 FRESHNESS = "events_are_fresh"
 
+# Earlier windows a window reads from storage, for the site that reaches back furthest (each site
+# uses its own settings' share): its lookback's `delivered_events`, and `reading_state` over
+# `max_session_days`.
+CONTEXT_WINDOWS = max(-(-s.events.lookback_hours // WINDOW_HOURS) for s in SITES.values())
+STATE_WINDOWS = max(state_windows(s.events) for s in SITES.values())
+
 
 @multi_asset(
+    ins={
+        "earlier_deliveries": AssetIn(
+            "delivered_events",
+            partition_mapping=earlier_windows(CONTEXT_WINDOWS),
+            metadata={"allow_missing_partitions": True},
+        ),
+        "earlier_states": AssetIn(
+            "reading_state",
+            partition_mapping=earlier_windows(STATE_WINDOWS),
+            metadata={"allow_missing_partitions": True},
+        ),
+    },
+    # The lineage Dagster is told: self-dependencies only, so a backfill runs a site's windows
+    # oldest first. (The window's events read the earlier deliveries and state too, but an edge
+    # from one output to another over earlier windows makes a backfill of some windows target
+    # other windows for some outputs, which Dagster refuses for a multi-asset; an input must feed
+    # some output, so the earlier deliveries are shown feeding the deliveries. The raw_events
+    # metadata says what each window read.)
+    internal_asset_deps={
+        "delivered_events": {AssetKey("delivered_events")},
+        "reading_state": {AssetKey("reading_state")},
+        "raw_events": set(),
+        "quarantined_event_lines": set(),
+    },
     outs={
+        "delivered_events": AssetOut(
+            io_manager_key="table_io_manager",
+            dagster_type=DeliveredEventsType,
+            description="Every event the window's hour folders delivered, once each, as parsed: the "
+            "next windows' context (duplicates, sessions, heartbeats), so no object is parsed twice.",
+            code_version="1",
+            kinds={"pandas"},
+        ),
+        "reading_state": AssetOut(
+            io_manager_key="table_io_manager",
+            dagster_type=ReadingStateType,
+            description="What the window hands on beyond the lookback: each session's start and each "
+            "page view credited with reading time, so later windows credit and filter exactly.",
+            code_version="1",
+            kinds={"pandas"},
+        ),
         "raw_events": AssetOut(
             io_manager_key="table_io_manager",
             dagster_type=RawEventsType,
             description="The window's Snowplow events, once each, with reader, session, page and the "
             "reading seconds each ping adds. Empty or missing hour folders make an empty window.",
-            # 3: pings linked by page view and session; the session start of each event.
-            code_version="3",
+            # 4: context and state carried from the earlier windows' outputs.
+            code_version="4",
             kinds={"s3", "pandas"},
         ),
         "quarantined_event_lines": AssetOut(
@@ -106,16 +160,30 @@ FRESHNESS = "events_are_fresh"
     # botocore already retries each request; this retries the whole read after an outage.
     retry_policy=RetryPolicy(max_retries=2, delay=15, backoff=Backoff.EXPONENTIAL),
 )
-def ingest_window(context: AssetExecutionContext, event_bucket: EventBucket):
-    """Read the window's hour folders, plus the hours before it as context for duplicates."""
+def ingest_window(
+    context: AssetExecutionContext,
+    event_bucket: EventBucket,
+    earlier_deliveries: dict[str, pd.DataFrame],
+    earlier_states: dict[str, pd.DataFrame],
+):
+    """Read the window's hour folders; the hours before it (for duplicates and heartbeats) come
+    from the earlier windows' stored deliveries, or from the bucket where those are missing."""
     site, start, end = partition_site_and_window(context)
     settings = site.events
     started = time.perf_counter()
-    window, lookback = read_window_events(
-        partial(event_bucket.window_objects, site), start.to_pydatetime(), end.to_pydatetime(), settings
+    by_start = {_window_start(key): frame for key, frame in earlier_deliveries.items()}
+    earlier_deliveries.clear()  # read_window_events drops each once used: they are large
+    oldest_state = start - pd.Timedelta(hours=WINDOW_HOURS * state_windows(settings))
+    states = [frame for key, frame in sorted(earlier_states.items()) if _window_start(key) >= oldest_state]
+    read, cleaned = ingest_events(
+        partial(event_bucket.window_objects, site),
+        start.to_pydatetime(),
+        end.to_pydatetime(),
+        settings,
+        stored=by_start,
+        earlier_states=states,
     )
-    parsed_seconds = time.perf_counter() - started
-    cleaned = clean_window(window, lookback, settings)
+    window, lookback = read.window, read.context
     events, rejects = cleaned.events, window.rejects
     if len(rejects):
         first = rejects.iloc[0]
@@ -125,7 +193,7 @@ def ingest_window(context: AssetExecutionContext, event_bucket: EventBucket):
         )
 
     newest = events["collector_tstamp"].max() if len(events) else None
-    history = earlier_windows(context, site.name, start, settings)
+    history = earlier_windows_metadata(context, site.name, start, settings)
     same_window = [
         int(m["dagster/row_count"].value)
         for when, m in history.items()
@@ -150,6 +218,23 @@ def ingest_window(context: AssetExecutionContext, event_bucket: EventBucket):
         "warn_threshold": settings.malformed_warn_share,
         "block_threshold": settings.malformed_block_share,
     }
+    deliveries = delivered_events(window)
+    yield Output(
+        deliveries,
+        output_name="delivered_events",
+        metadata={"dagster/row_count": len(deliveries), "preview": preview(deliveries)},
+    )
+    del deliveries
+    state = cleaned.state
+    yield Output(
+        state,
+        output_name="reading_state",
+        metadata={
+            "dagster/row_count": len(state),
+            "sessions": int((state["kind"] == "session").sum()),
+            "page_views": int((state["kind"] == "page_view").sum()),
+        },
+    )
     yield Output(
         events,
         output_name="raw_events",
@@ -158,6 +243,9 @@ def ingest_window(context: AssetExecutionContext, event_bucket: EventBucket):
             "objects_read": window.objects_read,
             "lines_read": window.lines_read,
             "context_objects_read": lookback.objects_read,
+            "context_windows_from_storage": read.context_windows_stored,
+            "context_windows_from_bucket": read.context_windows_read,
+            "state_windows_read": len(states),
             "quarantined_lines": len(rejects),
             "quarantined_by_reason": MetadataValue.json(window.reject_counts),
             "duplicates_dropped": MetadataValue.json(cleaned.duplicates),
@@ -166,7 +254,6 @@ def ingest_window(context: AssetExecutionContext, event_bucket: EventBucket):
             ),
             # Only where there are events: the freshness check of later windows reads it.
             **({"newest_event_at": str(events["collector_tstamp"].max())} if len(events) else {}),
-            "read_and_parse_seconds": round(parsed_seconds, 3),
             "seconds": round(time.perf_counter() - started, 3),
             "preview": preview(events),
         },
@@ -214,7 +301,12 @@ def ingest_window(context: AssetExecutionContext, event_bucket: EventBucket):
     )
 
 
-def earlier_windows(
+def _window_start(partition_key: str) -> pd.Timestamp:
+    """`<site>|<window start>` -> the window's start (UTC)."""
+    return pd.Timestamp(datetime.strptime(partition_key.split("|")[1], WINDOW_KEY_FORMAT), tz="UTC")
+
+
+def earlier_windows_metadata(
     context: AssetExecutionContext, site: str, start: pd.Timestamp, settings: EventSettings
 ) -> dict[pd.Timestamp, dict]:
     """The newest `raw_events` materialization metadata of the site's earlier windows: the same

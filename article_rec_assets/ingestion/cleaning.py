@@ -14,6 +14,7 @@ import pandas as pd
 from article_rec_assets.ingestion.codes import string_codes
 from article_rec_assets.ingestion.engaged_time import MIN_VISIT_SECONDS, engaged_increments
 from article_rec_assets.ingestion.parsing import ParsedEvents
+from article_rec_assets.ingestion.state import CarriedState, page_view_keys, reading_state, session_keys
 from article_rec_assets.settings.sites import EventSettings
 
 # AMP cache URLs: /c/s/<publisher host>/<path> (or /v/s/ for the viewer), and a trailing /amp.
@@ -45,6 +46,8 @@ CLEAN_DTYPES = {
 class CleanWindow:
     events: pd.DataFrame
     duplicates: dict[str, int] = field(default_factory=dict)
+    # What the window hands on to later windows (ingestion/state.py).
+    state: pd.DataFrame | None = None
 
 
 def map_unique(values: pd.Series, transform) -> pd.Series | pd.DataFrame:
@@ -102,23 +105,37 @@ def _infer_sessions(frame: pd.DataFrame, timeout: pd.Timedelta) -> pd.Series:
     return session
 
 
-def session_starts(frame: pd.DataFrame) -> pd.Series:
-    """Each event's session start: the earliest collector time of its session (NaT without one),
-    which Snowplow's model measures `max_session_days` from."""
+def session_starts(frame: pd.DataFrame, carried: pd.Series | None = None) -> pd.Series:
+    """Each event's session start: the earliest collector time of its session (NaT without one)
+    in `frame` or, where earlier windows knew an earlier one, `carried` (session key -> ns), which
+    Snowplow's model measures `max_session_days` from."""
     codes, sessions = string_codes(frame["session_id"])
     collected = frame["collector_tstamp"].astype("int64").to_numpy()
     first = np.full(len(sessions) or 1, np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(first, codes[codes >= 0], collected[codes >= 0])
+    if carried is not None and len(carried) and len(sessions):
+        # Positions, not reindex: nanosecond times do not survive a float64 NaN-filled column.
+        at = carried.index.get_indexer(session_keys(pd.Series(sessions.to_pandas())))
+        found = at >= 0
+        first[found] = np.minimum(first[found], carried.to_numpy()[at[found]])
     starts = np.where(codes >= 0, first[np.maximum(codes, 0)], np.iinfo(np.int64).min)
     return pd.Series(pd.to_datetime(starts, utc=True).where(codes >= 0), index=frame.index)
 
 
-def clean_window(window: ParsedEvents, context: ParsedEvents, settings: EventSettings) -> CleanWindow:
+def clean_window(
+    window: ParsedEvents,
+    context: ParsedEvents,
+    settings: EventSettings,
+    carried: CarriedState | None = None,
+) -> CleanWindow:
     """The window's own events, once each, with reader, session, page and added reading time.
 
     `context` holds the events of the hour folders before the window. They are never emitted;
     they tell which events were delivered before (duplicates) and which heartbeats were counted.
+    `carried`: what earlier windows handed on beyond the context (session starts, page views
+    credited); the result's `state` is what this window hands on.
     """
+    carried = carried or CarriedState.empty()
     # Arrival order: collector time, then object and line (objects come sorted by key). Copies of
     # one event are identical, so which copy is kept does not change the result.
     # The order and the duplicates are found on two columns, so that the window's rows are copied
@@ -140,12 +157,27 @@ def clean_window(window: ParsedEvents, context: ParsedEvents, settings: EventSet
     both["reader_id"] = both["domain_userid"].fillna(both["amp_client_id"]).astype("string")
     both["page_host"], both["page_path"] = normalize_pages(both["page_urlhost"], both["page_urlpath"])
     both["session_id"] = _infer_sessions(both, pd.Timedelta(minutes=settings.session_timeout_minutes))
-    both["session_start_tstamp"] = session_starts(both)
-    both["engaged_increment_seconds"] = engaged_increments(
-        both, settings.ping_interval_seconds, MIN_VISIT_SECONDS
+    both["session_start_tstamp"] = session_starts(both, carried.session_starts)
+    # The window's own pings, keyed as later windows will look them up.
+    pings = both["_own"].to_numpy() & both["event_name"].isin(["page_ping", "amp_page_ping"]).to_numpy(
+        dtype=bool, na_value=False
     )
+    ping_keys = page_view_keys(both.loc[pings])
+    credited = np.zeros(len(both), dtype=bool)
+    amp_before = np.zeros(len(both))
+    if len(carried.page_views):
+        known = carried.page_views.reindex(ping_keys)
+        credited[pings] = carried.page_views.index.get_indexer(ping_keys) >= 0
+        amp_before[pings] = known.fillna(0.0).to_numpy()
+    both["engaged_increment_seconds"] = engaged_increments(
+        both, settings.ping_interval_seconds, MIN_VISIT_SECONDS, credited, amp_before
+    )
+    own_totals = pd.Series(both.loc[pings, "amp_engaged_seconds"].to_numpy(dtype="float64"), index=ping_keys)
+    amp_totals = own_totals.groupby(level=0).max()
+    amp_totals[:] = np.fmax(amp_totals.to_numpy(), carried.page_views.reindex(amp_totals.index).to_numpy())
     events = both.loc[both["_own"], list(CLEAN_DTYPES)]
     del both
     events = events.astype(CLEAN_DTYPES)
     events.index = pd.RangeIndex(len(events))  # as reset_index(drop=True), without another copy
-    return CleanWindow(events, duplicates)
+    state = reading_state(events["session_id"], events["session_start_tstamp"], ping_keys, amp_totals)
+    return CleanWindow(events, duplicates, state)

@@ -14,13 +14,23 @@ from article_rec_assets.ingestion.codes import pair_codes, string_codes
 MIN_VISIT_SECONDS = 5
 
 
-def engaged_increments(frame: pd.DataFrame, heartbeat: int, min_visit: int) -> pd.Series:
+def engaged_increments(
+    frame: pd.DataFrame,
+    heartbeat: int,
+    min_visit: int,
+    credited_before: np.ndarray | None = None,
+    amp_total_before: np.ndarray | None = None,
+) -> pd.Series:
     """Reading seconds each ping adds, in the order of `frame` (context rows first).
 
     Web (Snowplow's web model): a page view's engaged time is heartbeat x (distinct heartbeat
     windows - 1) + min_visit. So its first heartbeat window adds `min_visit`, every further new one
     adds `heartbeat`, and a ping in a window already seen adds nothing. AMP: pings carry the
     cumulative engaged time, so each adds what it raises the page view's maximum by.
+
+    What windows before the frame knew (ingestion/state.py), per row: `credited_before`, the page
+    view already got its first heartbeat (so its first one here adds `heartbeat`);
+    `amp_total_before`, the highest AMP total already counted for it.
     """
     increments = pd.Series(0.0, index=frame.index)
     web = (frame["event_name"] == "page_ping").to_numpy(dtype=bool, na_value=False)
@@ -45,14 +55,17 @@ def engaged_increments(frame: pd.DataFrame, heartbeat: int, min_visit: int) -> p
         pings = pd.DataFrame({"key": key[web], "window": seconds[web] // heartbeat})
         new_window = ~pings.duplicated(["key", "window"])
         first_window = new_window & ~pings["key"].where(new_window).duplicated()
-        increments[web] = np.where(
-            first_window, float(min_visit), np.where(new_window, float(heartbeat), 0.0)
-        )
+        first = np.full(len(pings), float(min_visit))
+        if credited_before is not None:
+            first[credited_before[web]] = float(heartbeat)
+        increments[web] = np.where(first_window, first, np.where(new_window, float(heartbeat), 0.0))
     if amp.any():
         total = frame.loc[amp, "amp_engaged_seconds"].astype("float64")
         # AMP's total is cumulative over the page view, whatever session the platform infers
         # for it (AMP sends no session id), so it is keyed by the page view alone.
         amp_key = pd.Series(np.where(has_id, page_view, -1 - no_id)[amp], index=total.index)
         before = total.groupby(amp_key, sort=False).cummax().groupby(amp_key, sort=False).shift(1).fillna(0.0)
+        if amp_total_before is not None:
+            before = np.maximum(before, amp_total_before[amp])
         increments[amp] = (total - before).clip(lower=0.0)
     return increments

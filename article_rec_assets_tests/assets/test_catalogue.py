@@ -75,7 +75,9 @@ def test_the_catalogue_resolves_new_paths_into_the_serving_database(
         "io_manager": FilesystemIOManager(base_dir=str(tmp_path / "storage")),
     }
     key = site_window_key(SITE, WINDOW)
-    selection = AssetSelection.assets("raw_events", "quarantined_event_lines", "article_catalogue")
+    selection = AssetSelection.assets("raw_events").required_multi_asset_neighbors() | AssetSelection.assets(
+        "article_catalogue"
+    )
     with instance_for_test() as instance:
         materialize(
             all_assets, selection=selection, partition_key=key, resources=resources, instance=instance

@@ -28,8 +28,8 @@ from article_rec_assets_tests.assets.hostile import ARTICLES, cases, good_events
 SITE = "demo-city-paper"
 WINDOW = datetime(2026, 3, 3, 10, tzinfo=UTC)
 KEY = site_window_key(SITE, WINDOW)
-SELECTION = AssetSelection.assets(
-    "raw_events", "quarantined_event_lines", "sessionized_interactions", "article_catalogue"
+SELECTION = AssetSelection.assets("raw_events").required_multi_asset_neighbors() | AssetSelection.assets(
+    "sessionized_interactions", "article_catalogue"
 )
 BOUND_MB = 4  # the site's max_object_megabytes here, so that the bomb case stays small
 

@@ -184,13 +184,46 @@ def test_rematerializing_a_past_window_reads_only_its_own_hours(pipeline: Pipeli
     key = site_window_key(SITE, window)
     path = pipeline.storage / "raw_events" / SITE / f"{window:%Y-%m-%d-%H:%M}.parquet"
     before = pd.read_parquet(path)
-    pipeline.run(key, selection=AssetSelection.assets("raw_events", "quarantined_event_lines"))
+    pipeline.run(key, selection=AssetSelection.assets("raw_events").required_multi_asset_neighbors())
     after = pd.read_parquet(path)
     pd.testing.assert_frame_equal(before, after)
     metadata = pipeline.latest_metadata("raw_events", key)
     assert metadata["objects_read"] >= WINDOW_HOURS
+    # The six hours before it come from the earlier windows' stored deliveries, not the bucket.
+    assert metadata["context_windows_from_storage"] == 3
+    assert metadata["context_windows_from_bucket"] == 0 and metadata["context_objects_read"] == 0
+    assert metadata["state_windows_read"] == 5  # every earlier window of the fixture
     assert after["collector_tstamp"].min() >= pd.Timestamp(window)
     assert after["collector_tstamp"].max() < pd.Timestamp(window + timedelta(hours=WINDOW_HOURS))
+
+
+def test_a_window_is_the_same_whether_its_context_comes_from_storage_or_the_bucket(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    window = WINDOWS[5]
+    key = site_window_key(SITE, window)
+    tables = {
+        name: pd.read_parquet(pipeline.storage / name / SITE / f"{window:%Y-%m-%d-%H:%M}.parquet")
+        for name in ("raw_events", "reading_state", "delivered_events")
+    }
+    # The earlier windows' deliveries go missing (as if never ingested): the window reads their
+    # hour folders from the bucket again, and gets the same rows.
+    moved = []
+    for earlier in WINDOWS[2:5]:
+        path = pipeline.storage / "delivered_events" / SITE / f"{earlier:%Y-%m-%d-%H:%M}.parquet"
+        moved.append((path, tmp_path / path.name))
+        path.rename(moved[-1][1])
+    try:
+        pipeline.run(key, selection=AssetSelection.assets("raw_events").required_multi_asset_neighbors())
+    finally:
+        for path, kept in moved:
+            kept.rename(path)
+    metadata = pipeline.latest_metadata("raw_events", key)
+    assert metadata["context_windows_from_storage"] == 0
+    assert metadata["context_windows_from_bucket"] == 3 and metadata["context_objects_read"] > 0
+    for name, before in tables.items():
+        path = pipeline.storage / name / SITE / f"{window:%Y-%m-%d-%H:%M}.parquet"
+        pd.testing.assert_frame_equal(pd.read_parquet(path), before, obj=name)
 
 
 def test_rerunning_the_newest_window_swaps_models(pipeline: Pipeline) -> None:
@@ -402,7 +435,7 @@ def test_an_empty_window_where_traffic_was_expected_is_not_published(
     # The window is rerun once its events arrive: the check passes again for that window.
     result = materialize(
         all_assets,
-        selection=AssetSelection.assets("raw_events", "quarantined_event_lines"),
+        selection=AssetSelection.assets("raw_events").required_multi_asset_neighbors(),
         partition_key=NEWEST,
         resources=pipeline.resources,
         instance=pipeline.instance,

@@ -5,14 +5,14 @@ nothing lost or counted twice."""
 import json
 from collections import Counter
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from article_rec_assets.ingestion.cleaning import clean_window
-from article_rec_assets.ingestion.parsing import parse_objects
 from article_rec_assets.ingestion.sessions import sessionize
+from article_rec_assets.ingestion.window import delivered_events, ingest_events, state_windows
 from article_rec_assets.resources import EventBucket
 from article_rec_assets.settings.sites import load_sites
 from article_rec_assets.settings.windows import WINDOW_HOURS
@@ -23,22 +23,28 @@ SITE = load_sites()["demo-city-paper"]
 
 @pytest.fixture(scope="module")
 def windows(demo_data_dir: Path) -> dict:
-    """Each 2-hour window ingested as the asset does it: its folders, plus 6 hours of context."""
+    """Each 2-hour window ingested as the asset does it, oldest first: its folders, its context
+    from the earlier windows' deliveries, and what they handed on."""
     bucket = EventBucket(root_dir=str(demo_data_dir))
     settings = SITE.events
     totals: dict = {"rejects": Counter(), "duplicates": Counter(), "filtered": Counter(), "events": Counter()}
     interactions, emitted = [], []
+    delivered: dict = {}
+    states: list[pd.DataFrame] = []
     start = DEMO_END - timedelta(days=DEMO_DAYS)
     for i in range(DEMO_DAYS * 24 // WINDOW_HOURS):
-        window_start = pd.Timestamp(start + timedelta(hours=WINDOW_HOURS * i))
-        window_end = window_start + pd.Timedelta(hours=WINDOW_HOURS)
-        window = parse_objects(
-            bucket.window_objects(SITE, window_start, window_end),
-            window_end + pd.Timedelta(minutes=settings.max_future_minutes),
+        window_start = start + timedelta(hours=WINDOW_HOURS * i)
+        read, cleaned = ingest_events(
+            partial(bucket.window_objects, SITE),
+            window_start,
+            window_start + timedelta(hours=WINDOW_HOURS),
+            settings,
+            stored=dict(delivered),
+            earlier_states=states[-state_windows(settings) :],
         )
-        context_start = window_start - pd.Timedelta(hours=settings.lookback_hours)
-        context = parse_objects(bucket.window_objects(SITE, context_start, window_start), window_start)
-        cleaned = clean_window(window, context, settings)
+        delivered[window_start] = delivered_events(read.window)
+        states.append(cleaned.state)
+        window = read.window
         result = sessionize(cleaned.events, SITE)
         totals["rejects"].update(window.rejects["reason"].tolist())
         totals["duplicates"].update(cleaned.duplicates)

@@ -34,8 +34,8 @@ def json_id(line: bytes) -> str:
 
 
 def counted(objects_in, start: datetime) -> list[str]:
-    window, context = read_window_events(objects_in, start, start + timedelta(hours=2), CITY_EVENTS)
-    return sorted(clean_window(window, context, CITY_EVENTS).events["event_id"])
+    read = read_window_events(objects_in, start, start + timedelta(hours=2), CITY_EVENTS)
+    return sorted(clean_window(read.window, read.context, CITY_EVENTS).events["event_id"])
 
 
 def test_context_spans_follow_the_windows_that_owned_the_folders() -> None:
