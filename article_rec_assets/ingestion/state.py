@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from article_rec_assets.ingestion.codes import string_codes
+
 STATE_DTYPES = {
     "kind": "string",  # "session" or "page_view"
     "key": "int64",
@@ -37,19 +39,26 @@ _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
 def _text_hash(values: pd.Series) -> np.ndarray:
-    hashes = pd.util.hash_array(values.to_numpy(dtype=object), categorize=False)
-    hashes[values.isna().to_numpy()] = 0  # None, NaN and pd.NA hash differently: missing is missing
-    return hashes
+    """SipHash of each value's bytes, computed once per distinct value (a window has a million
+    rows but far fewer page views); 0 where missing."""
+    codes, distinct = string_codes(values)
+    if not len(distinct):
+        return np.zeros(len(codes), dtype=np.uint64)
+    hashes = pd.util.hash_array(distinct.to_numpy(zero_copy_only=False).astype(object), categorize=False)
+    return np.where(codes >= 0, hashes[np.maximum(codes, 0)], np.uint64(0))
+
+
+def _combined(tag: str, hashes: list[np.ndarray]) -> np.ndarray:
+    key = np.full(len(hashes[0]), pd.util.hash_array(np.array([tag], dtype=object))[0], dtype=np.uint64)
+    for column in hashes:
+        key = (key ^ column) * _MIX  # uint64 arithmetic wraps: a multiplicative mix
+        key ^= key >> np.uint64(29)
+    return key.view(np.int64)
 
 
 def text_keys(tag: str, *columns: pd.Series) -> np.ndarray:
     """A 64-bit key per row for the tuple (tag, column values...); the tag keeps kinds apart."""
-    rows = len(columns[0])
-    key = np.full(rows, pd.util.hash_array(np.array([tag], dtype=object))[0], dtype=np.uint64)
-    for column in columns:
-        key = (key ^ _text_hash(column)) * _MIX  # uint64 arithmetic wraps: a multiplicative mix
-        key ^= key >> np.uint64(29)
-    return key.view(np.int64)
+    return _combined(tag, [_text_hash(column) for column in columns])
 
 
 def page_view_keys(frame: pd.DataFrame) -> np.ndarray:
@@ -58,9 +67,10 @@ def page_view_keys(frame: pd.DataFrame) -> np.ndarray:
     session and page."""
     amp = (frame["event_name"] == "amp_page_ping").to_numpy(dtype=bool, na_value=False)
     has_id = frame["page_view_id"].notna().to_numpy()
-    no_id = text_keys("path", frame["reader_id"], frame["session_id"], frame["page_path"])
-    web_key = text_keys("web", frame["page_view_id"], frame["session_id"])
-    amp_key = text_keys("amp", frame["page_view_id"])
+    page_view, session = _text_hash(frame["page_view_id"]), _text_hash(frame["session_id"])
+    no_id = _combined("path", [_text_hash(frame["reader_id"]), session, _text_hash(frame["page_path"])])
+    web_key = _combined("web", [page_view, session])
+    amp_key = _combined("amp", [page_view])
     return np.where(has_id, np.where(amp, amp_key, web_key), no_id)
 
 
@@ -101,10 +111,17 @@ def reading_state(
     """The rows a window hands on: each session of its events with its start, each page view it
     pinged (`ping_keys` of its ping rows) with the highest AMP total known (`amp_totals`, by key;
     web page views get none). Sorted by kind and key, so a rerun writes identical rows."""
-    known = sessions.notna().to_numpy()
+    # One row per session.
+    codes, distinct = string_codes(sessions)
+    first_rows = np.zeros(len(distinct), dtype=np.int64)
+    rows = np.flatnonzero(codes >= 0)
+    first_rows[codes[rows]] = rows  # any row of a session will do: all carry its start
     session_rows = pd.DataFrame(
-        {"key": session_keys(sessions[known]), "session_start_tstamp": starts[known].to_numpy()}
-    ).drop_duplicates("key")
+        {
+            "key": session_keys(pd.Series(distinct.to_pandas(), dtype=object)),
+            "session_start_tstamp": starts.iloc[first_rows].to_numpy(),
+        }
+    )
     view_keys = np.unique(ping_keys)
     view_rows = pd.DataFrame(
         {"key": view_keys, "amp_engaged_seconds": amp_totals.reindex(view_keys).to_numpy(dtype="float64")}
