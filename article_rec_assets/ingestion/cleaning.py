@@ -122,6 +122,23 @@ def session_starts(frame: pd.DataFrame, carried: pd.Series | None = None) -> pd.
     return pd.Series(pd.to_datetime(starts, utc=True).where(codes >= 0), index=frame.index)
 
 
+def _shares_someone(context: pd.DataFrame, own: pd.DataFrame) -> np.ndarray:
+    """Context rows with the reader, session id or page view id of one of `own`'s rows."""
+
+    def reader(frame: pd.DataFrame) -> pd.Series:
+        return frame["domain_userid"].fillna(frame["amp_client_id"])
+
+    keep = np.zeros(len(context), dtype=bool)
+    for ours, theirs in (
+        (reader(context), reader(own)),
+        (context["domain_sessionid"], own["domain_sessionid"]),
+        (context["page_view_id"], own["page_view_id"]),
+    ):
+        # isin compares whole Python strings (NUL bytes included); missing matches nothing.
+        keep |= (ours.notna() & ours.isin(theirs.dropna().unique())).to_numpy()
+    return keep
+
+
 def clean_window(
     window: ParsedEvents,
     context: ParsedEvents,
@@ -151,6 +168,10 @@ def clean_window(
         "delivered_in_earlier_window": int(earlier.sum()),
     }
 
+    # Of the context, only rows that share a reader, a session or a page view with the window's own
+    # events can change them (sessions are inferred per reader, starts are per session, heartbeats
+    # per page view): the rest has done its work (the duplicates above) and is not cleaned.
+    seen_before = seen_before[_shares_someone(seen_before, own)]
     both = pd.concat([seen_before, own], ignore_index=True)
     del own
     both["_own"] = np.arange(len(both)) >= len(seen_before)
