@@ -8,6 +8,7 @@ from article_rec_assets.ingestion.cleaning import clean_window
 from article_rec_assets.ingestion.parsing import ParsedEvents
 from article_rec_assets_tests.ingestion.lines import (
     A1,
+    AMP_PAGE_PING,
     AMP_WEB_PAGE,
     CITY_EVENTS,
     amp_line,
@@ -183,3 +184,26 @@ def test_a_ping_of_another_session_in_the_lookback_does_not_make_the_window_s_fi
     context = parse(web(1, "2024-05-01T10:00:05Z", domain_sessionid="s2"), key="context")
     window = parse(web(2, "2024-05-01T10:00:06Z", domain_sessionid="s1"))
     assert increments(window, context) == {eid(2): 5.0}
+
+
+# --- the context rows that are cleaned: those sharing a reader, session or page view ----------
+
+
+def test_context_rows_of_other_readers_count_where_they_share_the_page_view_or_session():
+    # The window cleans only context rows that share something with its own events. An AMP page
+    # view is keyed by its id alone, so a context ping of it from another AMP client still counts
+    # (40 - 30, not 40); a web ping under the same session id from another reader id makes the
+    # window's ping of that page view a repeat of its heartbeat window (0, not 5).
+    amp_context = amp_line(
+        1,
+        "2024-05-01T09:00:30Z",
+        client="amp-9",
+        name="amp_page_ping",
+        **{AMP_WEB_PAGE: [{"ampPageViewId": "apv-1"}], AMP_PAGE_PING: {"totalEngagedTime": 30}},
+    )
+    web_context = web(2, "2024-05-01T09:59:55Z", domain_userid="reader-9")
+    unrelated = web(3, "2024-05-01T09:59:55Z", pv="pv-9", domain_userid="reader-9", domain_sessionid="s-9")
+    window = parse(amp_ping(4, "2024-05-01T10:00:30Z", 40), web(5, "2024-05-01T09:59:59Z"))
+    got = increments(window, parse(amp_context, web_context, unrelated, key="context"))
+    assert got == {eid(4): 10.0, eid(5): 0.0}
+    assert increments(window) == {eid(4): 40.0, eid(5): 5.0}
