@@ -94,10 +94,11 @@ def _infer_sessions(frame: pd.DataFrame, timeout: pd.Timedelta) -> pd.Series:
     missing = session.isna() & frame["reader_id"].notna()
     if not missing.any():
         return session
-    part = frame.loc[missing, ["reader_id", "dvce_created_tstamp"]].sort_values(
-        ["reader_id", "dvce_created_tstamp"], kind="stable"
-    )
-    gap = part.groupby("reader_id", sort=False)["dvce_created_tstamp"].diff()
+    part = frame.loc[missing, ["reader_id", "dvce_created_tstamp"]]
+    # Readers grouped by their Arrow codes: pandas' groupby stops comparing strings at a NUL.
+    part = part.assign(_reader=string_codes(part["reader_id"])[0])
+    part = part.sort_values(["_reader", "dvce_created_tstamp"], kind="stable")
+    gap = part.groupby("_reader", sort=False)["dvce_created_tstamp"].diff()
     starts = gap.isna() | (gap > timeout)
     start_time = part["dvce_created_tstamp"].where(starts).ffill()
     names = part["reader_id"] + ":" + (start_time.astype("int64") // 1_000_000_000).astype(str)
@@ -134,8 +135,9 @@ def _shares_someone(context: pd.DataFrame, own: pd.DataFrame) -> np.ndarray:
         (context["domain_sessionid"], own["domain_sessionid"]),
         (context["page_view_id"], own["page_view_id"]),
     ):
-        # isin compares whole Python strings (NUL bytes included); missing matches nothing.
-        keep |= (ours.notna() & ours.isin(theirs.dropna().unique())).to_numpy()
+        # isin compares whole Python strings (NUL bytes included; unique() would not, so the
+        # values are passed as they are); missing matches nothing.
+        keep |= (ours.notna() & ours.isin(theirs.dropna())).to_numpy()
     return keep
 
 
@@ -179,11 +181,13 @@ def clean_window(
     both["page_host"], both["page_path"] = normalize_pages(both["page_urlhost"], both["page_urlpath"])
     both["session_id"] = _infer_sessions(both, pd.Timedelta(minutes=settings.session_timeout_minutes))
     both["session_start_tstamp"] = session_starts(both, carried.session_starts)
-    # The window's own pings, keyed as later windows will look them up.
-    pings = both["_own"].to_numpy() & both["event_name"].isin(["page_ping", "amp_page_ping"]).to_numpy(
-        dtype=bool, na_value=False
-    )
-    ping_keys = page_view_keys(both.loc[pings])
+    # The pings, keyed as later windows will look them up: the window's own are looked up in the
+    # carried state; the context's count too in the highest AMP total handed on.
+    all_pings = both["event_name"].isin(["page_ping", "amp_page_ping"]).to_numpy(dtype=bool, na_value=False)
+    all_keys = page_view_keys(both.loc[all_pings])
+    own_ping = both["_own"].to_numpy()[all_pings]
+    pings = all_pings & both["_own"].to_numpy()
+    ping_keys = all_keys[own_ping]
     credited = np.zeros(len(both), dtype=bool)
     amp_before = np.zeros(len(both))
     if len(carried.page_views):
@@ -193,8 +197,8 @@ def clean_window(
     both["engaged_increment_seconds"] = engaged_increments(
         both, settings.ping_interval_seconds, MIN_VISIT_SECONDS, credited, amp_before
     )
-    own_totals = pd.Series(both.loc[pings, "amp_engaged_seconds"].to_numpy(dtype="float64"), index=ping_keys)
-    amp_totals = own_totals.groupby(level=0).max()
+    totals = pd.Series(both.loc[all_pings, "amp_engaged_seconds"].to_numpy(dtype="float64"), index=all_keys)
+    amp_totals = totals.groupby(level=0).max().reindex(np.unique(ping_keys))
     amp_totals[:] = np.fmax(amp_totals.to_numpy(), carried.page_views.reindex(amp_totals.index).to_numpy())
     events = both.loc[both["_own"], list(CLEAN_DTYPES)]
     del both

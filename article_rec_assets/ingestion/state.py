@@ -99,7 +99,13 @@ def carried_state(tables: Iterable[pd.DataFrame]) -> CarriedState:
         return CarriedState.empty()
     rows = pd.concat(frames, ignore_index=True)
     sessions = rows[rows["kind"] == SESSION]
-    starts = sessions["session_start_tstamp"].astype("int64").groupby(sessions["key"].to_numpy()).min()
+    starts = (
+        sessions["session_start_tstamp"]
+        .dt.as_unit("ns")
+        .astype("int64")
+        .groupby(sessions["key"].to_numpy())
+        .min()
+    )
     views = rows[rows["kind"] == PAGE_VIEW]
     totals = views["amp_engaged_seconds"].fillna(0.0).groupby(views["key"].to_numpy()).max()
     return CarriedState(starts, totals)
@@ -110,7 +116,8 @@ def reading_state(
 ) -> pd.DataFrame:
     """The rows a window hands on: each session of its events with its start, each page view it
     pinged (`ping_keys` of its ping rows) with the highest AMP total known (`amp_totals`, by key;
-    web page views get none). Sorted by kind and key, so a rerun writes identical rows."""
+    NaN or 0 for web page views, whose presence is what counts). Sorted by kind and key, so a
+    rerun writes identical rows."""
     # One row per session.
     codes, distinct = string_codes(sessions)
     first_rows = np.zeros(len(distinct), dtype=np.int64)

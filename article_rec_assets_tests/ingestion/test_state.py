@@ -11,12 +11,19 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from article_rec_assets.ingestion.cleaning import CleanWindow
+from article_rec_assets.ingestion.cleaning import CleanWindow, _shares_someone, clean_window
 from article_rec_assets.ingestion.state import carried_state, page_view_keys, text_keys
 from article_rec_assets.ingestion.window import delivered_events, ingest_events, state_windows
 from article_rec_assets.settings.sites import EventSettings
 from article_rec_assets.settings.windows import WINDOW_HOURS
-from article_rec_assets_tests.ingestion.lines import CITY_EVENTS, amp_line, amp_ping, eid, web
+from article_rec_assets_tests.ingestion.lines import (
+    CITY_EVENTS,
+    amp_line,
+    amp_ping,
+    eid,
+    parse,
+    web,
+)
 
 
 def _stored(frame: pd.DataFrame) -> pd.DataFrame:
@@ -154,3 +161,33 @@ def test_keys_tell_apart_strings_that_differ_after_a_nul_byte_and_missing_from_e
         }
     )
     assert len(np.unique(page_view_keys(frame))) == 3  # web by (page view, session); AMP by page view
+
+
+def test_the_highest_amp_total_handed_on_counts_the_context_s_pings_too() -> None:
+    # The context (a window whose own state is missing, read from the bucket) saw total 50; the
+    # window's ping says 40 and adds nothing; the state hands on 50, not 40.
+    context = parse(amp_ping(1, "2024-05-01T09:00:30Z", 50), key="context")
+    window = parse(amp_ping(2, "2024-05-01T10:00:30Z", 40))
+    cleaned = clean_window(window, context, CITY_EVENTS)
+    assert cleaned.events["engaged_increment_seconds"].tolist() == [0.0]
+    views = cleaned.state[cleaned.state["kind"] == "page_view"]
+    assert views["amp_engaged_seconds"].tolist() == [50.0]
+
+
+def test_the_context_filter_tells_apart_ids_that_differ_after_a_nul_byte() -> None:
+    # (Parsed JSON turns NUL into U+FFFD; other sources may not.) pandas' unique() stops at a NUL
+    # and would make "p\0b" look absent from the window's page views.
+    def frame(page_views: list[str]) -> pd.DataFrame:
+        n = len(page_views)
+        return pd.DataFrame(
+            {
+                "domain_userid": [None] * n,
+                "amp_client_id": [f"client-{i}-{len(page_views)}" for i in range(n)],
+                "domain_sessionid": [None] * n,
+                "page_view_id": page_views,
+            },
+            dtype=object,
+        )
+
+    context, own = frame(["p\0b", "p\0c"]), frame(["p\0a", "p\0b", "p"])
+    assert _shares_someone(context, own).tolist() == [True, False]
