@@ -2,7 +2,7 @@
 sessions made of them."""
 
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import partial
 
 import numpy as np
@@ -25,7 +25,12 @@ from dagster import (
 
 from article_rec_assets.assets import partition_site_and_window, preview
 from article_rec_assets.ingestion.sessions import sessionize
-from article_rec_assets.ingestion.window import delivered_events, ingest_events, state_windows
+from article_rec_assets.ingestion.window import (
+    context_windows,
+    delivered_events,
+    ingest_events,
+    state_windows,
+)
 from article_rec_assets.ingestion.window_checks import (
     freshness_verdict,
     latest_time,
@@ -48,7 +53,7 @@ from article_rec_assets.schemas import (
     SessionizedInteractionsType,
 )
 from article_rec_assets.settings.sites import EventSettings
-from article_rec_assets.settings.windows import WINDOW_HOURS, WINDOW_KEY_FORMAT
+from article_rec_assets.settings.windows import WINDOW_HOURS, parse_window
 
 MALFORMED_WARN = "malformed_share_below_warn_threshold"
 MALFORMED_BLOCK = "malformed_share_below_block_threshold"
@@ -58,7 +63,7 @@ FRESHNESS = "events_are_fresh"
 # Earlier windows a window reads from storage, for the site that reaches back furthest (each site
 # uses its own settings' share): its lookback's `delivered_events`, and `reading_state` over
 # `max_session_days`.
-CONTEXT_WINDOWS = max(-(-s.events.lookback_hours // WINDOW_HOURS) for s in SITES.values())
+CONTEXT_WINDOWS = max(context_windows(s.events) for s in SITES.values())
 STATE_WINDOWS = max(state_windows(s.events) for s in SITES.values())
 
 
@@ -303,7 +308,7 @@ def ingest_window(
 
 def _window_start(partition_key: str) -> pd.Timestamp:
     """`<site>|<window start>` -> the window's start (UTC)."""
-    return pd.Timestamp(datetime.strptime(partition_key.split("|")[1], WINDOW_KEY_FORMAT), tz="UTC")
+    return pd.Timestamp(parse_window(partition_key.split("|")[1])[0])
 
 
 def earlier_windows_metadata(

@@ -119,6 +119,11 @@ def read_window_events(
     return WindowRead(window, combine(parts), from_storage, from_bucket)
 
 
+def context_windows(settings: EventSettings) -> int:
+    """How many earlier windows' `delivered_events` a window's lookback reaches into."""
+    return -(-settings.lookback_hours // WINDOW_HOURS)
+
+
 def state_windows(settings: EventSettings) -> int:
     """How many earlier windows' `reading_state` a window reads: those of the last
     `max_session_days` (a page view's later pings are dropped with their session)."""
