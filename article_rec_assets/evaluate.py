@@ -57,6 +57,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=[*MODELS, "all"],
         help="recommenders to run (default: the baselines; 'all' adds the ALS variants)",
     )
+    parser.add_argument(
+        "--hours", type=int, nargs="+", help="only the folds starting at these UTC hours (default: all)"
+    )
     parser.add_argument("--folds-csv", type=Path, help="also write one row per (fold, recommender) here")
     parser.add_argument("--quiet", action="store_true", help="no per-fold progress on stderr")
     args = parser.parse_args(argv)
@@ -89,6 +92,7 @@ def main(argv: list[str] | None = None) -> None:
         step_hours=args.step_hours,
         ties=args.ties,
         progress=progress,
+        hours=args.hours,
     )
     elapsed = time.perf_counter() - loaded
     if args.folds_csv:

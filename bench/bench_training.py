@@ -32,7 +32,7 @@ STEPS = (
     ("matrix", "a. build_interaction_matrix ({signal}, {training_days} days)"),
     ("als", "b. train_article_embeddings (ALS, {factors} factors, {iterations} iterations)"),
     ("clicks", "c. site_click_log + candidate_mask + training_clicks ({session_days} days)"),
-    ("fit", "d. fit_article_model (als_weight {als_weight})"),
+    ("fit", "d. fit_article_model (learned ranker {ranker}, als_weight {als_weight})"),
     ("topk", "e. article_model_recommendations (k={k})"),
 )
 
@@ -252,6 +252,7 @@ def rss_mb() -> float:
 
 
 def child_run(args: argparse.Namespace) -> None:
+    import pickle
     import warnings
 
     result: dict = {"seconds": {}, "peak_mb": {}}
@@ -319,6 +320,8 @@ def child_run(args: argparse.Namespace) -> None:
             session_days=model_settings.session_days,
             training=training.model_dump(include={"signal", "training_days"}),
             model=model_settings.model_dump(include={"factors", "iterations"}),
+            ranker={k: v for k, v in model.stats.items() if k.startswith("ranker")},
+            model_pickle_mb=round(len(pickle.dumps(model)) / 1e6, 1),
             rec_rows=len(recs),
             rec_articles=int(recs["source_entity_id"].nunique()),
         )
@@ -448,6 +451,7 @@ def main() -> None:
         **first["model"],
         "session_days": f"{first['session_days']:g}",
         "als_weight": f"{first['als_weight']:g}",
+        "ranker": "on" if first["ranker"].get("ranker", "off") != "off" else "off",
         "k": args.k,
     }
     print(f"{'step':<72} {'median s':>9} {'peak MB':>9}   runs (s)")
@@ -464,6 +468,8 @@ def main() -> None:
     print(f"{'total (a-e)':<72} {total:>9.2f} {peak:>9,.0f}   " + ", ".join(f"{s:.2f}" for s in totals))
     print()
     print(f"recommendations: {first['rec_rows']:,} rows, {first['rec_articles']:,} articles with a list")
+    print(f"learned ranker (first run): {json.dumps(first['ranker'])}")
+    print(f"trained model pickled (what trained_model stores): {first['model_pickle_mb']:,.1f} MB")
     others = sorted({w for r in runs for w in r["warnings"] if not any(m in w for m in BLAS_WARNING_MARKERS)})
     if others:
         print(f"other warnings ({len(others)}):")

@@ -154,7 +154,7 @@ def article_recommendations(
             "model keeps serving.",
         )
     ],
-    code_version="1",
+    code_version="2",
     kinds={"pandas"},
 )
 def recommendation_backtest(

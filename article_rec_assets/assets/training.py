@@ -72,8 +72,8 @@ def interaction_matrix(
             metadata={"allow_missing_partitions": True},
         )
     },
-    code_version="2",
-    kinds={"python", "scipy"},
+    code_version="3",
+    kinds={"python", "scipy", "lightgbm"},
 )
 def trained_model(
     context: AssetExecutionContext,
@@ -83,8 +83,9 @@ def trained_model(
 ) -> Output[ArticleModel]:
     """The article model as of the window's end: the recency successor blend over the last days of
     reading sessions (what readers open next, recent sessions counting most, plus what is read
-    right now), joined by ALS neighbours from the interaction matrix when the site gives them a
-    weight. The same code the offline evaluation and the backtest run."""
+    right now) proposes candidates, a LambdaRank ranker trained on the next clicks of the last
+    windows orders them, joined by ALS neighbours from the interaction matrix when the site gives
+    them a weight. The same code the offline evaluation and the backtest run."""
     site, _, end = partition_site_and_window(context)
     embeddings, als_note = None, "off (als_weight 0)"
     if site.model.als_weight > 0:

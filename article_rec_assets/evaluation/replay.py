@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import get_args
 
 import numpy as np
 import pandas as pd
@@ -36,7 +37,7 @@ import pandas as pd
 from article_rec_assets.evaluation.folds import Pairs, fold_pairs, fold_starts, session_pairs
 from article_rec_assets.evaluation.metrics import FoldResult, check_lists, rank_metrics
 from article_rec_assets.recommenders.als import ALSEmbedder, EmbeddingRecommender
-from article_rec_assets.recommenders.article_model import ProjectModel, window_als
+from article_rec_assets.recommenders.article_model import MODEL_NAME, ProjectModel, window_als
 from article_rec_assets.recommenders.base import Recommender
 from article_rec_assets.recommenders.baselines import (
     ItemKNNCosine,
@@ -47,7 +48,13 @@ from article_rec_assets.recommenders.baselines import (
 )
 from article_rec_assets.recommenders.click_log import ClickLog, TrainingClicks, training_clicks
 from article_rec_assets.recommenders.top_k import fill_with_fallback
-from article_rec_assets.settings.sites import ModelSettings, RecommendationSettings, TrainingSettings
+from article_rec_assets.settings.sites import (
+    ModelSettings,
+    RankerFeatureGroup,
+    RankerSettings,
+    RecommendationSettings,
+    TrainingSettings,
+)
 
 
 def _project_als() -> Recommender:
@@ -77,9 +84,27 @@ def _project_model() -> Recommender:
     return ProjectModel(settings, embed=lambda train: window_als(train, TrainingSettings(), settings))
 
 
+def _project_variant(name: str, **ranker: object) -> Callable[[], Recommender]:
+    """The article model with its ranker settings changed (`project-blend`: the blend alone;
+    `project-without-<group>`: the ranker without one feature group, the ablation)."""
+
+    def make() -> Recommender:
+        settings = ModelSettings(ranker=RankerSettings(**ranker))
+        model = ProjectModel(settings, embed=lambda train: window_als(train, TrainingSettings(), settings))
+        model.name = f"{MODEL_NAME} ({name})"
+        return model
+
+    return make
+
+
 MODELS: dict[str, Callable[[], Recommender]] = {
     **BASELINES,
     "project": _project_model,
+    "project-blend": _project_variant("blend alone", enabled=False),
+    **{
+        f"project-without-{group}": _project_variant(f"without {group}", without_features=(group,))
+        for group in get_args(RankerFeatureGroup)
+    },
     "als": _project_als,
     "als-readers": lambda: EmbeddingRecommender(ALSEmbedder("reader"), name="ALS (reader x article)"),
     "als-sessions": lambda: EmbeddingRecommender(ALSEmbedder("session"), name="ALS (session x article)"),
@@ -138,11 +163,16 @@ def evaluate(
     step_hours: int = 2,
     ties: str = "popularity",
     progress: Callable[[str], None] | None = None,
+    hours: Sequence[int] | None = None,
 ) -> pd.DataFrame:
-    """Replay `log` over `days`: one row per (fold, recommender) of FoldResult fields."""
+    """Replay `log` over `days`: one row per (fold, recommender) of FoldResult fields. With
+    `hours`, only the folds starting at those UTC hours (a quicker look)."""
     pairs = session_pairs(log)
     rows: list[FoldResult] = []
-    for t0 in fold_starts(days, step_hours):
+    starts = fold_starts(days, step_hours)
+    if hours is not None:
+        starts = [t0 for t0 in starts if t0.hour in set(hours)]
+    for t0 in starts:
         train = training_clicks(log, t0, train_days, ties)
         fold_pairs_ = fold_pairs(pairs, t0, step_hours)
         results = evaluate_fold(train, fold_pairs_, recommenders, k, day=t0.strftime("%Y-%m-%d"))

@@ -2,8 +2,9 @@
 
 The pipeline's reading data (sessionized interactions) become the same click log the offline
 evaluation replays (`evaluation.replay`), so both run one training code: the recency successor
-blend of `recommenders.blend`, optionally joined by ALS neighbours from `recommenders.als`. The
-backtest that must approve it every run is `evaluation.backtest`.
+blend of `recommenders.blend` proposes candidates, the learned ranker of `recommenders.ranker`
+(LambdaRank, retrained every run) orders them, optionally joined by ALS neighbours from
+`recommenders.als`. The backtest that must approve it every run is `evaluation.backtest`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from article_rec_assets.recommenders.click_log import (
     TrainingClicks,
     click_log,
 )
+from article_rec_assets.recommenders.ranker import LearnedRanker, fit_ranker
 from article_rec_assets.recommenders.serving import ARTICLE_MODEL, RECOMMENDATION_COLUMNS, similar_articles
 from article_rec_assets.recommenders.top_k import top_k_sparse
 from article_rec_assets.settings.sites import (
@@ -88,7 +90,8 @@ def candidate_mask(log: ClickLog, catalogue: pd.DataFrame, as_of: pd.Timestamp) 
 
 @dataclass
 class ArticleModel:
-    """A fitted blend over one training window (article codes of `article_ids`), and optionally
+    """A fitted blend over one training window (article codes of `article_ids`), its candidates
+    ordered by the learned ranker when one was trained (`recommenders/ranker.py`), and optionally
     each candidate's nearest ALS neighbours (cosine rescaled to [0, 1]), added with `als_weight`."""
 
     article_ids: np.ndarray  # external id of each article code
@@ -98,13 +101,17 @@ class ArticleModel:
     as_of: pd.Timestamp
     als_neighbours: sparse.csr_matrix | None = None  # articles x articles, ALS_NEIGHBOURS per row
     als_weight: float = 0.0
-    stats: dict[str, float] = field(default_factory=dict)
+    ranker: LearnedRanker | None = None  # orders the blend's candidates when it was trained
+    stats: dict[str, float | str] = field(default_factory=dict)
 
     def score_rows(self, source_ids: np.ndarray) -> sparse.csr_matrix:
         """Scores of every article for each source (rows), zero outside the catalogue: both
         components score candidates only (the blend's cat(b), `als_neighbours`)."""
         source_ids = np.asarray(source_ids, dtype=np.int64)
-        rows = self.blend.score_rows(source_ids)
+        if self.ranker is not None and self.ranker.booster is not None:
+            rows = self.ranker.score_rows(source_ids)  # in (0, 1), as the ALS neighbours' scores
+        else:
+            rows = self.blend.score_rows(source_ids)
         if self.als_neighbours is not None and self.als_weight > 0:
             rows = (rows + self.als_weight * self.als_neighbours[source_ids]).tocsr()
         return rows
@@ -163,8 +170,13 @@ def fit_article_model(
     `embeddings` (freshness-weighted with the site's half-life) when given and
     `settings.als_weight` > 0."""
     started = time.perf_counter()
-    blend = RecencySuccessorBlend(settings.blend)
-    blend.fit(train, train.t0)
+    ranker = None
+    if settings.ranker.enabled:
+        ranker = fit_ranker(train, settings.ranker, settings.blend)
+        blend = ranker.signals.blend  # the serving signals hold the blend fitted on all of train
+    else:
+        blend = RecencySuccessorBlend(settings.blend)
+        blend.fit(train, train.t0)
     fitted = time.perf_counter()
     neighbours = None
     if embeddings is not None and settings.als_weight > 0:
@@ -177,6 +189,7 @@ def fit_article_model(
         as_of=train.t0,
         als_neighbours=neighbours,
         als_weight=settings.als_weight if neighbours is not None else 0.0,
+        ranker=ranker,
         stats={
             "clicks": len(train),
             "sessions": int(np.count_nonzero(np.diff(train.session)) + 1) if len(train) else 0,
@@ -185,6 +198,7 @@ def fit_article_model(
             "time_scale": round(blend.time_scale, 3),
             "blend_fit_seconds": round(fitted - started, 3),
             "als_neighbour_seconds": round(time.perf_counter() - fitted, 3),
+            **(ranker.stats if ranker is not None else {"ranker": "off"}),
         },
     )
 

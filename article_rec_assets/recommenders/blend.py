@@ -93,8 +93,11 @@ class RecencySuccessorBlend(Recommender):
         scores = sparse.csr_matrix(
             (np.concatenate(weights), (np.concatenate(sources), np.concatenate(targets))), shape=(n, n)
         )
-        if self.knn_weight > 0:
-            scores = scores + self.knn_weight * self._covisitation(train, end)
+        # Kept: the learned ranker (recommenders/ranker.py) reads it as a feature of its own.
+        self.covisitation = (
+            self._covisitation(train, end) if self.knn_weight > 0 else sparse.csr_matrix((n, n))
+        )
+        scores = scores + self.knn_weight * self.covisitation
 
         age_published = np.clip((end - train.published_ms) / MS_PER_HOUR, 0, None)
         fresh = np.exp(-age_published / self.freshness_tau_hours)

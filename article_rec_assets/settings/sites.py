@@ -183,6 +183,35 @@ class BlendSettings(_Settings):
         return self
 
 
+# The ranker's feature groups (recommenders/ranker.py FEATURE_GROUPS).
+RankerFeatureGroup = Literal["blend", "successors", "covisitation", "popularity", "freshness", "source"]
+
+
+class RankerSettings(_Settings):
+    """The learned ranker over the blend's candidates (recommenders/ranker.py): LambdaRank trained
+    at every retrain on the next clicks of the `label_windows` windows before it. The defaults
+    were chosen on G1's 6 and 7 October (README, "The article model")."""
+
+    enabled: bool = True
+    candidates: int = Field(100, ge=10)  # the blend's best per source that the ranker orders
+    label_windows: int = Field(12, ge=1)
+    window_hours: float = Field(2, gt=0)
+    rounds: int = Field(100, ge=1)
+    learning_rate: float = Field(0.1, gt=0, le=1)
+    num_leaves: int = Field(15, ge=2)
+    min_data_in_leaf: int = Field(100, ge=1)
+    max_label: int = Field(30, ge=1)  # a pair's count is capped here (LambdaRank's gains are linear)
+    min_queries: int = Field(50, ge=1)  # fewer labelled sources: the blend serves alone
+    # A busier window's sources are sampled down to this many (bounds the fit on large sites).
+    max_sources_per_window: int = Field(800, ge=1)
+    threads: int = Field(2, ge=1)
+    # Lowers each candidate by this x log(1 + the number of the catalogue's top `list_length` lists
+    # it is in): more distinct articles recommended, for a little hit rate (README).
+    spread_weight: float = Field(0.05, ge=0)
+    list_length: int = Field(10, ge=1)
+    without_features: tuple[RankerFeatureGroup, ...] = ()  # groups left out (the ablation)
+
+
 class ModelSettings(_Settings):
     factors: int = Field(64, gt=0)
     iterations: int = Field(15, gt=0)
@@ -195,6 +224,7 @@ class ModelSettings(_Settings):
     blend: BlendSettings = Field(default_factory=lambda: BlendSettings())
     # Weight of the ALS neighbours (cosine rescaled to [0, 1]) added to the blend; 0 = not used.
     als_weight: float = Field(0.0, ge=0)
+    ranker: RankerSettings = Field(default_factory=lambda: RankerSettings())
 
 
 class EvaluationSettings(_Settings):

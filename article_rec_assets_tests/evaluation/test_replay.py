@@ -183,6 +183,11 @@ def test_every_pair_of_a_day_is_tested_once_and_training_stops_before_t0():
     for t0, first, last in spy.seen:
         t0_ms = t0.value // 1_000_000
         assert last < t0_ms and first >= t0_ms - 86_400_000
+    # --hours: only the folds starting at those hours, the same pairs as in the full replay.
+    some = evaluate(log, ["2024-05-02", "2024-05-03"], [Spy()], train_days=1, k=3, hours=[8, 14])
+    assert sorted(some["t0"].dt.hour.unique()) == [8, 14] and len(some) == 4
+    full = folds.set_index("t0")["pairs"]
+    assert (some.set_index("t0")["pairs"] == full.loc[some["t0"]]).all()
 
 
 # ------------------------------------------------------------------------------------ the fill

@@ -1,0 +1,391 @@
+"""A learned ranker over the blend's candidates: "readers of this article also read", ordered by
+LightGBM's LambdaRank.
+
+Candidates: for a source article a, the `candidates` best articles of the recency successor blend
+(`recommenders/blend.py`), whose score already unites the sources a list can come from: successors
+within sessions, backward neighbours, two clicks apart, implicit's co-visitation, and the last
+minutes' most read (so brand-new articles with reads are candidates everywhere).
+
+Features of a pair (a, b), all computed from the clicks before the time they describe (FEATURES):
+the blend's score, its rank and its share of the row's best; successor weight a -> b decayed over
+three time scales and counted plain, b -> a, a -> x -> b, co-visitation, a -> b's share of a's
+successors; b's reads over the last 15 minutes, hour, 6 hours and day and their trend, its age;
+a's own reads and age, and how much older or newer b is.
+
+Training: the within-session next clicks a -> b of the `label_windows` 2-hour windows before t0.
+Each window's candidates and features come from the clicks before that window's start (never from
+the window itself), the label of a candidate is how many of the window's pairs went a -> b, and a
+source weighs as much as its pairs (LambdaRank's query weight is the sum of its rows' weights). The
+retrain every two hours therefore learns how the blend's signals turn into the next click on this
+site, now, and serves with the signals of all clicks before t0.
+
+Too few labelled sources (a quiet site, the first hours of its history): the blend serves alone and
+`stats` says so.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import lightgbm
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from article_rec_assets.recommenders.blend import RecencySuccessorBlend
+from article_rec_assets.recommenders.click_log import MS_PER_HOUR, NO_ARTICLE, TrainingClicks
+from article_rec_assets.recommenders.top_k import top_k_sparse
+from article_rec_assets.settings.sites import BlendSettings, RankerSettings
+
+# The features by group (RankerSettings.without_features leaves groups out, for the ablation).
+FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
+    "blend": ("blend_score", "blend_rank", "blend_share_of_best"),
+    "successors": (
+        "successor_short",
+        "successor_long",
+        "successor_day",
+        "successor_count",
+        "successor_share",
+        "backward_long",
+        "two_apart_long",
+    ),
+    "covisitation": ("covisitation",),
+    "popularity": ("reads_15m", "reads_1h", "reads_6h", "reads_24h", "reads_trend"),
+    "freshness": ("age_hours", "source_age_hours", "age_gap_hours"),
+    "source": ("source_reads_1h", "source_reads_24h", "source_successors"),
+}
+FEATURES = tuple(name for names in FEATURE_GROUPS.values() for name in names)
+SERVE_BATCH_SOURCES = 4096  # sources scored at a time: bounds the feature matrix in memory
+
+
+def _sorted_keys(matrix: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """A sparse matrix as sorted keys row * n_columns + column and their values, for lookups."""
+    matrix = sparse.csr_matrix(matrix)
+    matrix.sum_duplicates()
+    matrix.sort_indices()
+    rows = np.repeat(np.arange(matrix.shape[0], dtype=np.int64), np.diff(matrix.indptr))
+    return rows * matrix.shape[1] + matrix.indices.astype(np.int64), matrix.data.astype(np.float64)
+
+
+@dataclass
+class _PairTable:
+    """Values of one articles x articles matrix at arbitrary (row, column) pairs."""
+
+    keys: np.ndarray
+    values: np.ndarray
+    n: int
+
+    @classmethod
+    def of(cls, matrix: sparse.csr_matrix) -> _PairTable:
+        keys, values = _sorted_keys(matrix)
+        return cls(keys, values, matrix.shape[1])
+
+    def at(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        wanted = rows.astype(np.int64) * self.n + cols.astype(np.int64)
+        position = np.minimum(np.searchsorted(self.keys, wanted), max(len(self.keys) - 1, 0))
+        found = self.keys[position] == wanted if len(self.keys) else np.zeros(len(wanted), dtype=bool)
+        return np.where(found, self.values[position] if len(self.keys) else 0.0, 0.0)
+
+
+def _decayed_successors(
+    train: TrainingClicks, end: int, distance: int, tau_hours: float | None
+) -> sparse.csr_matrix:
+    """Sum over sessions' clicks b `distance` clicks after a (a != b) of exp(-age of b / tau)
+    (1 per pair when tau is None), articles x articles."""
+    n = train.n_articles
+    d = distance
+    same = train.session[d:] == train.session[:-d]
+    source, target = train.article[:-d][same], train.article[d:][same]
+    stamp = train.timestamp[d:][same]
+    keep = source != target
+    source, target, stamp = source[keep], target[keep], stamp[keep]
+    weight = np.ones(len(source)) if tau_hours is None else np.exp(-(end - stamp) / MS_PER_HOUR / tau_hours)
+    matrix = sparse.csr_matrix((weight, (source, target)), shape=(n, n))
+    matrix.sum_duplicates()
+    return matrix
+
+
+@dataclass
+class Signals:
+    """Everything the features read, as of `train.t0`: the fitted blend and the pair and article
+    signals beside it."""
+
+    blend: RecencySuccessorBlend
+    pairs: dict[str, _PairTable]
+    article: dict[str, np.ndarray]  # per article code
+    tie_rank: np.ndarray
+
+    @classmethod
+    def of(cls, train: TrainingClicks, blend_settings: BlendSettings) -> Signals:
+        blend = RecencySuccessorBlend(blend_settings)
+        blend.fit(train, train.t0)
+        end = train.t0.value // 1_000_000
+        scale = blend.time_scale  # quiet sites: longer memories, as in the blend
+        forward_count = _decayed_successors(train, end, 1, None)
+        forward_long = _decayed_successors(train, end, 1, 3.0 * scale)
+        out_count = np.asarray(forward_count.sum(axis=1)).ravel()
+        share = sparse.diags(1.0 / np.where(out_count > 0, out_count, 1.0)) @ forward_count
+        pairs = {
+            "successor_short": _PairTable.of(_decayed_successors(train, end, 1, 0.5 * scale)),
+            "successor_long": _PairTable.of(forward_long),
+            "successor_day": _PairTable.of(_decayed_successors(train, end, 1, 24.0 * scale)),
+            "successor_count": _PairTable.of(forward_count),
+            "successor_share": _PairTable.of(share.tocsr()),
+            "backward_long": _PairTable.of(forward_long.T.tocsr()),
+            "two_apart_long": _PairTable.of(_decayed_successors(train, end, 2, 3.0 * scale)),
+            "covisitation": _PairTable.of(blend.covisitation),
+        }
+        reads = {}
+        for name, minutes in (("15m", 15), ("1h", 60), ("6h", 360), ("24h", 1440)):
+            recent = train.timestamp >= end - round(minutes * scale * 60_000)
+            reads[name] = np.bincount(train.article[recent], minlength=train.n_articles).astype(np.float64)
+        age = (end - train.published_ms) / MS_PER_HOUR  # NaN when the publish time is unknown
+        article = {
+            "reads_15m": reads["15m"],
+            "reads_1h": reads["1h"],
+            "reads_6h": reads["6h"],
+            "reads_24h": reads["24h"],
+            "reads_trend": (reads["1h"] + 1) / (reads["6h"] / 6 + 1),
+            "age_hours": age,
+            "successors": out_count,
+        }
+        return cls(blend, pairs, article, train.tie_rank)
+
+    def candidates(self, sources: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row of the source in `sources`, candidate code, its blend score and rank) of the blend's
+        m best candidates of each source (never the source)."""
+        lists, scores = top_k_sparse(
+            self.blend.score_rows(sources), sources, m, self.tie_rank, with_scores=True
+        )
+        row, rank = np.nonzero(lists != NO_ARTICLE)
+        return row, lists[row, rank], scores[row, rank], rank
+
+    def features(self, sources: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(row of the source, candidate, feature matrix in FEATURES order) for `sources`."""
+        row, candidate, score, rank = self.candidates(sources, m)
+        source = sources[row]
+        best = np.zeros(len(sources))
+        np.maximum.at(best, row, score)
+        a, b = self.article, self.pairs
+        columns = {
+            "blend_score": score,
+            "blend_rank": rank.astype(np.float64),
+            "blend_share_of_best": score / np.where(best[row] > 0, best[row], 1.0),
+            **{name: table.at(source, candidate) for name, table in b.items()},
+            "reads_15m": a["reads_15m"][candidate],
+            "reads_1h": a["reads_1h"][candidate],
+            "reads_6h": a["reads_6h"][candidate],
+            "reads_24h": a["reads_24h"][candidate],
+            "reads_trend": a["reads_trend"][candidate],
+            "age_hours": a["age_hours"][candidate],
+            "source_reads_1h": a["reads_1h"][source],
+            "source_reads_24h": a["reads_24h"][source],
+            "source_successors": a["successors"][source],
+            "source_age_hours": a["age_hours"][source],
+            "age_gap_hours": a["age_hours"][candidate] - a["age_hours"][source],
+        }
+        matrix = np.column_stack([columns[name] for name in FEATURES]).astype(np.float32)
+        return row, candidate, matrix
+
+
+def clicks_before(train: TrainingClicks, start: pd.Timestamp) -> TrainingClicks:
+    """The training clicks stamped before `start`, as they were known then."""
+    end = start.value // 1_000_000
+    keep = train.timestamp < end
+    return TrainingClicks(
+        reader=train.reader[keep],
+        session=train.session[keep],
+        article=train.article[keep],
+        timestamp=train.timestamp[keep],
+        t0=start,
+        n_articles=train.n_articles,
+        article_ids=train.article_ids,
+        published_ms=train.published_ms,
+        ties=train.ties,
+        candidates=train.candidates,
+    )
+
+
+def window_pairs(train: TrainingClicks, start: int, end: int) -> pd.DataFrame:
+    """Within-session next clicks (a -> b, a != b) whose b falls in [start, end) ms, counted."""
+    same = train.session[1:] == train.session[:-1]
+    source, target, stamp = train.article[:-1][same], train.article[1:][same], train.timestamp[1:][same]
+    keep = (source != target) & (stamp >= start) & (stamp < end)
+    pairs = pd.DataFrame({"source": source[keep], "target": target[keep]})
+    return pairs.value_counts().rename("pairs").reset_index()
+
+
+@dataclass
+class LabelledWindow:
+    sources: np.ndarray  # per row: the source article code
+    candidates: np.ndarray  # per row: the candidate article code
+    features: np.ndarray
+    labels: np.ndarray
+    group_sizes: np.ndarray
+    weights: np.ndarray
+    pairs: int  # the window's pairs whose target was among its source's candidates
+    all_pairs: int
+
+
+def labelled_window(
+    train: TrainingClicks, start: pd.Timestamp, hours: float, settings: RankerSettings, blend: BlendSettings
+) -> LabelledWindow | None:
+    """Candidates and features of the window [start, start + hours) from the clicks before it,
+    labelled with the window's next clicks. None when no pair's target was a candidate."""
+    begin = start.value // 1_000_000
+    pairs = window_pairs(train, begin, begin + round(hours * MS_PER_HOUR))
+    if not len(pairs):
+        return None
+    signals = Signals.of(clicks_before(train, start), blend)
+    sources = np.unique(pairs["source"].to_numpy(dtype=np.int64))
+    if len(sources) > settings.max_sources_per_window:
+        # A busy site: a seeded sample of the sources (their weights still count their pairs),
+        # so LambdaRank's rows and time stay bounded; the same window draws the same sample.
+        rng = np.random.default_rng(start.value // 1_000_000)
+        sources = np.sort(rng.choice(sources, settings.max_sources_per_window, replace=False))
+        pairs = pairs[pairs["source"].isin(sources)]
+    row, candidate, matrix = signals.features(sources, settings.candidates)
+    source = sources[row]
+    n = train.n_articles
+    counted = pd.Series(
+        pairs["pairs"].to_numpy(), index=pairs["source"].to_numpy() * n + pairs["target"].to_numpy()
+    )
+    labels = counted.reindex(source * n + candidate, fill_value=0).to_numpy(dtype=np.int64)
+    labelled_rows = pd.Series(labels).groupby(row).transform("sum").to_numpy()
+    keep = labelled_rows > 0  # sources none of whose pairs is among the candidates teach nothing
+    row, candidate, matrix, labels = row[keep], candidate[keep], matrix[keep], labels[keep]
+    if not len(row):
+        return None
+    # Rows arrive grouped by source (top_k_sparse's order); a query weighs its pairs.
+    sizes = np.bincount(row)[np.unique(row)]
+    query_pairs = np.bincount(row, weights=labels)[np.unique(row)]
+    weights = np.repeat(query_pairs / sizes, sizes)
+    return LabelledWindow(
+        sources=sources[row],
+        candidates=candidate,
+        features=matrix,
+        labels=np.minimum(labels, settings.max_label),
+        group_sizes=sizes,
+        weights=weights,
+        pairs=int(labels.sum()),
+        all_pairs=int(pairs["pairs"].sum()),
+    )
+
+
+@dataclass
+class LearnedRanker:
+    """LambdaRank over the blend's candidates (see the module docstring). `booster` is None when
+    there were too few labelled sources: then the blend's own scores serve."""
+
+    signals: Signals
+    booster: lightgbm.Booster | None
+    settings: RankerSettings
+    columns: np.ndarray  # the FEATURES columns the booster reads
+    # Per article: in how many of the catalogue's top lists the booster alone puts it (the spread).
+    list_counts: np.ndarray | None = None
+    stats: dict[str, float | str] = field(default_factory=dict)
+
+    def score_rows(self, source_ids: np.ndarray) -> sparse.csr_matrix:
+        """Scores in (0, 1) of each source's candidates (one row per source), 0 elsewhere: the
+        booster's, less `spread_weight` x log(1 + the candidate's list count)."""
+        source_ids = np.asarray(source_ids, dtype=np.int64)
+        if self.booster is None:
+            return self.signals.blend.score_rows(source_ids)
+        penalty = None
+        if self.list_counts is not None and self.settings.spread_weight > 0:
+            penalty = self.settings.spread_weight * np.log1p(self.list_counts)
+        return self._scores(source_ids, penalty)
+
+    def _scores(self, source_ids: np.ndarray, penalty: np.ndarray | None) -> sparse.csr_matrix:
+        n = self.signals.blend.scores.shape[1]
+        parts = []
+        for start in range(0, len(source_ids), SERVE_BATCH_SOURCES):
+            batch = source_ids[start : start + SERVE_BATCH_SOURCES]
+            row, candidate, matrix = self.signals.features(batch, self.settings.candidates)
+            predicted = (
+                self.booster.predict(matrix[:, self.columns], num_threads=self.settings.threads)
+                if len(row)
+                else []
+            )
+            predicted = np.asarray(predicted, dtype=np.float64)
+            if penalty is not None:
+                predicted = predicted - penalty[candidate]
+            score = 1.0 / (1.0 + np.exp(-predicted))
+            parts.append(sparse.csr_matrix((score, (row, candidate)), shape=(len(batch), n)))
+        return sparse.vstack(parts).tocsr() if parts else sparse.csr_matrix((0, n))
+
+
+def fit_ranker(train: TrainingClicks, settings: RankerSettings, blend: BlendSettings) -> LearnedRanker:
+    """Label the `label_windows` windows before t0, fit LambdaRank on them, and keep the signals
+    of all clicks before t0 to serve with."""
+    started = time.perf_counter()
+    hours = settings.window_hours
+    windows = []
+    for back in range(1, settings.label_windows + 1):
+        window = labelled_window(train, train.t0 - pd.Timedelta(hours=back * hours), hours, settings, blend)
+        if window is not None:
+            windows.append(window)
+    labelled = time.perf_counter()
+    signals = Signals.of(train, blend)
+    queries = int(sum(len(w.group_sizes) for w in windows))
+    stats: dict[str, float | str] = {
+        "ranker_label_windows": len(windows),
+        "ranker_queries": queries,
+        "ranker_rows": int(sum(len(w.labels) for w in windows)),
+        "ranker_candidate_recall": round(
+            sum(w.pairs for w in windows) / max(sum(w.all_pairs for w in windows), 1), 4
+        ),
+        "ranker_label_seconds": round(labelled - started, 3),
+    }
+    columns = feature_columns(settings)
+    booster = None
+    if queries < settings.min_queries:
+        stats["ranker"] = f"blend alone: {queries} labelled sources, fewer than {settings.min_queries}"
+    else:
+        data = lightgbm.Dataset(
+            np.concatenate([w.features[:, columns] for w in windows]),
+            label=np.concatenate([w.labels for w in windows]),
+            group=np.concatenate([w.group_sizes for w in windows]),
+            weight=np.concatenate([w.weights for w in windows]),
+            feature_name=[FEATURES[c] for c in columns],
+            free_raw_data=True,
+        )
+        params = {
+            "objective": "lambdarank",
+            "lambdarank_truncation_level": 20,
+            "label_gain": list(range(settings.max_label + 1)),
+            "eval_at": [10],
+            "learning_rate": settings.learning_rate,
+            "num_leaves": settings.num_leaves,
+            "min_data_in_leaf": settings.min_data_in_leaf,
+            "feature_fraction": 0.9,
+            "num_threads": settings.threads,
+            "deterministic": True,
+            "force_col_wise": True,
+            "seed": 42,
+            "verbosity": -1,
+        }
+        booster = lightgbm.train(params, data, num_boost_round=settings.rounds)
+        stats["ranker"] = f"LambdaRank, {settings.rounds} rounds on {queries} labelled sources"
+    ranker = LearnedRanker(signals=signals, booster=booster, settings=settings, columns=columns, stats=stats)
+    if booster is not None and settings.spread_weight > 0:
+        ranker.list_counts = list_counts(ranker, train.catalogue, settings.list_length)
+    stats["ranker_fit_seconds"] = round(time.perf_counter() - started, 3)
+    return ranker
+
+
+def list_counts(ranker: LearnedRanker, sources: np.ndarray, k: int) -> np.ndarray:
+    """Per article code, in how many of the sources' top-k lists the booster alone puts it.
+    The spread penalty lowers articles by this count, so that the lists of the catalogue reach
+    more articles than the few read everywhere (the catalogue coverage the old lists had)."""
+    scores = ranker._scores(np.asarray(sources, dtype=np.int64), None)
+    lists = top_k_sparse(scores, np.asarray(sources, dtype=np.int64), k, ranker.signals.tie_rank)
+    listed = lists[lists != NO_ARTICLE]
+    return np.bincount(listed, minlength=scores.shape[1]).astype(np.float64)
+
+
+def feature_columns(settings: RankerSettings) -> np.ndarray:
+    """Positions in FEATURES of the features the settings keep."""
+    left_out = {name for group in settings.without_features for name in FEATURE_GROUPS[group]}
+    return np.array([i for i, name in enumerate(FEATURES) if name not in left_out], dtype=np.int64)
