@@ -17,7 +17,11 @@ Each window's candidates and features come from the clicks before that window's 
 the window itself), the label of a candidate is how many of the window's pairs went a -> b, and a
 source weighs as much as its pairs (LambdaRank's query weight is the sum of its rows' weights). The
 retrain every two hours therefore learns how the blend's signals turn into the next click on this
-site, now, and serves with the signals of all clicks before t0.
+site, now, and serves with the signals of all clicks before t0. A busy window's sources are
+sampled down to `max_sources_per_window` (seeded by the window: reruns are identical).
+
+Serving: the booster's score, less `spread_weight` x log(1 + the number of the catalogue's top
+lists the candidate is in), through a sigmoid into (0, 1).
 
 Too few labelled sources (a quiet site, the first hours of its history): the blend serves alone and
 `stats` says so.
