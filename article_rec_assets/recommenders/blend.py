@@ -80,11 +80,8 @@ class RecencySuccessorBlend(Recommender):
 
         sources, targets, weights = [], [], []
         for d in range(1, self.max_distance + 1):
-            same = train.session[d:] == train.session[:-d]
-            source, target = train.article[:-d][same], train.article[d:][same]
-            age_hours = (end - train.timestamp[d:][same]) / MS_PER_HOUR
-            keep = source != target
-            source, target, age_hours = source[keep], target[keep], age_hours[keep]
+            source, target, stamp = train.session_pairs(d)
+            age_hours = (end - stamp) / MS_PER_HOUR
             weight = np.exp(-age_hours / short_tau) + self.long_weight * np.exp(-age_hours / long_tau)
             weight *= self.distance_decay ** (d - 1)
             sources += [source, target]

@@ -182,10 +182,17 @@ class TrainingClicks:
 
     def successor_pairs(self) -> tuple[np.ndarray, np.ndarray]:
         """Consecutive (a -> b) within the window's part of each session, a != b."""
-        same = self.session[1:] == self.session[:-1]
-        source, target = self.article[:-1][same], self.article[1:][same]
+        source, target, _ = self.session_pairs()
+        return source, target
+
+    def session_pairs(self, distance: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(a, b, b's timestamp) for each click b `distance` clicks after a in the window's part of
+        one session, a != b."""
+        d = distance
+        same = self.session[d:] == self.session[:-d]
+        source, target, stamp = self.article[:-d][same], self.article[d:][same], self.timestamp[d:][same]
         keep = source != target
-        return source[keep], target[keep]
+        return source[keep], target[keep], stamp[keep]
 
 
 def training_clicks(

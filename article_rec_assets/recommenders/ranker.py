@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import lightgbm
 import numpy as np
 import pandas as pd
 from scipy import sparse
@@ -41,6 +41,9 @@ from article_rec_assets.recommenders.blend import RecencySuccessorBlend
 from article_rec_assets.recommenders.click_log import MS_PER_HOUR, NO_ARTICLE, TrainingClicks
 from article_rec_assets.recommenders.top_k import top_k_sparse
 from article_rec_assets.settings.sites import BlendSettings, RankerSettings
+
+if TYPE_CHECKING:
+    import lightgbm
 
 # The features by group (RankerSettings.without_features leaves groups out, for the ablation).
 FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
@@ -86,10 +89,11 @@ class _PairTable:
         return cls(keys, values, matrix.shape[1])
 
     def at(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        if not len(self.keys):
+            return np.zeros(len(rows))
         wanted = rows.astype(np.int64) * self.n + cols.astype(np.int64)
-        position = np.minimum(np.searchsorted(self.keys, wanted), max(len(self.keys) - 1, 0))
-        found = self.keys[position] == wanted if len(self.keys) else np.zeros(len(wanted), dtype=bool)
-        return np.where(found, self.values[position] if len(self.keys) else 0.0, 0.0)
+        position = np.minimum(np.searchsorted(self.keys, wanted), len(self.keys) - 1)
+        return np.where(self.keys[position] == wanted, self.values[position], 0.0)
 
 
 def _decayed_successors(
@@ -98,12 +102,7 @@ def _decayed_successors(
     """Sum over sessions' clicks b `distance` clicks after a (a != b) of exp(-age of b / tau)
     (1 per pair when tau is None), articles x articles."""
     n = train.n_articles
-    d = distance
-    same = train.session[d:] == train.session[:-d]
-    source, target = train.article[:-d][same], train.article[d:][same]
-    stamp = train.timestamp[d:][same]
-    keep = source != target
-    source, target, stamp = source[keep], target[keep], stamp[keep]
+    source, target, stamp = train.session_pairs(distance)
     weight = np.ones(len(source)) if tau_hours is None else np.exp(-(end - stamp) / MS_PER_HOUR / tau_hours)
     matrix = sparse.csr_matrix((weight, (source, target)), shape=(n, n))
     matrix.sum_duplicates()
@@ -213,9 +212,8 @@ def clicks_before(train: TrainingClicks, start: pd.Timestamp) -> TrainingClicks:
 
 def window_pairs(train: TrainingClicks, start: int, end: int) -> pd.DataFrame:
     """Within-session next clicks (a -> b, a != b) whose b falls in [start, end) ms, counted."""
-    same = train.session[1:] == train.session[:-1]
-    source, target, stamp = train.article[:-1][same], train.article[1:][same], train.timestamp[1:][same]
-    keep = (source != target) & (stamp >= start) & (stamp < end)
+    source, target, stamp = train.session_pairs()
+    keep = (stamp >= start) & (stamp < end)
     pairs = pd.DataFrame({"source": source[keep], "target": target[keep]})
     return pairs.value_counts().rename("pairs").reset_index()
 
@@ -323,6 +321,8 @@ class LearnedRanker:
 def fit_ranker(train: TrainingClicks, settings: RankerSettings, blend: BlendSettings) -> LearnedRanker:
     """Label the `label_windows` windows before t0, fit LambdaRank on them, and keep the signals
     of all clicks before t0 to serve with."""
+    import lightgbm  # here, not at import: every Dagster process loads this module, few train
+
     started = time.perf_counter()
     hours = settings.window_hours
     windows = []

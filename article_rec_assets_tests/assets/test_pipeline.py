@@ -171,6 +171,8 @@ def test_training_reads_every_ingested_window(pipeline: Pipeline) -> None:
     matrix = pipeline.latest_metadata("interaction_matrix", NEWEST)
     assert matrix["windows_read"] == len(WINDOWS)
     assert matrix["readers"] > 100 and matrix["articles"] > 50
+    # The learned ranker trained (not the blend's fallback), so reruns and backfills walk it.
+    assert pipeline.latest_metadata("trained_model", NEWEST)["ranker"].startswith("LambdaRank")
     raw = pipeline.latest_metadata("raw_events", NEWEST)
     assert raw["objects_read"] >= WINDOW_HOURS
     quarantined = pd.read_parquet(
