@@ -1,10 +1,15 @@
 """All Dagster definitions, in one place; resources are chosen from the environment here."""
 
-from dagster import Definitions, EnvVar, FilesystemIOManager, in_process_executor, load_assets_from_modules
-from dagster_aws.s3 import S3PickleIOManager, S3Resource
+from dagster import Definitions, EnvVar, in_process_executor, load_assets_from_modules
+from dagster_aws.s3 import S3Resource
 
 from article_rec_assets.assets import catalogue, ingestion, publishing, recommendations, training
-from article_rec_assets.io_managers import ParquetIOManager, S3ParquetIOManager
+from article_rec_assets.io_managers import (
+    ParquetIOManager,
+    PickleIOManager,
+    S3ParquetIOManager,
+    S3PickleIOManager,
+)
 from article_rec_assets.resources import CatalogueSources, EventBucket, ServingDatabase
 from article_rec_assets.schedules import every_two_hours, ingest_window_job, recommendations_job, retrain_job
 from article_rec_assets.sensors import alert_on_check_failure, alert_on_run_failure
@@ -47,7 +52,7 @@ def resources_for_environment() -> dict:
     # or, when ARTICLE_REC_ASSET_STORAGE names an S3 prefix, there: runs then share no disk.
     storage = environment.asset_storage()
     if storage is None:
-        io_managers = {"table_io_manager": ParquetIOManager(), "io_manager": FilesystemIOManager()}
+        io_managers = {"table_io_manager": ParquetIOManager(), "io_manager": PickleIOManager()}
     else:
         bucket, prefix = storage
         client = s3_resource()

@@ -10,9 +10,12 @@ that only exists once completed), so a reader never loads a half-written one."""
 from __future__ import annotations
 
 import io
+import time
 
 import botocore.exceptions
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 from dagster import (
     ConfigurableIOManagerFactory,
     InitResourceContext,
@@ -20,23 +23,38 @@ from dagster import (
     OutputContext,
     UPathIOManager,
 )
+from dagster._core.storage.fs_io_manager import PickledObjectFilesystemIOManager
 from dagster_aws.s3 import S3Resource
 from dagster_aws.s3.io_manager import PickledObjectS3IOManager
 from upath import UPath
+
+# How a load is reported in the step's log (the large-site benchmark reads it back).
+LOADED = "loaded"
 
 
 class _MissingPartitionsOnce:
     """A rolling window over upstream partitions reads those that exist.
 
     Dagster's own handling logs one warning per missing partition (hundreds, for a 28-day
-    window over a new site); this reports them once, as a count."""
+    window over a new site); this reports them once, as a count. Every load records what it read
+    and how long it took in the step's log, so the cost of a trailing window can be read per
+    step.
+
+    A table input whose metadata names its `columns` (`assets.trailing_input`) reads only those,
+    as one Arrow table with each text column dictionary-encoded: the frames of the partitions
+    share one sorted set of categories, so they concatenate without copying text. For a site's
+    28 days (8.7M interactions) that is 0.3 GB in place of 3.4 GB of Python strings, and the
+    groupbys downstream work on integer codes."""
 
     def load_input(self, context: InputContext):
+        started = time.perf_counter()
         if not (
             context.has_asset_partitions
             and context.definition_metadata.get("allow_missing_partitions", False)
         ):
-            return super().load_input(context)  # type: ignore[misc]
+            value = super().load_input(context)  # type: ignore[misc]
+            _describe_load(context, value, 1, started)
+            return value
         paths = self._get_paths_for_partitions(context)  # type: ignore[attr-defined]
         found = {key: path for key, path in paths.items() if self.path_exists(path)}  # type: ignore[attr-defined]
         if len(found) < len(paths):
@@ -44,7 +62,52 @@ class _MissingPartitionsOnce:
                 f"{context.asset_key.to_user_string()}: {len(paths) - len(found)} of {len(paths)} "
                 f"upstream partitions are not materialized; reading the other {len(found)}"
             )
-        return {key: self.load_from_path(context, path) for key, path in found.items()}  # type: ignore[attr-defined]
+        columns = context.definition_metadata.get("columns")
+        if columns is not None and found:
+            tables = {key: self.load_table(path, list(columns)) for key, path in found.items()}  # type: ignore[attr-defined]
+            value = frames_sharing_categories(tables)
+        else:
+            value = {key: self.load_from_path(context, path) for key, path in found.items()}  # type: ignore[attr-defined]
+        _describe_load(context, value, len(found), started)
+        return value
+
+
+def read_table_with_categories(source: pa.NativeFile | str, columns: list[str]) -> pa.Table:
+    """`columns` of a Parquet file, its text columns dictionary-encoded (as Parquet stores them)."""
+    schema = pq.read_schema(source)
+    text = [name for name in columns if pa.types.is_string(schema.field(name).type)]
+    if isinstance(source, pa.NativeFile):
+        source.seek(0)
+    return pq.read_table(source, columns=columns, read_dictionary=text)
+
+
+def frames_sharing_categories(tables: dict[str, pa.Table]) -> dict[str, pd.DataFrame]:
+    """The partitions' tables as frames whose text columns share one set of sorted categories
+    (sorted, so ordering by a column orders by its text); each frame is a slice of one frame."""
+    keys = list(tables)
+    # A column with no values in a partition is stored as Arrow's null type; promoted here.
+    table = pa.concat_tables([tables[key] for key in keys], promote_options="default")
+    table = table.unify_dictionaries()
+    frame = table.to_pandas()
+    for name in frame.columns:
+        if isinstance(frame[name].dtype, pd.CategoricalDtype):
+            categories = frame[name].cat.categories
+            frame[name] = frame[name].cat.reorder_categories(categories.sort_values())
+    frames, offset = {}, 0
+    for key in keys:
+        rows = tables[key].num_rows
+        frames[key] = frame.iloc[offset : offset + rows]
+        offset += rows
+    return frames
+
+
+def _describe_load(context: InputContext, value: object, partitions: int, started: float) -> None:
+    frames = value.values() if isinstance(value, dict) else [value]
+    rows = sum(len(frame) for frame in frames if isinstance(frame, pd.DataFrame))
+    context.log.info(
+        f"{LOADED} {context.asset_key.to_user_string()}: {partitions} partitions, {rows:,} rows "
+        f"in {time.perf_counter() - started:.3f} s"
+    )
 
 
 class _ParquetIOManager(_MissingPartitionsOnce, UPathIOManager):
@@ -59,6 +122,9 @@ class _ParquetIOManager(_MissingPartitionsOnce, UPathIOManager):
     def load_from_path(self, context: InputContext, path: UPath) -> pd.DataFrame:
         return pd.read_parquet(path)
 
+    def load_table(self, path: UPath, columns: list[str]) -> pa.Table:
+        return read_table_with_categories(str(path), columns)
+
 
 class _S3ParquetIOManager(_MissingPartitionsOnce, PickledObjectS3IOManager):
     extension = ".parquet"
@@ -69,6 +135,10 @@ class _S3ParquetIOManager(_MissingPartitionsOnce, PickledObjectS3IOManager):
         except self.s3.exceptions.NoSuchKey as exc:
             raise FileNotFoundError(f"no object {self._uri_for_path(path)}") from exc
         return pd.read_parquet(io.BytesIO(body))
+
+    def load_table(self, path: UPath, columns: list[str]) -> pa.Table:
+        body = self.s3.get_object(Bucket=self.bucket, Key=path.as_posix())["Body"].read()
+        return read_table_with_categories(pa.BufferReader(body), columns)
 
     def dump_to_path(self, context: OutputContext, obj: pd.DataFrame, path: UPath) -> None:
         buffer = io.BytesIO()
@@ -106,3 +176,32 @@ class S3ParquetIOManager(ConfigurableIOManagerFactory):
 
     def create_io_manager(self, context: InitResourceContext) -> _S3ParquetIOManager:
         return _S3ParquetIOManager(self.s3_bucket, self.s3_resource.get_client(), self.s3_prefix)
+
+
+class _PickleIOManager(_MissingPartitionsOnce, PickledObjectFilesystemIOManager):
+    pass
+
+
+class _S3PickleIOManager(_MissingPartitionsOnce, PickledObjectS3IOManager):
+    pass
+
+
+class PickleIOManager(ConfigurableIOManagerFactory):
+    """Other values (the matrix, the model) pickled, as Dagster's FilesystemIOManager does, in
+    the instance's storage folder unless `base_dir` is set; loads are reported as for tables."""
+
+    base_dir: str | None = None
+
+    def create_io_manager(self, context: InitResourceContext) -> _PickleIOManager:
+        return _PickleIOManager(base_dir=self.base_dir or context.instance.storage_directory())
+
+
+class S3PickleIOManager(ConfigurableIOManagerFactory):
+    """Dagster's S3 pickle IO manager (same keys), with loads reported as for tables."""
+
+    s3_resource: S3Resource
+    s3_bucket: str
+    s3_prefix: str = ""
+
+    def create_io_manager(self, context: InitResourceContext) -> _S3PickleIOManager:
+        return _S3PickleIOManager(self.s3_bucket, self.s3_resource.get_client(), self.s3_prefix)

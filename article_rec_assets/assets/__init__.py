@@ -1,7 +1,7 @@
 """Dagster assets: thin wrappers that load inputs, call the stage's logic, and describe the result."""
 
 import pandas as pd
-from dagster import AssetExecutionContext, MetadataValue, MultiPartitionKey
+from dagster import AssetExecutionContext, AssetIn, MetadataValue, MultiPartitionKey, PartitionMapping
 
 from article_rec_assets.partitions import SITES
 from article_rec_assets.settings.sites import SiteConfig
@@ -20,6 +20,16 @@ def partition_site_and_window(
         site_name, window = dims["site"], dims["window"]
     start, end = parse_window(window)
     return SITES[site_name], pd.Timestamp(start), pd.Timestamp(end)
+
+
+def trailing_input(mapping: PartitionMapping, columns: list[str] | None = None) -> AssetIn:
+    """A rolling window of upstream partitions; windows before a site's first data, or not yet
+    backfilled, are simply absent. With `columns`, only those are read, text columns as
+    categories shared by all partitions (io_managers: a fraction of the memory and time)."""
+    metadata: dict = {"allow_missing_partitions": True}
+    if columns is not None:
+        metadata["columns"] = columns
+    return AssetIn(partition_mapping=mapping, metadata=metadata)
 
 
 def preview(frame: pd.DataFrame, rows: int = 10) -> MetadataValue:

@@ -6,14 +6,13 @@ from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetExecutionContext,
-    AssetIn,
     MetadataValue,
     Output,
     asset,
 )
 
-from article_rec_assets.assets import concat_partitions, partition_site_and_window, preview
-from article_rec_assets.assets.training import SESSION_DAYS
+from article_rec_assets.assets import concat_partitions, partition_site_and_window, preview, trailing_input
+from article_rec_assets.assets.training import CLICK_COLUMNS, SESSION_DAYS
 from article_rec_assets.evaluation.backtest import METRICS, backtest
 from article_rec_assets.evaluation.metrics import markdown_table
 from article_rec_assets.ingestion.sessions import empty_interactions
@@ -43,9 +42,9 @@ POPULARITY_DAYS = max(site.recommendations.popularity_days for site in SITES.val
     io_manager_key="table_io_manager",
     dagster_type=ArticlePopularityType,
     ins={
-        "sessionized_interactions": AssetIn(
-            partition_mapping=trailing_windows(POPULARITY_DAYS),
-            metadata={"allow_missing_partitions": True},
+        "sessionized_interactions": trailing_input(
+            trailing_windows(POPULARITY_DAYS),
+            ["reader_id", "external_id", "engaged_seconds", "first_seen", "last_seen"],
         )
     },
     code_version="1",
@@ -137,10 +136,9 @@ def article_recommendations(
     group_name="recommendations",
     io_manager_key="table_io_manager",
     ins={
-        "sessionized_interactions": AssetIn(
-            # The window itself, and the model's training days before its start.
-            partition_mapping=trailing_windows(SESSION_DAYS, extra_windows=1),
-            metadata={"allow_missing_partitions": True},
+        # The window itself, and the model's training days before its start.
+        "sessionized_interactions": trailing_input(
+            trailing_windows(SESSION_DAYS, extra_windows=1), CLICK_COLUMNS
         )
     },
     check_specs=[

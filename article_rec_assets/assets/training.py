@@ -3,9 +3,9 @@
 import math
 
 import pandas as pd
-from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output, asset
+from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
-from article_rec_assets.assets import concat_partitions, partition_site_and_window
+from article_rec_assets.assets import concat_partitions, partition_site_and_window, trailing_input
 from article_rec_assets.ingestion.sessions import empty_interactions
 from article_rec_assets.partitions import SITES, site_window_partitions, trailing_windows
 from article_rec_assets.recommenders.als import NotEnoughData, train_article_embeddings
@@ -22,18 +22,15 @@ from article_rec_assets.recommenders.interaction_matrix import InteractionMatrix
 # site's own `training_days` / `session_days` then trims what it reads.
 TRAINING_DAYS = max(site.training.training_days for site in SITES.values())
 SESSION_DAYS = math.ceil(max(site.model.session_days for site in SITES.values()))
+# What each reads of the interactions (the loads read no other column).
+MATRIX_COLUMNS = ["reader_id", "external_id", "day", "engaged_seconds", "page_views"]
+CLICK_COLUMNS = ["reader_id", "session_id", "external_id", "first_seen"]
 
 
 @asset(
     partitions_def=site_window_partitions,
     group_name="training",
-    ins={
-        "sessionized_interactions": AssetIn(
-            partition_mapping=trailing_windows(TRAINING_DAYS),
-            # Windows before a site's first data, or not yet backfilled, are simply absent.
-            metadata={"allow_missing_partitions": True},
-        )
-    },
+    ins={"sessionized_interactions": trailing_input(trailing_windows(TRAINING_DAYS), MATRIX_COLUMNS)},
     code_version="1",
     kinds={"scipy"},
 )
@@ -66,12 +63,7 @@ def interaction_matrix(
 @asset(
     partitions_def=site_window_partitions,
     group_name="training",
-    ins={
-        "sessionized_interactions": AssetIn(
-            partition_mapping=trailing_windows(SESSION_DAYS),
-            metadata={"allow_missing_partitions": True},
-        )
-    },
+    ins={"sessionized_interactions": trailing_input(trailing_windows(SESSION_DAYS), CLICK_COLUMNS)},
     code_version="3",
     kinds={"python", "scipy", "lightgbm"},
 )

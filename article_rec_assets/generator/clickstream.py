@@ -349,6 +349,47 @@ class _World:
         return NON_ARTICLE_PATHS[int(rng.integers(len(NON_ARTICLE_PATHS)))], -1
 
 
+@dataclass
+class Readership:
+    """A site's articles and readers, as `generate_site(..., start, end, seed)` draws them first:
+    whatever else is generated for the same arguments reads the same articles and readers."""
+
+    rng: np.random.Generator  # the random stream, positioned after these draws
+    ids: random.Random
+    articles: list[Article]
+    published: np.ndarray  # epoch seconds, ascending
+    topics: np.ndarray
+    appeal: np.ndarray
+    reader_ids: list[str]
+    preferences: np.ndarray  # readers x topics
+    activity: np.ndarray  # each reader's share of sessions
+    reader_agents: np.ndarray
+
+
+def draw_readership(demo: DemoSettings, start: datetime, end: datetime, seed: int) -> Readership:
+    rng = np.random.default_rng(seed)
+    ids = random.Random(seed)
+    articles = make_articles(demo, start, end, rng)
+    reader_ids = [ids.getrandbits(128).to_bytes(16, "big").hex()[:16] for _ in range(demo.readers)]
+    # Most readers care about one or two topics.
+    preferences = rng.dirichlet(np.full(len(demo.topics), 0.3), size=demo.readers)
+    activity = rng.lognormal(0.0, 1.0, size=demo.readers)
+    activity /= activity.sum()
+    reader_agents = rng.integers(len(USER_AGENTS), size=demo.readers)
+    return Readership(
+        rng,
+        ids,
+        articles,
+        np.array([a.published_at.timestamp() for a in articles]),
+        np.array([a.topic for a in articles]),
+        np.array([a.appeal for a in articles]),
+        reader_ids,
+        preferences,
+        activity,
+        reader_agents,
+    )
+
+
 def generate_site(
     site: SiteConfig,
     data_dir: Path,
@@ -357,33 +398,33 @@ def generate_site(
     seed: int | None = None,
     *,
     noise: NoiseSettings | None = DEFAULT_NOISE,
+    world: tuple[datetime, datetime] | None = None,
 ) -> GenerationSummary:
     """Write `start`..`end` (UTC) of clickstream, the site's catalogue and the ground truth under
-    `data_dir`. `noise=None` writes the clean human web traffic only."""
+    `data_dir`. `noise=None` writes the clean human web traffic only.
+
+    `world`: draw the articles and readers for this longer span instead, so that a long span can
+    be written piece by piece with the same site (a call holds all its events in memory until it
+    writes them); each piece then has its own random streams, keyed by its `start`."""
     if site.demo is None:
         raise ValueError(f"site {site.name!r} has no `demo` settings to generate data from")
     demo = site.demo
     seed = demo.seed if seed is None else seed
-    rng = np.random.default_rng(seed)
-    ids = random.Random(seed)
     noisy = noise is not None
-    nrng = np.random.default_rng([seed, _NOISE_STREAM]) if noisy else None
-    nids = random.Random(f"{seed}/{_NOISE_STREAM}") if noisy else None
+    piece = [] if world is None else [int(start.timestamp())]
+    nrng = np.random.default_rng([seed, _NOISE_STREAM, *piece]) if noisy else None
+    nids = random.Random(f"{seed}/{_NOISE_STREAM}" + "".join(f"/{p}" for p in piece)) if noisy else None
 
-    articles = make_articles(demo, start, end, rng)
-    published = np.array([a.published_at.timestamp() for a in articles])
-    topics = np.array([a.topic for a in articles])
-    appeal = np.array([a.appeal for a in articles])
+    readership = draw_readership(demo, *(world or (start, end)), seed)
+    rng, ids, articles = readership.rng, readership.ids, readership.articles
+    if world is not None:
+        rng, ids = np.random.default_rng([seed, *piece]), random.Random(f"{seed}/{piece}")
+    published, topics, appeal = readership.published, readership.topics, readership.appeal
+    reader_ids, preferences, activity = readership.reader_ids, readership.preferences, readership.activity
+    reader_agents = readership.reader_agents
     n_topics = len(demo.topics)
     allowed = site.events.allowed_hosts
     world = _World(site, articles, published, topics, appeal, not allowed or demo.host in allowed)
-
-    reader_ids = [ids.getrandbits(128).to_bytes(16, "big").hex()[:16] for _ in range(demo.readers)]
-    # Most readers care about one or two topics.
-    preferences = rng.dirichlet(np.full(n_topics, 0.3), size=demo.readers)
-    activity = rng.lognormal(0.0, 1.0, size=demo.readers)
-    activity /= activity.sum()
-    reader_agents = rng.integers(len(USER_AGENTS), size=demo.readers)
 
     end_ts = end.timestamp()
     out = _Lines(end_ts, noise, nids)

@@ -17,7 +17,6 @@ from dagster import (
     AssetSelection,
     DagsterInstance,
     EnvVar,
-    FilesystemIOManager,
     instance_for_test,
     materialize,
 )
@@ -26,7 +25,7 @@ from sqlalchemy import select
 
 from article_rec_assets.definitions import all_assets
 from article_rec_assets.ingestion.bucket import hour_folder, site_bucket_dir
-from article_rec_assets.io_managers import ParquetIOManager
+from article_rec_assets.io_managers import ParquetIOManager, PickleIOManager
 from article_rec_assets.partitions import SITES, site_window_key
 from article_rec_assets.publishing.api import api_recommendations
 from article_rec_assets.publishing.schema import connect, model_table
@@ -109,7 +108,7 @@ def pipeline(demo_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
             "catalogue_sources": CatalogueSources(files_dir=str(demo_data_dir)),
             "serving_database": ServingDatabase(url=serving_url),
             "table_io_manager": ParquetIOManager(base_dir=str(storage)),
-            "io_manager": FilesystemIOManager(base_dir=str(storage)),
+            "io_manager": PickleIOManager(base_dir=str(storage)),
         }
         pipe = Pipeline(instance, resources, storage, serving_url, catalogue)
         for window in WINDOWS[:-1]:

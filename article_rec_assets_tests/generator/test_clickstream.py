@@ -11,7 +11,12 @@ import orjson
 import pandas as pd
 import pytest
 
-from article_rec_assets.generator.clickstream import NON_ARTICLE_PATHS, GenerationSummary, generate_site
+from article_rec_assets.generator.clickstream import (
+    NON_ARTICLE_PATHS,
+    GenerationSummary,
+    draw_readership,
+    generate_site,
+)
 from article_rec_assets.ingestion.bucket import hour_folder, site_bucket_dir
 from article_rec_assets.ingestion.cleaning import clean_window
 from article_rec_assets.ingestion.parsing import parse_objects
@@ -93,6 +98,36 @@ def test_another_seed_writes_other_events(generated, small_site, tmp_path):
     first, second = all_files(data_dir), all_files(other)
     assert first.keys() == second.keys()
     assert all(first[name] != second[name] for name in first)
+
+
+def test_a_span_written_piece_by_piece_keeps_one_site(generated, small_site, tmp_path):
+    """`world`: hour by hour, the same catalogue and readers as one call over the span, and
+    pieces that do not repeat each other's random draws."""
+    data_dir, _ = generated
+    pieces = tmp_path / "pieces"
+    for hour in range(3):
+        piece_start = START.replace(hour=START.hour + hour)
+        generate_site(
+            small_site,
+            pieces,
+            piece_start,
+            piece_start.replace(hour=piece_start.hour + 1),
+            noise=None,
+            world=(START, END),
+        )
+    whole, split = all_files(data_dir), all_files(pieces)
+    catalogue = "demo-city-paper/catalogue.jsonl"
+    assert split[catalogue] == whole[catalogue]
+    events = parse_objects([(str(p), p.read_bytes()) for p in event_files(pieces, small_site)]).events
+    assert events.groupby(events["collector_tstamp"].dt.hour).size().index.tolist() == [8, 9, 10]
+    views = events[events["event_name"] == "page_view"]
+    readers = draw_readership(small_site.demo, START, END, small_site.demo.seed).reader_ids
+    assert set(views["domain_userid"]) <= set(readers)
+    assert views["event_id"].is_unique and views["domain_sessionid"].nunique() > 3
+    # Each hour's sessions are its own draws, not the first hour's again.
+    first_hour = views[views["collector_tstamp"].dt.hour == 8]
+    later = views[views["collector_tstamp"].dt.hour > 8]
+    assert not set(first_hour["domain_sessionid"]) & set(later["domain_sessionid"])
 
 
 # What the generator wrote before it had noise (sha256 of the decompressed hour files and of the
