@@ -13,8 +13,10 @@ import io
 import time
 
 import botocore.exceptions
+import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from dagster import (
     ConfigurableIOManagerFactory,
@@ -85,20 +87,57 @@ def frames_sharing_categories(tables: dict[str, pa.Table]) -> dict[str, pd.DataF
     """The partitions' tables as frames whose text columns share one set of sorted categories
     (sorted, so ordering by a column orders by its text); each frame is a slice of one frame."""
     keys = list(tables)
-    # A column with no values in a partition is stored as Arrow's null type; promoted here.
-    table = pa.concat_tables([tables[key] for key in keys], promote_options="default")
+    table = pa.concat_tables([_text_as_dictionary(tables[key], tables.values()) for key in keys])
     table = table.unify_dictionaries()
-    frame = table.to_pandas()
-    for name in frame.columns:
-        if isinstance(frame[name].dtype, pd.CategoricalDtype):
-            categories = frame[name].cat.categories
-            frame[name] = frame[name].cat.reorder_categories(categories.sort_values())
+    text = [field.name for field in table.schema if pa.types.is_dictionary(field.type)]
+    frame = table.drop_columns(text).to_pandas()
+    for name in text:
+        frame[name] = _sorted_categorical(table.column(name))
+    frame = frame[table.column_names]
     frames, offset = {}, 0
     for key in keys:
         rows = tables[key].num_rows
         frames[key] = frame.iloc[offset : offset + rows]
         offset += rows
     return frames
+
+
+def _text_as_dictionary(table: pa.Table, all_tables) -> pa.Table:
+    """A partition's text columns dictionary-encoded like the other partitions', even where it
+    stored one as another type (a column with no values is written as nulls or NaNs)."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_dictionary(field.type):
+            continue
+        if not any(pa.types.is_dictionary(t.schema.field(field.name).type) for t in all_tables):
+            continue
+        column = table.column(i)
+        if column.null_count == len(column) or pa.types.is_floating(field.type):
+            # No text in it (NaN is pandas' missing value): nulls, or the values as text.
+            column = (
+                pc.if_else(pc.is_nan(column), None, column) if pa.types.is_floating(field.type) else column
+            )
+        text = pc.cast(column, pa.string()).dictionary_encode()
+        table = table.set_column(i, pa.field(field.name, text.type), text)
+    return table
+
+
+def _sorted_categorical(column: pa.ChunkedArray) -> pd.Categorical:
+    """A dictionary column as a pandas Categorical with its categories sorted (sorted by Arrow:
+    a second for 650k session ids, where pandas takes three)."""
+    combined = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    dictionary = combined.dictionary
+    order = pc.array_sort_indices(dictionary).to_numpy()
+    rank = np.empty(len(order), dtype=np.int32)
+    rank[order] = np.arange(len(order), dtype=np.int32)
+    codes = (
+        rank[pc.fill_null(combined.indices, 0).to_numpy()]
+        if len(order)
+        else np.zeros(len(combined), np.int32)
+    )
+    if combined.null_count:
+        codes[~combined.is_valid().to_numpy(zero_copy_only=False)] = -1
+    categories = pd.Index(dictionary.take(order).to_numpy(zero_copy_only=False), dtype=object)
+    return pd.Categorical.from_codes(codes, categories=categories)
 
 
 def _describe_load(context: InputContext, value: object, partitions: int, started: float) -> None:

@@ -4,6 +4,7 @@ the plain frames give."""
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from dagster import (
@@ -17,6 +18,7 @@ from dagster import (
 from article_rec_assets.assets import concat_partitions, trailing_input
 from article_rec_assets.io_managers import ParquetIOManager
 from article_rec_assets.recommenders.article_model import interaction_clicks
+from article_rec_assets.recommenders.click_log import click_log
 from article_rec_assets.recommenders.interaction_matrix import build_interaction_matrix
 from article_rec_assets.recommenders.serving import article_popularity
 from article_rec_assets.settings.sites import load_sites
@@ -30,7 +32,7 @@ def day_frame(day: int) -> pd.DataFrame:
     at = UTC_DAY + pd.Timedelta(days=day, hours=9)
     rows = [(f"r{(day + i) % 4}", f"s{day}-{i % 2}", f"a{(day * i) % 3}", 40.0 + 10 * i) for i in range(6)]
     frame = pd.DataFrame(rows, columns=["reader_id", "session_id", "external_id", "engaged_seconds"])
-    frame["article_path"] = None if day == 1 else "/news/" + frame["external_id"]  # all-null on day 1
+    frame["article_path"] = np.nan if day == 1 else "/news/" + frame["external_id"]  # all-null on day 1
     frame["day"] = at.floor("D")
     frame["page_views"] = 1
     frame["first_seen"] = at + pd.to_timedelta(range(6), unit="min")
@@ -74,9 +76,14 @@ def test_named_columns_are_read_with_shared_sorted_categories(tmp_path: Path) ->
         day = (pd.Timestamp(key) - pd.Timestamp("2026-03-01")).days
         assert list(frame.columns) == columns
         expected = day_frame(day)[columns].reset_index(drop=True)
-        pd.testing.assert_frame_equal(
-            frame.reset_index(drop=True).astype({c: object for c in columns[:3]}), expected
-        )
+        got = frame.reset_index(drop=True)
+        for name in columns[:3]:  # text: the same values, missing as missing
+            assert isinstance(got[name].dtype, pd.CategoricalDtype)
+            assert (
+                got[name].astype(object).where(got[name].notna(), None).tolist()
+                == expected[name].astype(object).where(expected[name].notna(), None).tolist()
+            )
+        pd.testing.assert_frame_equal(got[columns[3:]], expected[columns[3:]])
     categories = {name: frames["2026-03-01"][name].cat.categories for name in columns[:3]}
     for frame in frames.values():
         for name, shared in categories.items():
@@ -105,7 +112,13 @@ def plain_and_categorical(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.
 
 def test_the_stages_give_the_same_results_on_categories(plain_and_categorical) -> None:
     plain, categorical = plain_and_categorical
-    pd.testing.assert_frame_equal(interaction_clicks(categorical), interaction_clicks(plain))
+    clicks = interaction_clicks(categorical)
+    assert isinstance(clicks["session_id"].dtype, pd.CategoricalDtype)  # never turned into strings
+    text = ["reader_id", "session_id", "article_id"]
+    pd.testing.assert_frame_equal(clicks.astype({c: object for c in text}), interaction_clicks(plain))
+    from_categories, from_plain = click_log(clicks), click_log(interaction_clicks(plain))
+    for name in ("reader", "session", "article", "timestamp", "article_ids"):
+        assert np.array_equal(getattr(from_categories, name), getattr(from_plain, name)), name
     as_of = UTC_DAY + pd.Timedelta(days=4)
     pd.testing.assert_frame_equal(
         article_popularity(categorical, as_of, 7), article_popularity(plain, as_of, 7)

@@ -54,12 +54,25 @@ def interaction_clicks(interactions: pd.DataFrame) -> pd.DataFrame:
     ].min()
     return pd.DataFrame(
         {
-            "reader_id": first["reader_id"].astype(str),
-            "session_id": first["session_id"].astype(str),
-            "article_id": first["external_id"].astype(str),
+            "reader_id": _as_text(first["reader_id"]),
+            "session_id": _as_text(first["session_id"]),
+            "article_id": _as_text(first["external_id"]),
             "timestamp": first["first_seen"],
         }
     )
+
+
+def _as_text(column: pd.Series) -> pd.Series:
+    """Text ids as text; categories (a trailing load's) stay categories, sorted so that their
+    codes order as the text does (click_log factorizes them without touching the strings)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        column = column.cat.remove_unused_categories()
+        if not column.cat.categories.is_monotonic_increasing:
+            column = column.cat.reorder_categories(column.cat.categories.sort_values())
+        if column.cat.categories.dtype == object:
+            return column
+        return column.cat.rename_categories(column.cat.categories.astype(str))
+    return column.astype(str)
 
 
 def site_click_log(interactions: pd.DataFrame, catalogue: pd.DataFrame) -> ClickLog:

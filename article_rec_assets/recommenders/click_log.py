@@ -65,9 +65,12 @@ def click_log(clicks: pd.DataFrame, published_at: pd.Series | None = None) -> Cl
     timestamp = _epoch_ms(clicks["timestamp"])
     reader_codes, _ = pd.factorize(clicks["reader_id"], sort=True)
     session_codes = (
-        clicks[["reader_id", "session_id"]].groupby(["reader_id", "session_id"], sort=True).ngroup()
+        clicks[["reader_id", "session_id"]]
+        .groupby(["reader_id", "session_id"], sort=True, observed=True)
+        .ngroup()
     ).to_numpy(dtype=np.int64)
     article_codes, article_ids = pd.factorize(clicks["article_id"], sort=True)
+    article_ids = pd.Index(np.asarray(article_ids, dtype=object))  # plain text, from categories too
     if (reader_codes < 0).any() or (article_codes < 0).any() or (session_codes < 0).any():
         raise ValueError("reader_id, session_id and article_id must not be missing")
 

@@ -49,46 +49,85 @@ def build_interaction_matrix(
     start = as_of - pd.Timedelta(days=settings.training_days)
     recent = interactions[(interactions["day"] >= start.floor("D")) & (interactions["day"] < as_of)]
     by_views = settings.signal == "page_views"
-    daily = recent.groupby(["reader_id", "external_id", "day"], observed=True, as_index=False)[
-        "page_views" if by_views else "engaged_seconds"
-    ].sum()
-    daily = daily.rename(columns={"page_views": "value", "engaged_seconds": "value"})
-    stats["reader_article_days"] = len(daily)
+    # The rules on integer codes (in id order, so the id maps come out sorted), with one sort:
+    # 8.7M rows of a large site in a few seconds, where groupbys on three text keys took 15 s.
+    reader_codes, reader_ids = _codes(recent["reader_id"])
+    article_codes, article_ids = _codes(recent["external_id"])
+    day_codes, days = pd.factorize(recent["day"].to_numpy(dtype="datetime64[ns]").view(np.int64), sort=True)
+    value = recent["page_views" if by_views else "engaged_seconds"].to_numpy(dtype=np.float64)
+    known = (reader_codes >= 0) & (article_codes >= 0) & (day_codes >= 0)  # no id: no cell
+    reader_codes, article_codes, day_codes = reader_codes[known], article_codes[known], day_codes[known]
+    value = np.nan_to_num(value[known])  # a missing value adds nothing, as in a sum
+    n_readers, n_articles, n_days = max(len(reader_ids), 1), max(len(article_ids), 1), max(len(days), 1)
+    key = (reader_codes.astype(np.int64) * n_articles + article_codes) * n_days + day_codes
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, np.int64)
+    daily_key = key[first]  # one per (reader, article, day), sorted by reader, article, day
+    daily_value = np.add.reduceat(value[order], first) if len(first) else np.zeros(0)
+    stats["reader_article_days"] = len(daily_key)
     if by_views:
-        daily = daily[daily["value"] > 0]
+        keep = daily_value > 0
     else:
-        daily = daily[daily["value"].between(settings.min_dwell_seconds, settings.max_dwell_seconds)]
-    stats["within_dwell_bounds"] = len(daily)
-    daily = daily[daily["external_id"].isin(recommendable(catalogue)["external_id"])]
-    stats["on_recommendable_articles"] = len(daily)
+        keep = (daily_value >= settings.min_dwell_seconds) & (daily_value <= settings.max_dwell_seconds)
+    stats["within_dwell_bounds"] = int(keep.sum())
+    daily_key, daily_value = daily_key[keep], daily_value[keep]
+    allowed = pd.Index(article_ids).isin(recommendable(catalogue)["external_id"])
+    keep = allowed[(daily_key // n_days) % n_articles]
+    stats["on_recommendable_articles"] = int(keep.sum())
+    daily_key, daily_value = daily_key[keep], daily_value[keep]
 
-    readers_per_article = daily.groupby("external_id", observed=True)["reader_id"].nunique()
-    keep_articles = readers_per_article[readers_per_article > settings.min_readers_per_article].index
-    daily = daily[daily["external_id"].isin(keep_articles)]
-    per_reader = daily.groupby("reader_id", observed=True).agg(
-        articles=("external_id", "nunique"), value=("value", "sum")
-    )
-    enough = per_reader["articles"] > settings.min_articles_per_reader
+    # Each (reader, article) once, however many days: runs of the sorted keys.
+    pair = daily_key // n_days
+    pairs = pair[np.r_[True, pair[1:] != pair[:-1]]] if len(pair) else pair
+    readers_per_article = np.bincount(pairs % n_articles, minlength=n_articles)
+    keep = readers_per_article[pair % n_articles] > settings.min_readers_per_article
+    daily_key, daily_value, pair = daily_key[keep], daily_value[keep], pair[keep]
+    pairs = pair[np.r_[True, pair[1:] != pair[:-1]]] if len(pair) else pair
+    articles_per_reader = np.bincount(pairs // n_articles, minlength=n_readers)
+    value_per_reader = np.bincount(pair // n_articles, weights=daily_value, minlength=n_readers)
+    enough = articles_per_reader > settings.min_articles_per_reader
     if not by_views:
-        enough &= per_reader["value"] > settings.min_seconds_per_reader
-    keep_readers = per_reader[enough].index
-    daily = daily[daily["reader_id"].isin(keep_readers)]
+        enough &= value_per_reader > settings.min_seconds_per_reader
+    keep = enough[pair // n_articles]
+    daily_key, daily_value, pair = daily_key[keep], daily_value[keep], pair[keep]
+    daily_reader, daily_article = pair // n_articles, pair % n_articles
 
-    age_days = (as_of - (daily["day"] + pd.Timedelta(hours=12))).dt.total_seconds() / 86400
-    weight = daily["value"] * np.power(0.5, age_days.clip(lower=0) / settings.decay_half_life_days)
-    reader_codes, reader_ids = pd.factorize(daily["reader_id"], sort=True)
-    article_codes, article_ids = pd.factorize(daily["external_id"], sort=True)
+    day_start = pd.to_datetime(days[daily_key % n_days], utc=True)
+    age_days = (as_of - (day_start + pd.Timedelta(hours=12))).total_seconds().to_numpy() / 86400
+    weight = daily_value * np.power(0.5, np.clip(age_days, 0, None) / settings.decay_half_life_days)
+    # Rows and columns: the readers and articles left, in id order.
+    reader_rows, kept_readers = _compact(daily_reader, n_readers)
+    article_cols, kept_articles = _compact(daily_article, n_articles)
+    reader_ids = np.asarray(reader_ids, dtype=object)[kept_readers]
+    article_ids = np.asarray(article_ids, dtype=object)[kept_articles]
     matrix = sparse.csr_matrix(
-        (weight.to_numpy(dtype=np.float32), (reader_codes, article_codes)),
+        (weight.astype(np.float32), (reader_rows, article_cols)),
         shape=(len(reader_ids), len(article_ids)),
     )
     matrix.sum_duplicates()
     stats.update(readers=len(reader_ids), articles=len(article_ids), nonzeros=int(matrix.nnz))
     return InteractionMatrix(
         matrix=matrix,
-        reader_ids=np.asarray(reader_ids, dtype=object),
-        article_ids=np.asarray(article_ids, dtype=object),
+        reader_ids=reader_ids,
+        article_ids=article_ids,
         as_of=as_of,
         stats=stats,
         signal=settings.signal,
     )
+
+
+def _codes(column: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Integer codes of an id column and the ids they stand for, in id order (-1: missing).
+    Categories sorted by the trailing load are used as they are."""
+    if isinstance(column.dtype, pd.CategoricalDtype) and column.cat.categories.is_monotonic_increasing:
+        return column.cat.codes.to_numpy(dtype=np.int64), column.cat.categories
+    return pd.factorize(column, sort=True)
+
+
+def _compact(codes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Codes renumbered 0.. over those present (in order), and the old code of each new one."""
+    present = np.zeros(size, dtype=bool)
+    present[codes] = True
+    renumber = np.cumsum(present) - 1
+    return renumber[codes], np.flatnonzero(present)
