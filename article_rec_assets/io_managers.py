@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import time
+from datetime import datetime, timedelta
 
 import botocore.exceptions
 import numpy as np
@@ -29,6 +30,8 @@ from dagster._core.storage.fs_io_manager import PickledObjectFilesystemIOManager
 from dagster_aws.s3 import S3Resource
 from dagster_aws.s3.io_manager import PickledObjectS3IOManager
 from upath import UPath
+
+from article_rec_assets.settings.windows import parse_window
 
 # How a load is reported in the step's log (the large-site benchmark reads it back).
 LOADED = "loaded"
@@ -217,30 +220,100 @@ class S3ParquetIOManager(ConfigurableIOManagerFactory):
         return _S3ParquetIOManager(self.s3_bucket, self.s3_resource.get_client(), self.s3_prefix)
 
 
-class _PickleIOManager(_MissingPartitionsOnce, PickledObjectFilesystemIOManager):
-    pass
+class _KeepRecentWindows:
+    """Values rebuilt every window from the tables (the matrix, the model: 60 and 160 MB a window
+    for a large site, 2.6 GB a day) are kept for `keep_days` before the newest written: writing
+    a window's value removes the site's values of windows older than that, so storage stays
+    bounded however long the schedule runs. A pruned window is rebuilt by re-materializing it."""
+
+    keep_days: float | None = None
+
+    def handle_output(self, context: OutputContext, obj) -> None:
+        super().handle_output(context, obj)  # type: ignore[misc]
+        if self.keep_days is None or not context.has_asset_partitions:
+            return
+        paths = list(self._get_paths_for_partitions(context).values())  # type: ignore[attr-defined]
+        written = max(paths, key=lambda path: path.name)  # a single-run backfill writes several
+        try:
+            newest, _ = parse_window(written.name)
+        except ValueError:
+            return
+        cutoff = newest - timedelta(days=self.keep_days)
+        removed = [name for name in self.window_names(written.parent) if _window_before(name, cutoff)]
+        for name in removed:
+            self.remove(written.parent / name)
+        if removed:
+            context.log.info(
+                f"removed {len(removed)} stored values of {context.asset_key.to_user_string()} older "
+                f"than {self.keep_days:g} days before {written.name} (keep_days)"
+            )
+
+    def load_input(self, context: InputContext):
+        try:
+            return super().load_input(context)  # type: ignore[misc]
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(
+                f"{exc}: the stored values of {context.asset_key.to_user_string()} are kept for "
+                f"{self.keep_days:g} days; re-materialize it for this window"
+            ) from exc
 
 
-class _S3PickleIOManager(_MissingPartitionsOnce, PickledObjectS3IOManager):
-    pass
+def _window_before(name: str, cutoff: datetime) -> bool:
+    try:
+        start, _ = parse_window(name)
+    except ValueError:
+        return False  # not a window's value: left alone
+    return start < cutoff
+
+
+class _PickleIOManager(_KeepRecentWindows, _MissingPartitionsOnce, PickledObjectFilesystemIOManager):
+    def window_names(self, folder: UPath) -> list[str]:
+        return [entry.name for entry in folder.iterdir()] if folder.exists() else []
+
+    def remove(self, path: UPath) -> None:
+        path.unlink(missing_ok=True)
+
+
+class _S3PickleIOManager(_KeepRecentWindows, _MissingPartitionsOnce, PickledObjectS3IOManager):
+    def window_names(self, folder: UPath) -> list[str]:
+        prefix = folder.as_posix().rstrip("/") + "/"
+        names = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            names.extend(item["Key"][len(prefix) :] for item in page.get("Contents", []))
+        return [name for name in names if "/" not in name]
+
+    def remove(self, path: UPath) -> None:
+        self.s3.delete_object(Bucket=self.bucket, Key=path.as_posix())
+
+
+# Two days of a site's windows: reruns of the recent ones read them; older are rebuilt.
+KEEP_DAYS = 2.0
 
 
 class PickleIOManager(ConfigurableIOManagerFactory):
     """Other values (the matrix, the model) pickled, as Dagster's FilesystemIOManager does, in
-    the instance's storage folder unless `base_dir` is set; loads are reported as for tables."""
+    the instance's storage folder unless `base_dir` is set; loads are reported as for tables.
+    Each site's values are kept for `keep_days` (None: forever) before its newest."""
 
     base_dir: str | None = None
+    keep_days: float | None = KEEP_DAYS
 
     def create_io_manager(self, context: InitResourceContext) -> _PickleIOManager:
-        return _PickleIOManager(base_dir=self.base_dir or context.instance.storage_directory())
+        manager = _PickleIOManager(base_dir=self.base_dir or context.instance.storage_directory())
+        manager.keep_days = self.keep_days
+        return manager
 
 
 class S3PickleIOManager(ConfigurableIOManagerFactory):
-    """Dagster's S3 pickle IO manager (same keys), with loads reported as for tables."""
+    """Dagster's S3 pickle IO manager (same keys), with loads reported as for tables and each
+    site's values kept for `keep_days` (None: forever) before its newest."""
 
     s3_resource: S3Resource
     s3_bucket: str
     s3_prefix: str = ""
+    keep_days: float | None = KEEP_DAYS
 
     def create_io_manager(self, context: InitResourceContext) -> _S3PickleIOManager:
-        return _S3PickleIOManager(self.s3_bucket, self.s3_resource.get_client(), self.s3_prefix)
+        manager = _S3PickleIOManager(self.s3_bucket, self.s3_resource.get_client(), self.s3_prefix)
+        manager.keep_days = self.keep_days
+        return manager

@@ -2,11 +2,10 @@
 
 import pytest
 from dagster import AssetKey, Definitions, EnvVar
-from dagster_aws.s3 import S3PickleIOManager
 
 from article_rec_assets import definitions
 from article_rec_assets.definitions import defs, resources_for_environment
-from article_rec_assets.io_managers import S3ParquetIOManager
+from article_rec_assets.io_managers import S3ParquetIOManager, S3PickleIOManager
 from article_rec_assets.resources import ServingDatabase
 from article_rec_assets.settings import environment
 

@@ -1,6 +1,6 @@
-"""The table IO manager's trailing-window loads: only the named columns, text as categories that
-all partitions share (sorted), missing partitions skipped, and the same results downstream as
-the plain frames give."""
+"""The IO managers: a table's trailing-window loads read only the named columns, text as
+categories that all partitions share (sorted), missing partitions skipped, with the same results
+downstream as the plain frames give; pickled values are kept for `keep_days` (local and S3)."""
 
 from pathlib import Path
 
@@ -9,19 +9,22 @@ import pandas as pd
 import pytest
 from dagster import (
     AssetExecutionContext,
+    DagsterInstance,
     DailyPartitionsDefinition,
     TimeWindowPartitionMapping,
+    TimeWindowPartitionsDefinition,
     asset,
     materialize,
 )
 
 from article_rec_assets.assets import concat_partitions, trailing_input
-from article_rec_assets.io_managers import ParquetIOManager
+from article_rec_assets.io_managers import ParquetIOManager, PickleIOManager, S3PickleIOManager
 from article_rec_assets.recommenders.article_model import interaction_clicks
 from article_rec_assets.recommenders.click_log import click_log
 from article_rec_assets.recommenders.interaction_matrix import build_interaction_matrix
 from article_rec_assets.recommenders.serving import article_popularity
 from article_rec_assets.settings.sites import load_sites
+from article_rec_assets.settings.windows import WINDOW_KEY_FORMAT
 
 DAYS = DailyPartitionsDefinition(start_date="2026-03-01")
 UTC_DAY = pd.Timestamp("2026-03-01", tz="UTC")
@@ -140,3 +143,81 @@ def test_the_stages_give_the_same_results_on_categories(plain_and_categorical) -
     assert list(from_categories.reader_ids) == list(from_plain.reader_ids)
     assert list(from_categories.article_ids) == list(from_plain.article_ids)
     assert from_categories.reader_ids.dtype == object
+
+
+WINDOWS = TimeWindowPartitionsDefinition(
+    start="2026-03-01-00:00", fmt=WINDOW_KEY_FORMAT, cron_schedule="0 */2 * * *"
+)
+
+
+def write_windows(manager, keys: list[str]) -> list[str]:
+    """Materialize a pickled per-window value for each key, in order; the run logs."""
+
+    @asset(partitions_def=WINDOWS)
+    def model(context: AssetExecutionContext) -> dict:
+        return {"window": context.partition_key}
+
+    messages = []
+    with DagsterInstance.ephemeral() as instance:
+        for key in keys:
+            result = materialize(
+                [model], partition_key=key, resources={"io_manager": manager}, instance=instance
+            )
+            assert result.success
+            messages += [
+                e.user_message for e in instance.all_logs(result.run_id) if "removed" in e.user_message
+            ]
+    return messages
+
+
+def read_window(manager, key: str):
+    @asset(partitions_def=WINDOWS, name="model")
+    def model_source() -> dict:
+        raise AssertionError("not run")
+
+    @asset(partitions_def=WINDOWS)
+    def reader(model: dict) -> dict:
+        return model
+
+    return materialize(
+        [model_source, reader],
+        selection=[reader],
+        partition_key=key,
+        resources={"io_manager": manager},
+        raise_on_error=False,
+    )
+
+
+KEYS = ["2026-03-01-00:00", "2026-03-01-22:00", "2026-03-02-00:00", "2026-03-02-02:00", "2026-03-03-00:00"]
+
+
+def test_pickled_values_are_kept_for_keep_days_before_the_newest(tmp_path: Path) -> None:
+    manager = PickleIOManager(base_dir=str(tmp_path), keep_days=1)
+    messages = write_windows(manager, KEYS[:4])
+    # 02:00 on the 2nd keeps a day back from it: 00:00 on the 1st goes, 22:00 stays.
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == KEYS[1:4]
+    assert any("removed 1 stored values of model" in m for m in messages)
+    (tmp_path / "model" / "notes.txt").write_text("not a window")
+    write_windows(manager, KEYS[4:])
+    # 00:00 on the 3rd keeps 00:00 on the 2nd (a day back is kept), not 22:00 on the 1st.
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == [*KEYS[2:], "notes.txt"]
+    assert read_window(manager, KEYS[4]).success
+    pruned = read_window(manager, KEYS[0])
+    assert not pruned.success
+    failure = next(e for e in pruned.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "kept for 1 days; re-materialize it for this window" in str(failure.step_failure_data.error)
+
+
+def test_without_keep_days_every_value_stays(tmp_path: Path) -> None:
+    write_windows(PickleIOManager(base_dir=str(tmp_path), keep_days=None), KEYS)
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == KEYS
+
+
+def test_values_in_s3_are_kept_for_keep_days(s3_resource, s3_client) -> None:
+    bucket = "io-manager-keep-days"
+    s3_client.create_bucket(Bucket=bucket)
+    manager = S3PickleIOManager(s3_resource=s3_resource, s3_bucket=bucket, s3_prefix="values", keep_days=1)
+    write_windows(manager, KEYS)
+    listed = s3_client.list_objects_v2(Bucket=bucket, Prefix="values/")["Contents"]
+    assert sorted(item["Key"] for item in listed) == [f"values/model/{k}" for k in KEYS[2:]]
+    assert read_window(manager, KEYS[4]).success
