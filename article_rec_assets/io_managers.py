@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import botocore.exceptions
@@ -21,12 +22,21 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from dagster import (
     ConfigurableIOManagerFactory,
+    DagsterInstance,
+    DagsterRunStatus,
     InitResourceContext,
     InputContext,
     OutputContext,
+    RunsFilter,
     UPathIOManager,
 )
+from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
 from dagster._core.storage.fs_io_manager import PickledObjectFilesystemIOManager
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    PARTITION_NAME_TAG,
+)
 from dagster_aws.s3 import S3Resource
 from dagster_aws.s3.io_manager import PickledObjectS3IOManager
 from upath import UPath
@@ -224,7 +234,11 @@ class _KeepRecentWindows:
     """Values rebuilt every window from the tables (the matrix, the model: 60 and 160 MB a window
     for a large site, 2.6 GB a day) are kept for `keep_days` before the newest written: writing
     a window's value removes the site's values of windows older than that, so storage stays
-    bounded however long the schedule runs. A pruned window is rebuilt by re-materializing it."""
+    bounded however long the schedule runs. A pruned window is rebuilt by re-materializing it.
+
+    A window that a run not yet finished is working on is never removed: a backfill's runs
+    write and read their windows side by side (days apart), and a window's rerun of only its
+    later steps reads the value already stored."""
 
     keep_days: float | None = None
 
@@ -239,14 +253,19 @@ class _KeepRecentWindows:
         except ValueError:
             return
         cutoff = newest - timedelta(days=self.keep_days)
-        removed = [name for name in self.window_names(written.parent) if _window_before(name, cutoff)]
+        old = [name for name in self.window_names(written.parent) if _window_before(name, cutoff)]
+        if not old:
+            return
+        in_flight = _windows_of_unfinished_runs(context.step_context.instance)
+        removed = [name for name in old if not in_flight(name)]
         for name in removed:
             self.remove(written.parent / name)
-        if removed:
-            context.log.info(
-                f"removed {len(removed)} stored values of {context.asset_key.to_user_string()} older "
-                f"than {self.keep_days:g} days before {written.name} (keep_days)"
-            )
+        kept = len(old) - len(removed)
+        context.log.info(
+            f"removed {len(removed)} stored values of {context.asset_key.to_user_string()} older "
+            f"than {self.keep_days:g} days before {written.name} (keep_days)"
+            + (f"; kept {kept} that unfinished runs work on" if kept else "")
+        )
 
     def load_input(self, context: InputContext):
         try:
@@ -256,6 +275,44 @@ class _KeepRecentWindows:
                 f"{exc}: the stored values of {context.asset_key.to_user_string()} are kept for "
                 f"{self.keep_days:g} days; re-materialize it for this window"
             ) from exc
+
+
+def _windows_of_unfinished_runs(instance: DagsterInstance) -> Callable[[str], bool]:
+    """Whether a stored window's name is a window that a queued or running run targets: by its
+    partition key (`<site>|<window>`) or, for a run over a range, between the range's ends."""
+    windows: set[datetime] = set()
+    ranges: list[tuple[datetime, datetime]] = []
+    for run in instance.get_runs(filters=RunsFilter(statuses=UNFINISHED_RUN_STATUSES)):
+        if key := run.tags.get(PARTITION_NAME_TAG):
+            windows.update(_windows_in_key(key))
+        first = _windows_in_key(run.tags.get(ASSET_PARTITION_RANGE_START_TAG, ""))
+        last = _windows_in_key(run.tags.get(ASSET_PARTITION_RANGE_END_TAG, ""))
+        if first and last:
+            ranges.append((min(first), max(last)))
+
+    def in_flight(name: str) -> bool:
+        try:
+            start, _ = parse_window(name)
+        except ValueError:
+            return False
+        return start in windows or any(low <= start <= high for low, high in ranges)
+
+    return in_flight
+
+
+def _windows_in_key(key: str) -> list[datetime]:
+    """The window starts a partition key names (a multi-partition key joins its dimensions)."""
+    starts = []
+    for part in key.split("|") if key else []:
+        try:
+            starts.append(parse_window(part)[0])
+        except ValueError:
+            continue  # the site's name
+    return starts
+
+
+# Runs queued or running: a queued rerun of a window's later steps reads its stored value.
+UNFINISHED_RUN_STATUSES = [*IN_PROGRESS_RUN_STATUSES, DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED]
 
 
 def _window_before(name: str, cutoff: datetime) -> bool:

@@ -2,6 +2,7 @@
 categories that all partitions share (sorted), missing partitions skipped, with the same results
 downstream as the plain frames give; pickled values are kept for `keep_days` (local and S3)."""
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -10,12 +11,20 @@ import pytest
 from dagster import (
     AssetExecutionContext,
     DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
     DailyPartitionsDefinition,
     TimeWindowPartitionMapping,
     TimeWindowPartitionsDefinition,
     asset,
     materialize,
 )
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+    PARTITION_NAME_TAG,
+)
+from dagster._core.utils import make_new_run_id
 
 from article_rec_assets.assets import concat_partitions, trailing_input
 from article_rec_assets.io_managers import ParquetIOManager, PickleIOManager, S3PickleIOManager
@@ -150,7 +159,7 @@ WINDOWS = TimeWindowPartitionsDefinition(
 )
 
 
-def write_windows(manager, keys: list[str]) -> list[str]:
+def write_windows(manager, keys: list[str], instance: DagsterInstance | None = None) -> list[str]:
     """Materialize a pickled per-window value for each key, in order; the run logs."""
 
     @asset(partitions_def=WINDOWS)
@@ -158,7 +167,7 @@ def write_windows(manager, keys: list[str]) -> list[str]:
         return {"window": context.partition_key}
 
     messages = []
-    with DagsterInstance.ephemeral() as instance:
+    with nullcontext(instance) if instance else DagsterInstance.ephemeral() as instance:
         for key in keys:
             result = materialize(
                 [model], partition_key=key, resources={"io_manager": manager}, instance=instance
@@ -206,6 +215,35 @@ def test_pickled_values_are_kept_for_keep_days_before_the_newest(tmp_path: Path)
     assert not pruned.success
     failure = next(e for e in pruned.all_events if e.event_type_value == "STEP_FAILURE")
     assert "kept for 1 days; re-materialize it for this window" in str(failure.step_failure_data.error)
+
+
+def unfinished_run(instance: DagsterInstance, status: DagsterRunStatus, **tags: str) -> DagsterRun:
+    run = DagsterRun(job_name="backfill_run", run_id=make_new_run_id(), status=status, tags=tags)
+    return instance.add_run(run)
+
+
+def test_windows_that_unfinished_runs_work_on_are_not_removed(tmp_path: Path) -> None:
+    """A backfill's runs days apart: the newer one's write must not remove the value an older
+    one (started, or waiting to rerun its later steps) has written and is about to read."""
+    manager = PickleIOManager(base_dir=str(tmp_path), keep_days=1)
+    stored = lambda: sorted(p.name for p in (tmp_path / "model").iterdir())  # noqa: E731
+    with DagsterInstance.ephemeral() as instance:
+        write_windows(manager, KEYS[:2], instance)
+        running = unfinished_run(
+            instance, DagsterRunStatus.STARTED, **{PARTITION_NAME_TAG: f"big-metro|{KEYS[0]}"}
+        )
+        waiting = unfinished_run(  # created, not started (a queued run is filtered the same way)
+            instance,
+            DagsterRunStatus.NOT_STARTED,
+            **{ASSET_PARTITION_RANGE_START_TAG: KEYS[1], ASSET_PARTITION_RANGE_END_TAG: KEYS[1]},
+        )
+        messages = write_windows(manager, KEYS[4:], instance)
+        assert stored() == [KEYS[0], KEYS[1], KEYS[4]]
+        assert any("removed 0 stored values" in m and "kept 2 that unfinished runs" in m for m in messages)
+        instance.report_run_failed(running)
+        instance.report_run_canceled(waiting)
+        write_windows(manager, KEYS[4:], instance)
+        assert stored() == [KEYS[4]]
 
 
 def test_without_keep_days_every_value_stays(tmp_path: Path) -> None:

@@ -67,11 +67,11 @@ def _as_text(column: pd.Series) -> pd.Series:
     codes order as the text does (click_log factorizes them without touching the strings)."""
     if isinstance(column.dtype, pd.CategoricalDtype):
         column = column.cat.remove_unused_categories()
+        if column.cat.categories.dtype != object:  # numeric ids: ordered as their text
+            column = column.cat.rename_categories(column.cat.categories.astype(str).astype(object))
         if not column.cat.categories.is_monotonic_increasing:
             column = column.cat.reorder_categories(column.cat.categories.sort_values())
-        if column.cat.categories.dtype == object:
-            return column
-        return column.cat.rename_categories(column.cat.categories.astype(str))
+        return column
     return column.astype(str)
 
 

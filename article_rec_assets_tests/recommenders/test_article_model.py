@@ -142,3 +142,19 @@ def test_candidates_are_recommendable_articles_published_before_the_cut() -> Non
     log = site_click_log(frame, cat)
     mask = candidate_mask(log, cat, T0)
     assert dict(zip(log.article_ids, mask, strict=True)) == {"a": True, "b": True, "c": False, "d": False}
+
+
+def test_numeric_categories_give_the_clicks_plain_text_ids_give() -> None:
+    """A trailing load's categories may hold numeric ids (a CMS's integer ids): their codes must
+    order as the text does ("10" before "9"), as the plain column's factorization would."""
+    frame = interactions({"s1": [("9", -30), ("10", -20)], "s2": [("10", -10)]})
+    plain = interaction_clicks(frame)
+    numeric = frame.assign(external_id=frame["external_id"].astype(int).astype("category"))
+    clicks = interaction_clicks(numeric)
+    assert list(clicks["article_id"].cat.categories) == ["10", "9"]
+    assert rows_as_text(clicks) == rows_as_text(plain)
+
+
+def rows_as_text(clicks: pd.DataFrame) -> list[tuple]:
+    columns = [clicks["session_id"].astype(str), clicks["article_id"].astype(str), clicks["timestamp"]]
+    return sorted(zip(*columns, strict=True))
