@@ -139,6 +139,14 @@ class TrainingClicks:
     fallback_order: np.ndarray = field(init=False)
     fallback_rank: np.ndarray = field(init=False)
     tie_rank: np.ndarray = field(init=False)
+    # session_pairs by distance, computed once: the blend and the ranker's signals read each
+    # several times, and the ranker's label windows take theirs from the whole train's.
+    _pairs: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
+        init=False, default_factory=dict, repr=False, compare=False
+    )
+    _earlier_of: tuple[TrainingClicks, int] | None = field(
+        init=False, default=None, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         n = self.n_articles
@@ -191,11 +199,40 @@ class TrainingClicks:
     def session_pairs(self, distance: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(a, b, b's timestamp) for each click b `distance` clicks after a in the window's part of
         one session, a != b."""
-        d = distance
-        same = self.session[d:] == self.session[:-d]
-        source, target, stamp = self.article[:-d][same], self.article[d:][same], self.timestamp[d:][same]
-        keep = source != target
-        return source[keep], target[keep], stamp[keep]
+        if distance not in self._pairs and self._earlier_of is not None:
+            whole, end = self._earlier_of
+            source, target, stamp = whole.session_pairs(distance)
+            kept = stamp < end
+            self._pairs[distance] = source[kept], target[kept], stamp[kept]
+        elif distance not in self._pairs:
+            d = distance
+            same = self.session[d:] == self.session[:-d]
+            source, target, stamp = self.article[:-d][same], self.article[d:][same], self.timestamp[d:][same]
+            keep = source != target
+            self._pairs[distance] = source[keep], target[keep], stamp[keep]
+        return self._pairs[distance]
+
+    def before(self, start: pd.Timestamp) -> TrainingClicks:
+        """The clicks stamped before `start`, as they were known then (t0 = start).
+
+        Clicks are sorted by session then time, so each session keeps a prefix: its pairs are
+        those of the whole whose later click is before `start` (the whole's, computed once)."""
+        end = epoch_ms_of(start)
+        keep = self.timestamp < end
+        earlier = TrainingClicks(
+            reader=self.reader[keep],
+            session=self.session[keep],
+            article=self.article[keep],
+            timestamp=self.timestamp[keep],
+            t0=start,
+            n_articles=self.n_articles,
+            article_ids=self.article_ids,
+            published_ms=self.published_ms,
+            ties=self.ties,
+            candidates=self.candidates,
+        )
+        earlier._earlier_of = (self, end)
+        return earlier
 
 
 def training_clicks(

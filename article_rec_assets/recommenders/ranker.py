@@ -194,20 +194,7 @@ class Signals:
 
 def clicks_before(train: TrainingClicks, start: pd.Timestamp) -> TrainingClicks:
     """The training clicks stamped before `start`, as they were known then."""
-    end = start.value // 1_000_000
-    keep = train.timestamp < end
-    return TrainingClicks(
-        reader=train.reader[keep],
-        session=train.session[keep],
-        article=train.article[keep],
-        timestamp=train.timestamp[keep],
-        t0=start,
-        n_articles=train.n_articles,
-        article_ids=train.article_ids,
-        published_ms=train.published_ms,
-        ties=train.ties,
-        candidates=train.candidates,
-    )
+    return train.before(start)
 
 
 def window_pairs(train: TrainingClicks, start: int, end: int) -> pd.DataFrame:
