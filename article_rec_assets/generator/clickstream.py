@@ -399,19 +399,29 @@ def generate_site(
     *,
     noise: NoiseSettings | None = DEFAULT_NOISE,
     world: tuple[datetime, datetime] | None = None,
+    part: tuple[int, int] | None = None,
 ) -> GenerationSummary:
     """Write `start`..`end` (UTC) of clickstream, the site's catalogue and the ground truth under
     `data_dir`. `noise=None` writes the clean human web traffic only.
 
     `world`: draw the articles and readers for this longer span instead, so that a long span can
     be written piece by piece with the same site (a call holds all its events in memory until it
-    writes them); each piece then has its own random streams, keyed by its `start`."""
+    writes them); each piece then has its own random streams, keyed by its `start`.
+
+    `part=(i, n)` (with `world`): the i-th of n calls that together write the span's traffic,
+    each 1/n of the sessions (and of the noise that scales with them) in objects of its own
+    (`-part<i>of<n>`), so that a very large site's hour fits in memory a part at a time."""
     if site.demo is None:
         raise ValueError(f"site {site.name!r} has no `demo` settings to generate data from")
+    if part is not None:
+        if world is None or not 0 <= part[0] < part[1]:
+            raise ValueError(f"part={part}: give world= and 0 <= i < n")
+        share = site.demo.model_copy(update={"sessions_per_day": site.demo.sessions_per_day / part[1]})
+        site = site.model_copy(update={"demo": share})
     demo = site.demo
     seed = demo.seed if seed is None else seed
     noisy = noise is not None
-    piece = [] if world is None else [int(start.timestamp())]
+    piece = [] if world is None else [int(start.timestamp()), *(part or ())]
     nrng = np.random.default_rng([seed, _NOISE_STREAM, *piece]) if noisy else None
     nids = random.Random(f"{seed}/{_NOISE_STREAM}" + "".join(f"/{p}" for p in piece)) if noisy else None
 
@@ -512,7 +522,8 @@ def generate_site(
         folder.mkdir(parents=True, exist_ok=True)
         lines.sort(key=lambda item: item[0])
         payload = b"\n".join(line for _, line, _ in lines) + b"\n"
-        target = folder / f"{site.name}-{hour:%Y%m%d%H}.jsonl.gz"
+        suffix = f"-part{part[0]}of{part[1]}" if part else ""
+        target = folder / f"{site.name}-{hour:%Y%m%d%H}{suffix}.jsonl.gz"
         data = _gzip(payload, target)
         key = f"{folder_name}/{target.name}"
         written = WrittenObject(key, folder_name, lines, len(lines), size=len(data))
@@ -521,7 +532,7 @@ def generate_site(
         target.write_bytes(data)
         objects.append(written)
     if noisy:
-        objects.extend(_empty_objects(bucket, site, sorted(out.by_hour), noise, nrng))
+        objects.extend(_empty_objects(bucket, site, sorted(out.by_hour), noise, nrng, part))
 
     write_catalogue(data_dir / site.articles.catalogue.path, articles, demo)
     objects.sort(key=lambda o: (o.folder, o.key))
@@ -841,15 +852,21 @@ def _truncate(written: WrittenObject, data: bytes, fraction: float) -> bytes:
 
 
 def _empty_objects(
-    bucket: Path, site: SiteConfig, hours: list[float], noise: NoiseSettings, rng: np.random.Generator
+    bucket: Path,
+    site: SiteConfig,
+    hours: list[float],
+    noise: NoiseSettings,
+    rng: np.random.Generator,
+    part: tuple[int, int] | None = None,
 ) -> list[WrittenObject]:
     objects = []
     if not hours:
         return objects
+    suffix = f"-part{part[0]}of{part[1]}" if part else ""
     for i in range(noise.empty_objects):
         hour = datetime.fromtimestamp(hours[int(rng.integers(len(hours)))], UTC)
         folder_name = hour_folder(hour)
-        target = bucket / folder_name / f"{site.name}-{hour:%Y%m%d%H}-{i + 1}.jsonl.gz"
+        target = bucket / folder_name / f"{site.name}-{hour:%Y%m%d%H}{suffix}-{i + 1}.jsonl.gz"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(b"")
         objects.append(WrittenObject(f"{folder_name}/{target.name}", folder_name, [], 0, size=0))

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from article_rec_assets.generator.clickstream import (
+    DEFAULT_NOISE,
     NON_ARTICLE_PATHS,
     GenerationSummary,
     draw_readership,
@@ -128,6 +129,38 @@ def test_a_span_written_piece_by_piece_keeps_one_site(generated, small_site, tmp
     first_hour = views[views["collector_tstamp"].dt.hour == 8]
     later = views[views["collector_tstamp"].dt.hour > 8]
     assert not set(first_hour["domain_sessionid"]) & set(later["domain_sessionid"])
+
+
+def test_an_hour_written_in_parts_splits_its_sessions_between_them(small_site, tmp_path):
+    """`part`: each call writes its own share of the hour's sessions (over the same readers), in
+    objects of its own, the same bytes when written again; the parts together are about an hour."""
+    hour_end = START.replace(hour=START.hour + 1)
+
+    def write(folder: Path, part: tuple[int, int] | None, noise=None):
+        return generate_site(small_site, folder, START, hour_end, noise=noise, world=(START, END), part=part)
+
+    whole = write(tmp_path / "whole", None)
+    parts = [write(tmp_path / "parts", (i, 3)) for i in range(3)]
+    names = sorted(p.name for p in event_files(tmp_path / "parts", small_site))
+    assert names == [f"demo-city-paper-2024050108-part{i}of3.jsonl.gz" for i in range(3)]
+    sessions = [p.sessions for p in parts]
+    assert all(s > 0 for s in sessions) and 0.7 * whole.sessions < sum(sessions) < 1.3 * whole.sessions
+    events = parse_objects(
+        [(str(p), p.read_bytes()) for p in event_files(tmp_path / "parts", small_site)]
+    ).events
+    views = events[events["event_name"] == "page_view"]
+    assert views["domain_sessionid"].nunique() == sum(sessions)  # no session in two parts
+    readers = draw_readership(small_site.demo, START, END, small_site.demo.seed).reader_ids
+    assert set(views["domain_userid"]) <= set(readers)
+    again = write(tmp_path / "again", (1, 3))
+    assert (again.sessions, again.events) == (parts[1].sessions, parts[1].events)
+    first = next(p for p in event_files(tmp_path / "parts", small_site) if "part1of3" in p.name)
+    second = next(p for p in event_files(tmp_path / "again", small_site) if "part1of3" in p.name)
+    assert gzip.decompress(first.read_bytes()) == gzip.decompress(second.read_bytes())
+    with_noise = write(tmp_path / "noisy", (0, 2), noise=DEFAULT_NOISE)
+    assert with_noise.events > 0
+    with pytest.raises(ValueError, match="give world="):
+        generate_site(small_site, tmp_path / "bad", START, hour_end, part=(0, 2))
 
 
 # What the generator wrote before it had noise (sha256 of the decompressed hour files and of the
