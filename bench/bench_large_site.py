@@ -47,6 +47,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from bench.daemon import start_daemon, stop_daemon
+
 REPO = Path(__file__).resolve().parents[1]
 DSN = os.environ.get("ARTICLE_REC_TEST_POSTGRES", "postgresql://root@127.0.0.1:5432/postgres")
 SITE = "metro-daily"
@@ -280,13 +282,7 @@ def one_scale(events: float, articles: float, raw_windows: int, work: Path, time
             schedule_seconds = time.perf_counter() - evaluated
             instance.stop_schedule(schedule.get_remote_origin_id(), schedule.selector_id, schedule)
         queued = time.time()
-        daemon = subprocess.Popen(
-            [str(Path(sys.executable).parent / "dagster-daemon"), "run", "-w", str(REPO / "workspace.yaml")],
-            cwd=work,
-            env={**os.environ},
-            stdout=(work / "daemon.log").open("w"),
-            stderr=subprocess.STDOUT,
-        )
+        daemon = start_daemon(work, work / "daemon.log")
         sampler.root = daemon.pid
         run_filter = RunsFilter(tags={"dagster/schedule_name": "every_two_hours"})
         while time.time() - queued < timeout:
@@ -334,11 +330,7 @@ def one_scale(events: float, articles: float, raw_windows: int, work: Path, time
     finally:
         sampler.stop.set()
         if daemon is not None:
-            daemon.terminate()
-            try:
-                daemon.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
+            stop_daemon(daemon)
         with psycopg.connect(DSN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 

@@ -18,8 +18,6 @@ import argparse
 import logging
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -28,6 +26,8 @@ from pathlib import Path
 
 import psycopg
 import yaml
+
+from bench.daemon import start_daemon, stop_daemon
 
 REPO = Path(__file__).resolve().parents[1]
 DSN = os.environ.get("ARTICLE_REC_TEST_POSTGRES", "postgresql://root@127.0.0.1:5432/postgres")
@@ -136,16 +136,7 @@ def main() -> None:
             # Only this tick: the daemon's own scheduler, on the wall clock, would add the ticks since.
             schedule = repository.get_schedule("every_two_hours")
             instance.stop_schedule(schedule.get_remote_origin_id(), schedule.selector_id, schedule)
-            daemon_log = (work / "daemon.log").open("w")
-            command = [
-                str(Path(sys.executable).parent / "dagster-daemon"),
-                "run",
-                "-w",
-                str(REPO / "workspace.yaml"),
-            ]
-            daemon = subprocess.Popen(
-                command, cwd=work, env={**os.environ}, stdout=daemon_log, stderr=subprocess.STDOUT
-            )
+            daemon = start_daemon(work, work / "daemon.log")
         requested = instance.get_runs(RunsFilter(tags={"dagster/schedule_name": "every_two_hours"}))
         print(f"tick {tick:%H:%M}: {len(requested)} runs queued in {time.perf_counter() - submitted:.1f} s")
 
@@ -198,11 +189,7 @@ def main() -> None:
         )
     finally:
         if daemon is not None:
-            daemon.terminate()
-            try:
-                daemon.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
+            stop_daemon(daemon)
         with psycopg.connect(DSN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         shutil.rmtree(work, ignore_errors=True)

@@ -135,7 +135,12 @@ def _iso(timestamps: np.ndarray) -> list[str]:
 
 def _pick(rng: np.random.Generator, weights: np.ndarray) -> int:
     """One index drawn with probability proportional to `weights` (cheaper than choice(p=))."""
-    cumulative = np.cumsum(weights)
+    return _pick_cumulative(rng, np.cumsum(weights))
+
+
+def _pick_cumulative(rng: np.random.Generator, cumulative: np.ndarray) -> int:
+    """`_pick` with the weights' running sum made once: drawing one of a large site's millions of
+    readers per session would otherwise sum them all again each time."""
     return int(np.searchsorted(cumulative, rng.random() * cumulative[-1], side="right"))
 
 
@@ -442,12 +447,13 @@ def generate_site(
     n_sessions = n_views = 0
     hours = int((end - start).total_seconds() // 3600)
     hourly_share = HOURLY_TRAFFIC / HOURLY_TRAFFIC.sum()
+    activity_sum = np.cumsum(activity)
     for h in range(hours):
         hour_start = start + timedelta(hours=h)
         expected = demo.sessions_per_day * hourly_share[hour_start.hour]
         for _ in range(int(rng.poisson(expected))):
             n_sessions += 1
-            reader = _pick(rng, activity)
+            reader = _pick_cumulative(rng, activity_sum)
             session_id = _uuid(ids)
             t = hour_start.timestamp() + float(rng.uniform(0, 3600))
             session_topic = int(rng.choice(n_topics, p=preferences[reader]))
@@ -588,6 +594,7 @@ def _noise_sessions(
     amp_activity = rng.lognormal(0.0, 1.0, size=n_amp)
     amp_preferences = rng.dirichlet(np.full(len(demo.topics), 0.3), size=n_amp)
     amp_agents = rng.integers(len(MOBILE_USER_AGENTS), size=n_amp)
+    amp_activity_sum = np.cumsum(amp_activity)
     for h in range(hours):
         hour_start = (start + timedelta(hours=h)).timestamp()
         human = demo.sessions_per_day * hourly_share[(start + timedelta(hours=h)).hour]
@@ -603,7 +610,7 @@ def _noise_sessions(
                 t = hour_start + float(rng.uniform(0, 3600))
                 _extra_web_session(out, world, category, t, staff, rng, rnd)
         for _ in range(int(rng.poisson(human * noise.amp_session_share))):
-            reader = _pick(rng, amp_activity)
+            reader = _pick_cumulative(rng, amp_activity_sum)
             t = hour_start + float(rng.uniform(0, 3600))
             agent = MOBILE_USER_AGENTS[int(amp_agents[reader])]
             _amp_session(
