@@ -99,11 +99,21 @@ def read_table_with_categories(source: pa.NativeFile | str, columns: list[str]) 
     return pq.read_table(source, columns=columns, read_dictionary=text)
 
 
-def frames_sharing_categories(tables: dict[str, pa.Table]) -> dict[str, pd.DataFrame]:
+class PartitionFrames(dict):
+    """Frames by partition key that are slices, in key order, of one frame: `whole`, which
+    `assets.concat_partitions` hands on as it is instead of copying the slices together again
+    (a 16x site's 140M interactions: 4.6 GB)."""
+
+    def __init__(self, frames: dict[str, pd.DataFrame], whole: pd.DataFrame) -> None:
+        super().__init__(frames)
+        self.whole = whole
+
+
+def frames_sharing_categories(tables: dict[str, pa.Table]) -> PartitionFrames:
     """The partitions' tables as frames whose text columns share one set of sorted categories
     (sorted, so ordering by a column orders by its text); each frame is a slice of one frame.
     `tables` is emptied: its tables are released as the frame is built."""
-    keys = list(tables)
+    keys = sorted(tables)  # the order concat_partitions gives the partitions
     table = pa.concat_tables([_text_as_dictionary(tables[key], tables.values()) for key in keys])
     table = table.unify_dictionaries()
     sizes = {key: tables[key].num_rows for key in keys}
@@ -121,7 +131,7 @@ def frames_sharing_categories(tables: dict[str, pa.Table]) -> dict[str, pd.DataF
         rows = sizes[key]
         frames[key] = frame.iloc[offset : offset + rows]
         offset += rows
-    return frames
+    return PartitionFrames(frames, frame)
 
 
 def _text_as_dictionary(table: pa.Table, all_tables) -> pa.Table:

@@ -104,6 +104,11 @@ def test_named_columns_are_read_with_shared_sorted_categories(tmp_path: Path) ->
     together = concat_partitions(frames, pd.DataFrame())
     assert isinstance(together["reader_id"].dtype, pd.CategoricalDtype)
     assert len(together) == 18
+    # The slices' own frame, handed on without a copy, is what copying them together gives.
+    copied = pd.concat([frames[key] for key in sorted(frames)], ignore_index=True)
+    pd.testing.assert_frame_equal(together, copied)
+    assert together is frames.whole
+    assert concat_partitions(dict(frames), pd.DataFrame()) is not frames.whole  # a plain dict: copied
 
 
 def test_without_columns_the_frames_are_read_as_stored(tmp_path: Path) -> None:

@@ -40,6 +40,11 @@ def concat_partitions(frames: dict[str, pd.DataFrame], empty: pd.DataFrame) -> p
     """Upstream partitions loaded through a partition mapping, as one frame (stable order).
 
     `empty` gives the columns when none of the upstream windows has been materialized yet.
+    A trailing load's frames are slices of one frame in key order: that frame is the answer,
+    not a copy (do not change it in place).
     """
+    whole = getattr(frames, "whole", None)
+    if whole is not None and list(frames) == sorted(frames) and len(whole):
+        return whole
     parts = [frames[k] for k in sorted(frames) if len(frames[k])]
     return pd.concat(parts, ignore_index=True) if parts else empty

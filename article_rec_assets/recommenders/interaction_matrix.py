@@ -56,7 +56,7 @@ def build_interaction_matrix(
     # a large site's step holds a few arrays of its rows at a time.
     reader_codes, reader_ids = _codes(interactions["reader_id"])
     article_codes, article_ids = _codes(interactions["external_id"])
-    day_codes, days = pd.factorize(day.to_numpy(dtype="datetime64[ns]").view(np.int64), sort=True)
+    day_codes, days = pd.factorize(_epoch_ns(day), sort=True)
     value = interactions["page_views" if by_views else "engaged_seconds"].to_numpy(dtype=np.float64)
     known = recent & (reader_codes >= 0) & (article_codes >= 0) & (day_codes >= 0)  # no id: no cell
     del recent, day
@@ -125,6 +125,14 @@ def build_interaction_matrix(
         stats=stats,
         signal=settings.signal,
     )
+
+
+def _epoch_ns(day: pd.Series) -> np.ndarray:
+    """The days as int64 nanoseconds, without a copy where they are stored so."""
+    values = day.array
+    if isinstance(values, pd.arrays.DatetimeArray) and values.unit == "ns":
+        return values.asi8
+    return day.to_numpy(dtype="datetime64[ns]").view(np.int64)
 
 
 def _codes(column: pd.Series) -> tuple[np.ndarray, pd.Index]:
