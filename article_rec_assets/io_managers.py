@@ -23,14 +23,13 @@ import pyarrow.parquet as pq
 from dagster import (
     ConfigurableIOManagerFactory,
     DagsterInstance,
-    DagsterRunStatus,
     InitResourceContext,
     InputContext,
     OutputContext,
     RunsFilter,
     UPathIOManager,
 )
-from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
+from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
 from dagster._core.storage.fs_io_manager import PickledObjectFilesystemIOManager
 from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_END_TAG,
@@ -297,11 +296,12 @@ class _KeepRecentWindows:
 
 
 def _windows_of_unfinished_runs(instance: DagsterInstance) -> Callable[[str], bool]:
-    """Whether a stored window's name is a window that a queued or running run targets: by its
-    partition key (`<site>|<window>`) or, for a run over a range, between the range's ends."""
+    """Whether a stored window's name is a window that a queued or running run targets (a queued
+    rerun of a window's later steps reads its stored value): by its partition key
+    (`<site>|<window>`) or, for a run over a range, between the range's ends."""
     windows: set[datetime] = set()
     ranges: list[tuple[datetime, datetime]] = []
-    for run in instance.get_runs(filters=RunsFilter(statuses=UNFINISHED_RUN_STATUSES)):
+    for run in instance.get_runs(filters=RunsFilter(statuses=NOT_FINISHED_STATUSES)):
         if key := run.tags.get(PARTITION_NAME_TAG):
             windows.update(_windows_in_key(key))
         first = _windows_in_key(run.tags.get(ASSET_PARTITION_RANGE_START_TAG, ""))
@@ -328,10 +328,6 @@ def _windows_in_key(key: str) -> list[datetime]:
         except ValueError:
             continue  # the site's name
     return starts
-
-
-# Runs queued or running: a queued rerun of a window's later steps reads its stored value.
-UNFINISHED_RUN_STATUSES = [*IN_PROGRESS_RUN_STATUSES, DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED]
 
 
 def _window_before(name: str, cutoff: datetime) -> bool:

@@ -109,6 +109,8 @@ def test_named_columns_are_read_with_shared_sorted_categories(tmp_path: Path) ->
     pd.testing.assert_frame_equal(together, copied)
     assert together is frames.whole
     assert concat_partitions(dict(frames), pd.DataFrame()) is not frames.whole  # a plain dict: copied
+    frames.pop("2026-03-02")  # a slice taken out: the others, not the whole
+    assert len(concat_partitions(frames, pd.DataFrame())) == 12
 
 
 def test_without_columns_the_frames_are_read_as_stored(tmp_path: Path) -> None:

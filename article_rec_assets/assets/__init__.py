@@ -44,7 +44,7 @@ def concat_partitions(frames: dict[str, pd.DataFrame], empty: pd.DataFrame) -> p
     not a copy (do not change it in place).
     """
     whole = getattr(frames, "whole", None)
-    if whole is not None and list(frames) == sorted(frames) and len(whole):
-        return whole
+    if whole is not None and len(whole) and len(whole) == sum(len(frame) for frame in frames.values()):
+        return whole  # every slice still there (the keys are sorted when the load builds it)
     parts = [frames[k] for k in sorted(frames) if len(frames[k])]
     return pd.concat(parts, ignore_index=True) if parts else empty

@@ -192,11 +192,6 @@ class Signals:
         return row, candidate, matrix
 
 
-def clicks_before(train: TrainingClicks, start: pd.Timestamp) -> TrainingClicks:
-    """The training clicks stamped before `start`, as they were known then."""
-    return train.before(start)
-
-
 def window_pairs(train: TrainingClicks, start: int, end: int) -> pd.DataFrame:
     """Within-session next clicks (a -> b, a != b) whose b falls in [start, end) ms, counted."""
     source, target, stamp = train.session_pairs()
@@ -226,7 +221,7 @@ def labelled_window(
     pairs = window_pairs(train, begin, begin + round(hours * MS_PER_HOUR))
     if not len(pairs):
         return None
-    signals = Signals.of(clicks_before(train, start), blend)
+    signals = Signals.of(train.before(start), blend)
     sources = np.unique(pairs["source"].to_numpy(dtype=np.int64))
     if len(sources) > settings.max_sources_per_window:
         # A busy site: a seeded sample of the sources (their weights still count their pairs),
