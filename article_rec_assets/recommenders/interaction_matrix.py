@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,11 +34,17 @@ class InteractionMatrix:
         return self.matrix.shape
 
 
+# Rows of the interactions built into the matrix at a time: the build holds a few arrays of a
+# block's rows (keys, the sort's order, values), not of all 28 days' (16x a large site: 140M rows).
+ROWS_PER_BLOCK = 2_000_000
+
+
 def build_interaction_matrix(
     interactions: pd.DataFrame,
     catalogue: pd.DataFrame,
     as_of: pd.Timestamp,
     settings: TrainingSettings,
+    rows_per_block: int = ROWS_PER_BLOCK,
 ) -> InteractionMatrix:
     """Apply the site's rules (CONTRACT.md section 3) and build the matrix.
 
@@ -44,78 +52,91 @@ def build_interaction_matrix(
     -> recommendable catalogue articles -> articles with more than N readers -> readers with more
     than N articles and more than N seconds. With `signal: page_views` the value is the day's
     page views and the two seconds rules do not apply (a source without dwell time).
+
+    The rules run on integer codes (in id order, so the id maps come out sorted), in blocks of
+    readers: every rule but the readers-per-article one looks at one reader's rows, so a first
+    pass over the blocks counts each article's readers and a second builds each block's rows of
+    the matrix. The result does not depend on the block size.
     """
-    stats: dict[str, int] = {"interactions_in": len(interactions)}
-    start = as_of - pd.Timedelta(days=settings.training_days)
-    day = interactions["day"]
-    recent = ((day >= start.floor("D")) & (day < as_of)).to_numpy()
-    by_views = settings.signal == "page_views"
-    # The rules on integer codes (in id order, so the id maps come out sorted), with one sort:
-    # 8.7M rows of a large site in a few seconds, where groupbys on three text keys took 15 s.
-    # Only the columns' arrays are filtered (no copy of the frame), temporaries let go early:
-    # a large site's step holds a few arrays of its rows at a time.
+    stats: dict[str, int] = {
+        "interactions_in": len(interactions),
+        "reader_article_days": 0,
+        "within_dwell_bounds": 0,
+        "on_recommendable_articles": 0,
+    }
     reader_codes, reader_ids = _codes(interactions["reader_id"])
     article_codes, article_ids = _codes(interactions["external_id"])
-    day_codes, days = pd.factorize(_epoch_ns(day), sort=True)
+    n_readers, n_articles = max(len(reader_ids), 1), max(len(article_ids), 1)
+    epoch = _epoch_ns(interactions["day"])
+    by_views = settings.signal == "page_views"
     value = interactions["page_views" if by_views else "engaged_seconds"].to_numpy(dtype=np.float64)
-    known = recent & (reader_codes >= 0) & (article_codes >= 0) & (day_codes >= 0)  # no id: no cell
-    del recent, day
-    reader_codes, article_codes, day_codes = reader_codes[known], article_codes[known], day_codes[known]
-    value = np.nan_to_num(value[known])  # a missing value adds nothing, as in a sum
-    del known
-    n_readers, n_articles, n_days = max(len(reader_ids), 1), max(len(article_ids), 1), max(len(days), 1)
-    key = (reader_codes.astype(np.int64) * n_articles + article_codes) * n_days + day_codes
-    del reader_codes, article_codes, day_codes
-    order = np.argsort(key, kind="stable")
-    key = key[order]
-    value = value[order]
-    del order
-    first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, np.int64)
-    daily_key = key[first]  # one per (reader, article, day), sorted by reader, article, day
-    del key
-    daily_value = np.add.reduceat(value, first) if len(first) else np.zeros(0)
-    del value, first
-    stats["reader_article_days"] = len(daily_key)
-    if by_views:
-        keep = daily_value > 0
-    else:
-        keep = (daily_value >= settings.min_dwell_seconds) & (daily_value <= settings.max_dwell_seconds)
-    stats["within_dwell_bounds"] = int(keep.sum())
-    daily_key, daily_value = daily_key[keep], daily_value[keep]
+    start = (as_of - pd.Timedelta(days=settings.training_days)).floor("D")
+    # In the window (NaT is below it) and with both ids: no id, no cell.
+    usable = (epoch >= start.value) & (epoch < as_of.value) & (reader_codes >= 0) & (article_codes >= 0)
     allowed = pd.Index(article_ids).isin(recommendable(catalogue)["external_id"])
-    keep = allowed[(daily_key // n_days) % n_articles]
-    stats["on_recommendable_articles"] = int(keep.sum())
-    daily_key, daily_value = daily_key[keep], daily_value[keep]
+    if len(allowed) == 0:
+        allowed = np.zeros(n_articles, dtype=bool)
+    # Blocks of readers of about `rows_per_block` rows each; a block's rows in their order.
+    readers_per_block = max(1, math.ceil(n_readers * max(rows_per_block, 1) / max(len(interactions), 1)))
+    n_blocks = math.ceil(n_readers / readers_per_block)
+    block_rows = _rows_by_block(reader_codes, usable, readers_per_block, n_blocks)
+    reader_ranges = [
+        (i * readers_per_block, min((i + 1) * readers_per_block, n_readers)) for i in range(n_blocks)
+    ]
 
-    # Each (reader, article) once, however many days: runs of the sorted keys.
-    pair = daily_key // n_days
-    pairs = pair[np.r_[True, pair[1:] != pair[:-1]]] if len(pair) else pair
-    readers_per_article = np.bincount(pairs % n_articles, minlength=n_articles)
-    keep = readers_per_article[pair % n_articles] > settings.min_readers_per_article
-    daily_key, daily_value, pair = daily_key[keep], daily_value[keep], pair[keep]
-    pairs = pair[np.r_[True, pair[1:] != pair[:-1]]] if len(pair) else pair
-    articles_per_reader = np.bincount(pairs // n_articles, minlength=n_readers)
-    value_per_reader = np.bincount(pair // n_articles, weights=daily_value, minlength=n_readers)
-    enough = articles_per_reader > settings.min_articles_per_reader
-    if not by_views:
-        enough &= value_per_reader > settings.min_seconds_per_reader
-    keep = enough[pair // n_articles]
-    daily_key, daily_value, pair = daily_key[keep], daily_value[keep], pair[keep]
-    daily_reader, daily_article = pair // n_articles, pair % n_articles
+    def block_cells(i: int, count: bool) -> _DailyCells:
+        rows = block_rows(i)
+        cells = _daily_cells(reader_codes[rows], article_codes[rows], epoch[rows], value[rows], n_articles)
+        if count:
+            stats["reader_article_days"] += len(cells.pair)
+        if by_views:
+            keep = cells.value > 0
+        else:
+            keep = (cells.value >= settings.min_dwell_seconds) & (cells.value <= settings.max_dwell_seconds)
+        cells = cells.take(keep)
+        if count:
+            stats["within_dwell_bounds"] += len(cells.pair)
+        cells = cells.take(allowed[cells.pair % n_articles])
+        if count:
+            stats["on_recommendable_articles"] += len(cells.pair)
+        return cells
 
-    day_start = pd.to_datetime(days[daily_key % n_days], utc=True)
-    age_days = (as_of - (day_start + pd.Timedelta(hours=12))).total_seconds().to_numpy() / 86400
-    weight = daily_value * np.power(0.5, np.clip(age_days, 0, None) / settings.decay_half_life_days)
-    # Rows and columns: the readers and articles left, in id order.
-    reader_rows, kept_readers = _compact(daily_reader, n_readers)
-    article_cols, kept_articles = _compact(daily_article, n_articles)
+    # Pass 1: each (reader, article) once, however many days (runs of the sorted pairs). With
+    # one block its cells are kept for pass 2; with more they are made again (a second sort).
+    readers_per_article = np.zeros(n_articles, dtype=np.int64)
+    kept: list[_DailyCells] = []
+    for i in range(n_blocks):
+        cells = block_cells(i, count=True)
+        readers_per_article += np.bincount(_runs(cells.pair) % n_articles, minlength=n_articles)
+        if n_blocks == 1:
+            kept.append(cells)
+        del cells
+    article_ok = readers_per_article > settings.min_readers_per_article
+
+    # Pass 2: the readers' rules, the decay, and the block's rows of the matrix.
+    pieces = []
+    for i, (lo, hi) in enumerate(reader_ranges):
+        cells = kept.pop() if kept else block_cells(i, count=False)
+        cells = cells.take(article_ok[cells.pair % n_articles])
+        reader = cells.pair // n_articles - lo
+        articles_per_reader = np.bincount(_runs(cells.pair) // n_articles - lo, minlength=hi - lo)
+        value_per_reader = np.bincount(reader, weights=cells.value, minlength=hi - lo)
+        enough = articles_per_reader > settings.min_articles_per_reader
+        if not by_views:
+            enough &= value_per_reader > settings.min_seconds_per_reader
+        keep = enough[reader]
+        cells, reader = cells.take(keep), reader[keep]
+        weight = cells.value * _decay(cells.days, as_of, settings.decay_half_life_days)[cells.day]
+        block = sparse.csr_matrix(
+            (weight.astype(np.float32), (reader, cells.pair % n_articles)), shape=(hi - lo, n_articles)
+        )
+        block.sum_duplicates()
+        pieces.append(block)
+        del cells, reader, weight, keep
+
+    matrix, kept_readers, kept_articles = _stack_compact(pieces, n_articles)
     reader_ids = np.asarray(reader_ids, dtype=object)[kept_readers]
     article_ids = np.asarray(article_ids, dtype=object)[kept_articles]
-    matrix = sparse.csr_matrix(
-        (weight.astype(np.float32), (reader_rows, article_cols)),
-        shape=(len(reader_ids), len(article_ids)),
-    )
-    matrix.sum_duplicates()
     stats.update(readers=len(reader_ids), articles=len(article_ids), nonzeros=int(matrix.nnz))
     return InteractionMatrix(
         matrix=matrix,
@@ -125,6 +146,94 @@ def build_interaction_matrix(
         stats=stats,
         signal=settings.signal,
     )
+
+
+@dataclass
+class _DailyCells:
+    """One (reader, article, day) each, sorted by reader, article, day: the pair code
+    (reader * articles + article), the day (an index into `days`, epoch ns) and the day's value."""
+
+    pair: np.ndarray
+    day: np.ndarray
+    value: np.ndarray
+    days: np.ndarray
+
+    def take(self, keep: np.ndarray) -> _DailyCells:
+        return _DailyCells(self.pair[keep], self.day[keep], self.value[keep], self.days)
+
+
+def _daily_cells(
+    readers: np.ndarray, articles: np.ndarray, epoch: np.ndarray, value: np.ndarray, n_articles: int
+) -> _DailyCells:
+    """The rows summed per (reader, article, day), with one sort of an integer key (8.7M rows of
+    a large site in a few seconds, where groupbys on three text keys took 15 s)."""
+    day_codes, days = pd.factorize(epoch, sort=True)
+    n_days = max(len(days), 1)
+    key = (readers.astype(np.int64) * n_articles + articles) * n_days + day_codes
+    del day_codes
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    value = np.nan_to_num(value[order])  # a missing value adds nothing, as in a sum
+    del order
+    first = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, np.int64)
+    daily_key = key[first]
+    del key
+    daily_value = np.add.reduceat(value, first) if len(first) else np.zeros(0)
+    return _DailyCells(daily_key // n_days, daily_key % n_days, daily_value, np.asarray(days))
+
+
+def _rows_by_block(
+    reader_codes: np.ndarray, usable: np.ndarray, readers_per_block: int, n_blocks: int
+) -> Callable[[int], np.ndarray]:
+    """The usable rows of each block of readers, in their order (one stable radix sort of the
+    rows' block numbers, where a mask per block would read every row once per block)."""
+    if n_blocks == 1:
+        rows = np.flatnonzero(usable)
+        return lambda i: rows
+    block = (reader_codes.astype(np.int32) // readers_per_block).astype(
+        np.int16 if n_blocks < np.iinfo(np.int16).max else np.int32
+    )
+    block[~usable] = n_blocks  # last: left out
+    order = np.argsort(block, kind="stable")
+    starts = np.r_[0, np.cumsum(np.bincount(block, minlength=n_blocks + 1))]
+    del block
+    return lambda i: order[starts[i] : starts[i + 1]]
+
+
+def _runs(sorted_codes: np.ndarray) -> np.ndarray:
+    """Each value of a sorted array once."""
+    if not len(sorted_codes):
+        return sorted_codes
+    return sorted_codes[np.r_[True, sorted_codes[1:] != sorted_codes[:-1]]]
+
+
+def _decay(days: np.ndarray, as_of: pd.Timestamp, half_life_days: float) -> np.ndarray:
+    """Each day's weight: halved every `half_life_days` of its age (from its midday) at `as_of`."""
+    day_start = pd.to_datetime(days, utc=True)
+    age_days = (as_of - (day_start + pd.Timedelta(hours=12))).total_seconds().to_numpy() / 86400
+    return np.power(0.5, np.clip(age_days, 0, None) / half_life_days)
+
+
+def _stack_compact(
+    blocks: list[sparse.csr_matrix], n_articles: int
+) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
+    """The blocks' rows one under the other, without the rows and columns no cell is left in;
+    and the old row and column of each one kept."""
+    counts = np.concatenate([np.diff(block.indptr) for block in blocks]) if blocks else np.zeros(0, np.int64)
+    kept_rows = np.flatnonzero(counts)
+    nnz = int(counts.sum())
+    index_dtype = np.int32 if max(nnz, n_articles) < np.iinfo(np.int32).max else np.int64
+    indices = np.concatenate([block.indices for block in blocks]) if blocks else np.zeros(0, index_dtype)
+    data = np.concatenate([block.data for block in blocks]) if blocks else np.zeros(0, np.float32)
+    blocks.clear()
+    columns, kept_columns = _compact(indices, n_articles)
+    indptr = np.zeros(len(kept_rows) + 1, dtype=index_dtype)
+    np.cumsum(counts[kept_rows], out=indptr[1:])
+    matrix = sparse.csr_matrix(
+        (data, columns.astype(index_dtype), indptr), shape=(len(kept_rows), len(kept_columns))
+    )
+    matrix.has_canonical_format = True  # each block's rows were summed and sorted
+    return matrix, kept_rows, kept_columns
 
 
 def _epoch_ns(day: pd.Series) -> np.ndarray:

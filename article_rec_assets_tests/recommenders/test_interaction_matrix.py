@@ -237,3 +237,41 @@ def test_page_views_signal_for_sources_without_dwell_time(settings):
     assert result.stats["within_dwell_bounds"] == 18
     # The same reading measured in seconds is below the 30 s minimum: nothing is left.
     assert build_interaction_matrix(frame, CATALOGUE, AS_OF, settings).shape == (0, 0)
+
+
+def random_reading(seed: int, rows: int) -> pd.DataFrame:
+    """Many readers over a few weeks: some cells on several days and in several rows a day, some
+    out of the bounds, some outside the window, some ids missing, as the trailing load gives them
+    (sorted categories)."""
+    rng = np.random.default_rng(seed)
+    readers = [f"r{i:05d}" for i in range(3_000)]
+    articles = [f"a{i:03d}" for i in range(120)]
+    day = pd.Timestamp(TODAY, tz="UTC") - pd.to_timedelta(rng.integers(-1, 32, rows), unit="D")
+    frame = pd.DataFrame(
+        {
+            "reader_id": pd.Categorical.from_codes(rng.integers(-1, len(readers), rows), readers),
+            "external_id": pd.Categorical.from_codes(rng.integers(-1, len(articles), rows), articles),
+            "day": day,
+            "engaged_seconds": rng.choice([5.0, 20.0, 40.0, 95.5, 300.0, 700.0, np.nan], rows),
+            "page_views": rng.integers(0, 3, rows),
+        }
+    )
+    return frame
+
+
+@pytest.mark.parametrize("signal", ["dwell_seconds", "page_views"])
+def test_blocks_of_readers_give_the_matrix_all_rows_at_once_give(settings, signal):
+    frame = random_reading(7, 60_000)
+    ids = [f"a{i:03d}" for i in range(0, 120, 2)]  # half the articles recommendable
+    site = settings.model_copy(update={"signal": signal})
+    whole = build_interaction_matrix(frame, catalogue(ids), AS_OF, site)
+    assert whole.matrix.nnz > 1_000 and whole.stats["readers"] < 3_000  # the rules took some
+    for rows_per_block in (1_000, 7_777, 30_000):
+        blocks = build_interaction_matrix(frame, catalogue(ids), AS_OF, site, rows_per_block=rows_per_block)
+        assert blocks.stats == whole.stats
+        assert list(blocks.reader_ids) == list(whole.reader_ids)
+        assert list(blocks.article_ids) == list(whole.article_ids)
+        assert blocks.matrix.dtype == whole.matrix.dtype == np.float32
+        assert np.array_equal(blocks.matrix.indptr, whole.matrix.indptr)
+        assert np.array_equal(blocks.matrix.indices, whole.matrix.indices)
+        assert np.array_equal(blocks.matrix.data, whole.matrix.data)
