@@ -24,7 +24,7 @@ from pydantic import Field
 from sqlalchemy import Engine
 
 from article_rec_assets.catalogue.resolver import CatalogueCache, Resolution, resolve_paths
-from article_rec_assets.ingestion.bucket import hour_folder, site_bucket_dir
+from article_rec_assets.ingestion.bucket import hour_folder
 from article_rec_assets.publishing.schema import connect
 from article_rec_assets.settings.sites import SiteConfig
 
@@ -65,12 +65,29 @@ class EventBucket(ConfigurableResource):
         """(key, bytes) of every object in the hour folders of [start, end), sorted by key.
 
         Keys are `s3://<bucket>/<key>` from S3, paths relative to `root_dir` from the local folder."""
+        window = f"window [{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M}) of site {site.name!r}"
+        folders = [s3_hour_prefix(site, hour).rstrip("/") for hour in _hours(start, end)]
+        yield from self.folder_objects(site, folders, window)
+
+    def folder_keys(self, site: SiteConfig, folder: str, what: str = "") -> list[str]:
+        """Keys of the objects directly in a folder of the site's bucket (`folder` relative to the
+        bucket), sorted; a missing folder has none."""
         if self.s3 is not None:
-            yield from self._s3_window_objects(self.s3, site, start, end)
+            return self._s3_folder_keys(self.s3.get_client(), site, folder, what or folder)
+        root = self._root()
+        return [str(path.relative_to(root)) for path in self._local_folder_paths(site, folder)]
+
+    def folder_objects(
+        self, site: SiteConfig, folders: Iterable[str], what: str = ""
+    ) -> Iterator[tuple[str, bytes]]:
+        """(key, bytes) of every object in the folders (relative to the site's bucket), folder by
+        folder, each sorted by key. `what` names the read in errors (a window, a day)."""
+        if self.s3 is not None:
+            yield from self._s3_objects(self.s3, site, folders, what)
             return
         root = self._root()
-        for hour in _hours(start, end):
-            for path in self._local_hour_paths(site, hour):
+        for folder in folders:
+            for path in self._local_folder_paths(site, folder):
                 yield str(path.relative_to(root)), path.read_bytes()
 
     # Local folder
@@ -81,30 +98,30 @@ class EventBucket(ConfigurableResource):
         return Path(self.root_dir)
 
     def _local_hour_paths(self, site: SiteConfig, hour: datetime) -> list[Path]:
-        folder = site_bucket_dir(self._root(), site) / hour_folder(hour)
-        return sorted(p for p in folder.glob("*") if p.is_file()) if folder.is_dir() else []
+        return self._local_folder_paths(site, s3_hour_prefix(site, hour).rstrip("/"))
+
+    def _local_folder_paths(self, site: SiteConfig, folder: str) -> list[Path]:
+        path = self._root() / "buckets" / site.events.bucket / folder
+        return sorted(p for p in path.glob("*") if p.is_file()) if path.is_dir() else []
 
     # S3
 
-    def _s3_window_objects(
-        self, s3: S3Resource, site: SiteConfig, start: datetime, end: datetime
+    def _s3_objects(
+        self, s3: S3Resource, site: SiteConfig, folders: Iterable[str], what: str
     ) -> Iterator[tuple[str, bytes]]:
         client = s3.get_client()
         bucket = site.events.bucket
-        window = f"window [{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M}) of site {site.name!r}"
         # Downloads run ahead of the caller by at most `max_concurrent_reads` objects, in key order.
         pending: deque[Future[bytes]] = deque()
         keys: deque[str] = deque()
         with ThreadPoolExecutor(self.max_concurrent_reads, thread_name_prefix="event-bucket") as pool:
             try:
-                for hour in _hours(start, end):
-                    for key in self._s3_hour_keys(client, site, hour, window):
+                for folder in folders:
+                    for key in self._s3_folder_keys(client, site, folder, what):
                         if len(pending) >= self.max_concurrent_reads:
                             yield f"s3://{bucket}/{keys.popleft()}", pending.popleft().result()
                         keys.append(key)
-                        pending.append(
-                            pool.submit(self._s3_read, client, s3_attempts(s3), bucket, key, window)
-                        )
+                        pending.append(pool.submit(self._s3_read, client, s3_attempts(s3), bucket, key, what))
                 while pending:
                     yield f"s3://{bucket}/{keys.popleft()}", pending.popleft().result()
             finally:
@@ -112,8 +129,12 @@ class EventBucket(ConfigurableResource):
                     future.cancel()
 
     def _s3_hour_keys(self, client, site: SiteConfig, hour: datetime, window: str | None) -> list[str]:
+        folder = s3_hour_prefix(site, hour).rstrip("/")
+        return self._s3_folder_keys(client, site, folder, window or f"hour {hour:%Y-%m-%d %H}:00")
+
+    def _s3_folder_keys(self, client, site: SiteConfig, folder: str, what: str) -> list[str]:
         bucket = site.events.bucket
-        prefix = s3_hour_prefix(site, hour)
+        prefix = f"{folder}/"
         paginator = client.get_paginator("list_objects_v2")
         try:
             keys = [
@@ -128,10 +149,7 @@ class EventBucket(ConfigurableResource):
                 if not item["Key"].endswith("/")  # a console-made "folder" marker, not an object
             ]
         except (BotoCoreError, ClientError) as exc:
-            raise EventReadError(
-                f"could not list s3://{bucket}/{prefix} ({window or f'hour {hour:%Y-%m-%d %H}:00'}): "
-                f"{_describe(exc)}"
-            ) from exc
+            raise EventReadError(f"could not list s3://{bucket}/{prefix} ({what}): {_describe(exc)}") from exc
         return sorted(keys)
 
     def _s3_read(self, client, attempts: int, bucket: str, key: str, window: str) -> bytes:

@@ -2,6 +2,7 @@
 sessions made of them."""
 
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 
@@ -24,7 +25,10 @@ from dagster import (
 )
 
 from article_rec_assets.assets import partition_site_and_window, preview
+from article_rec_assets.ingestion.ga4 import read_ga4_window
+from article_rec_assets.ingestion.parsing import parse_objects
 from article_rec_assets.ingestion.sessions import sessionize
+from article_rec_assets.ingestion.state import carried_state
 from article_rec_assets.ingestion.window import (
     context_windows,
     delivered_events,
@@ -52,7 +56,7 @@ from article_rec_assets.schemas import (
     ReadingStateType,
     SessionizedInteractionsType,
 )
-from article_rec_assets.settings.sites import EventSettings
+from article_rec_assets.settings.sites import EventSettings, SiteConfig
 from article_rec_assets.settings.windows import WINDOW_HOURS, parse_window
 
 MALFORMED_WARN = "malformed_share_below_warn_threshold"
@@ -176,24 +180,18 @@ def ingest_window(
     site, start, end = partition_site_and_window(context)
     settings = site.events
     started = time.perf_counter()
-    by_start = {_window_start(key): frame for key, frame in earlier_deliveries.items()}
-    earlier_deliveries.clear()  # read_window_events drops each once used: they are large
     oldest_state = start - pd.Timedelta(hours=WINDOW_HOURS * state_windows(settings))
     states = [frame for key, frame in sorted(earlier_states.items()) if _window_start(key) >= oldest_state]
-    read, cleaned = ingest_events(
-        partial(event_bucket.window_objects, site),
-        start.to_pydatetime(),
-        end.to_pydatetime(),
-        settings,
-        stored=by_start,
-        earlier_states=states,
-    )
-    window, lookback = read.window, read.context
-    events, rejects = cleaned.events, window.rejects
+    if settings.reads_ga4(start.to_pydatetime()):
+        earlier_deliveries.clear()  # GA4 windows read their day's tables, not the hour folders
+        read = _read_ga4(event_bucket, site, start, end, states)
+    else:
+        read = _read_snowplow(event_bucket, site, start, end, earlier_deliveries, states)
+    events, rejects = read.events, read.rejects
     if len(rejects):
         first = rejects.iloc[0]
         context.log.warning(
-            f"{len(rejects)} of {window.lines_read} lines quarantined: {window.reject_counts}; first: "
+            f"{len(rejects)} of {read.lines_read} lines quarantined: {_reason_counts(rejects)}; first: "
             f"{first['source']} line {first['line_number']} ({first['reason']})"
         )
 
@@ -213,24 +211,24 @@ def ingest_window(
         timedelta(hours=settings.freshness_hours),
     )
 
-    share = len(rejects) / window.lines_read if window.lines_read else 0.0
-    malformed_warn, malformed_block = malformed_verdicts(window.lines_read, len(rejects), settings)
+    share = len(rejects) / read.lines_read if read.lines_read else 0.0
+    malformed_warn, malformed_block = malformed_verdicts(read.lines_read, len(rejects), settings)
     check_metadata = {
         "malformed_share": round(share, 6),
         "quarantined_lines": len(rejects),
-        "lines_read": window.lines_read,
+        "lines_read": read.lines_read,
         "min_lines_judged": settings.malformed_min_lines,
         "warn_threshold": settings.malformed_warn_share,
         "block_threshold": settings.malformed_block_share,
     }
-    deliveries = delivered_events(window)
+    deliveries = read.deliveries
     yield Output(
         deliveries,
         output_name="delivered_events",
         metadata={"dagster/row_count": len(deliveries), "preview": preview(deliveries)},
     )
     del deliveries
-    state = cleaned.state
+    state = read.state
     yield Output(
         state,
         output_name="reading_state",
@@ -245,15 +243,14 @@ def ingest_window(
         output_name="raw_events",
         metadata={
             "dagster/row_count": len(events),
-            "objects_read": window.objects_read,
-            "lines_read": window.lines_read,
-            "context_objects_read": lookback.objects_read,
-            "context_windows_from_storage": read.context_windows_stored,
-            "context_windows_from_bucket": read.context_windows_read,
+            "source": read.source,
+            "objects_read": read.objects_read,
+            "lines_read": read.lines_read,
+            **read.metadata,
             "state_windows_read": len(states),
             "quarantined_lines": len(rejects),
-            "quarantined_by_reason": MetadataValue.json(window.reject_counts),
-            "duplicates_dropped": MetadataValue.json(cleaned.duplicates),
+            "quarantined_by_reason": MetadataValue.json(_reason_counts(rejects)),
+            "duplicates_dropped": MetadataValue.json(read.duplicates),
             "events_by_name": MetadataValue.json(
                 {str(k): int(v) for k, v in events["event_name"].value_counts().sort_index().items()}
             ),
@@ -268,7 +265,7 @@ def ingest_window(
         output_name="quarantined_event_lines",
         metadata={
             "dagster/row_count": len(rejects),
-            "by_reason": MetadataValue.json(window.reject_counts),
+            "by_reason": MetadataValue.json(_reason_counts(rejects)),
             "preview": preview(rejects),
         },
     )
@@ -304,6 +301,93 @@ def ingest_window(
         description=freshness.description,
         metadata={"freshness_hours": settings.freshness_hours},
     )
+
+
+@dataclass
+class _WindowIngest:
+    """A window read from either source, as the outputs and checks need it."""
+
+    source: str
+    events: pd.DataFrame
+    rejects: pd.DataFrame
+    deliveries: pd.DataFrame
+    state: pd.DataFrame
+    lines_read: int
+    objects_read: int
+    duplicates: dict[str, int]
+    metadata: dict[str, object]
+
+
+def _read_snowplow(
+    event_bucket: EventBucket,
+    site: SiteConfig,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    earlier_deliveries: dict[str, pd.DataFrame],
+    states: list[pd.DataFrame],
+) -> _WindowIngest:
+    by_start = {_window_start(key): frame for key, frame in earlier_deliveries.items()}
+    earlier_deliveries.clear()  # read_window_events drops each once used: they are large
+    read, cleaned = ingest_events(
+        partial(event_bucket.window_objects, site),
+        start.to_pydatetime(),
+        end.to_pydatetime(),
+        site.events,
+        stored=by_start,
+        earlier_states=states,
+    )
+    return _WindowIngest(
+        source="snowplow",
+        events=cleaned.events,
+        rejects=read.window.rejects,
+        deliveries=delivered_events(read.window),
+        state=cleaned.state,
+        lines_read=read.window.lines_read,
+        objects_read=read.window.objects_read,
+        duplicates=cleaned.duplicates,
+        metadata={
+            "context_objects_read": read.context.objects_read,
+            "context_windows_from_storage": read.context_windows_stored,
+            "context_windows_from_bucket": read.context_windows_read,
+        },
+    )
+
+
+def _read_ga4(
+    event_bucket: EventBucket,
+    site: SiteConfig,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    states: list[pd.DataFrame],
+) -> _WindowIngest:
+    window = read_ga4_window(
+        partial(event_bucket.folder_keys, site),
+        partial(event_bucket.folder_objects, site),
+        site.events,
+        start.to_pydatetime(),
+        end.to_pydatetime(),
+        carried_state(states),
+    )
+    return _WindowIngest(
+        source="ga4",
+        events=window.events,
+        rejects=window.rejects,
+        deliveries=delivered_events(parse_objects([])),  # no hour folders for later windows
+        state=window.state,
+        lines_read=window.lines_read,
+        objects_read=window.objects_read,
+        duplicates=window.duplicates,
+        metadata={
+            "ga4_tables": MetadataValue.json(window.tables),
+            "other_events_dropped": MetadataValue.json(window.other_events),
+            "engagement_unattributed_seconds": window.unattributed_seconds,
+            "previous_page_credits": window.previous_page_credits,
+        },
+    )
+
+
+def _reason_counts(rejects: pd.DataFrame) -> dict[str, int]:
+    return {str(k): int(v) for k, v in rejects["reason"].value_counts().sort_index().items()}
 
 
 def _window_start(partition_key: str) -> pd.Timestamp:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from article_rec_assets.generator.clickstream import GROUND_TRUTH_FILE, generate_site
+from article_rec_assets.generator.ga4 import generate_ga4_site
 from article_rec_assets.generator.noise import DEFAULT_NOISE
 from article_rec_assets.settings.sites import PACKAGED_SITES_DIR, load_sites
 
@@ -33,13 +34,28 @@ def main(argv: list[str] | None = None) -> None:
 
     sites = load_sites(args.sites_dir)
     for name in args.site or [n for n, s in sites.items() if s.demo is not None]:
+        site, start = sites[name], args.end - timedelta(days=args.days)
+        # A site on GA4 (from `events.ga4.since` on) gets that span as a GA4 export.
+        ga4 = site.events.ga4
+        switch = args.end if ga4 is None else min(max(start, ga4.since or start), args.end)
+        if switch < args.end:
+            # One world for both spans: the same articles and readers on either side of the switch.
+            world = (start, args.end) if switch > start else None
+            written = generate_ga4_site(site, args.data_dir, switch, args.end, args.seed, world=world)
+            print(
+                f"{site.name}: GA4 export from {switch:%Y-%m-%d %H:%M}, {written.page_views} page views, "
+                f"{written.records} records, tables {written.tables}"
+            )
+            if switch == start:
+                continue
         summary = generate_site(
-            sites[name],
+            site,
             args.data_dir,
-            args.end - timedelta(days=args.days),
-            args.end,
+            start,
+            switch,
             args.seed,
             noise=None if args.clean else DEFAULT_NOISE,
+            world=(start, args.end) if switch < args.end else None,
         )
         print(
             f"{summary.site}: {summary.articles} articles, {summary.sessions} sessions, "

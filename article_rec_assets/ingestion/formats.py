@@ -76,7 +76,10 @@ _JSON_PARSE = pj.ParseOptions(explicit_schema=JSON_SCHEMA, unexpected_field_beha
 
 PAGE_VIEW_EVENTS = ("page_view", "amp_page_view")
 PING_EVENTS = ("page_ping", "amp_page_ping")
-PAGE_EVENTS = PAGE_VIEW_EVENTS + PING_EVENTS
+# GA4's reports of engaged time (ingestion/ga4.py): rows of reading time like Snowplow's pings.
+GA4_ENGAGEMENT_EVENTS = ("user_engagement", "scroll")
+SNOWPLOW_PAGE_EVENTS = PAGE_VIEW_EVENTS + PING_EVENTS
+PAGE_EVENTS = SNOWPLOW_PAGE_EVENTS + GA4_ENGAGEMENT_EVENTS
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 

@@ -29,7 +29,7 @@ from article_rec_assets.ingestion.formats import (
     AMP_WEB_PAGE,
     IAB_SPIDERS,
     JSON_SCHEMA,
-    PAGE_EVENTS,
+    SNOWPLOW_PAGE_EVENTS,
     TSV_FIELD_COUNT,
     UUID_PATTERN,
     WEB_PAGE,
@@ -458,7 +458,7 @@ def _validate(frame: pd.DataFrame, received_before: pd.Timestamp | None) -> tupl
         frame.loc[path_missing, "page_urlpath"] = parts.loc[path_missing[path_missing].index, 1].replace(
             "", None
         )
-    is_page = frame["event_name"].isin(PAGE_EVENTS)
+    is_page = frame["event_name"].isin(SNOWPLOW_PAGE_EVENTS)
     checks = [
         (is_page & (frame["page_urlpath"].isna() | (frame["page_urlpath"] == "")), "page_event_without_path"),
         (received_before is not None and (collector > received_before), "timestamp_in_future"),

@@ -6,8 +6,10 @@ Adding a site is adding a file; no code branches on a site's name.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -20,6 +22,40 @@ PACKAGED_SITES_DIR = Path(__file__).parent / "sites"
 
 class _Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GA4Settings(_Settings):
+    """A GA4 BigQuery export as the site's events, in the same bucket (README "GA4 as the event
+    source"): `<prefix>/events_YYYYMMDD/` and `<prefix>/events_intraday_YYYYMMDD/`, newline-delimited
+    JSON files (gzip or not)."""
+
+    prefix: str = "ga4"
+    # Windows that start at or after this (UTC) read GA4; earlier ones the Snowplow folders (a
+    # site that switched trackers). None: every window reads GA4.
+    since: datetime | None = None
+    # The property's reporting time zone: GA4 names a day's tables by the date there.
+    timezone: str = "UTC"
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix_below_the_bucket(cls, value: str) -> str:
+        return relative_path(value, "prefix")
+
+    @field_validator("since")
+    @classmethod
+    def _since_in_utc(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"not a time zone name: {value!r}") from exc
+        return value
 
 
 class EventSettings(_Settings):
@@ -59,6 +95,14 @@ class EventSettings(_Settings):
     # An object is read up to this much decompressed text: a few megabytes of gzip can inflate to
     # gigabytes (a bomb, or a loader gone wrong). Lines past it are quarantined as one.
     max_object_megabytes: int = Field(512, gt=0, le=16384)
+    # GA4's export in place of Snowplow's folders (from `ga4.since` on, where given).
+    ga4: GA4Settings | None = None
+
+    def reads_ga4(self, window_start: datetime) -> bool:
+        """Whether the window starting then reads the GA4 export (else the Snowplow folders)."""
+        if self.ga4 is None:
+            return False
+        return self.ga4.since is None or window_start >= self.ga4.since
 
     @field_validator("bucket")
     @classmethod

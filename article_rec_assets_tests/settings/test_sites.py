@@ -3,6 +3,7 @@
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -141,3 +142,20 @@ def test_every_bad_file_is_listed_at_once_and_yml_files_are_read(tmp_path: Path)
     assert text.startswith("4 problem(s)"), text
     for name in ("one.yaml", "two.yaml", "three.yaml", "'good' is defined twice"):
         assert name in text, (name, text)
+
+
+def test_ga4_settings_say_from_when_a_site_reads_ga4(tmp_path: Path) -> None:
+    raw = yaml.safe_load((PACKAGED_SITES_DIR / "demo-tribune.yaml").read_text())
+    raw["events"]["ga4"] = {"prefix": "ga4/analytics_1", "since": "2026-11-01", "timezone": "Europe/Oslo"}
+    (tmp_path / "demo-tribune.yaml").write_text(yaml.safe_dump(raw))
+    events = load_sites(tmp_path)["demo-tribune"].events
+    assert events.ga4.since == datetime(2026, 11, 1, tzinfo=UTC)  # a date alone: midnight UTC
+    assert not events.reads_ga4(datetime(2026, 10, 31, 22, tzinfo=UTC))
+    assert events.reads_ga4(datetime(2026, 11, 1, tzinfo=UTC))
+    assert not load_sites()["demo-tribune"].events.reads_ga4(datetime(2026, 11, 1, tzinfo=UTC))
+
+    for bad, field in (({"timezone": "Mars/Olympus"}, "timezone"), ({"prefix": "../up"}, "prefix")):
+        raw["events"]["ga4"] = bad
+        (tmp_path / "demo-tribune.yaml").write_text(yaml.safe_dump(raw))
+        with pytest.raises(ValueError, match=field):
+            load_sites(tmp_path)

@@ -1,0 +1,451 @@
+"""GA4's BigQuery export as raw events: the same rows (`cleaning.CLEAN_DTYPES`) the Snowplow path
+gives, so that sessions, the matrix and everything after it do not know the difference.
+
+Where a window's events are: GA4 writes a day's events into `events_YYYYMMDD` (the day in the
+property's time zone), rewrites it for up to 3 days as late hits arrive, and streams the day so
+far into `events_intraday_YYYYMMDD`, which the daily table replaces. A window reads, for each
+property date it overlaps, the daily table's files where there are any, else the intraday
+table's, and keeps the events timed within it: never both tables of a day, so nothing is counted
+twice when one replaces the other, and the same files always give the same rows.
+
+Who and where: reader = `user_pseudo_id`; session = reader + `ga_session_id`; page =
+`page_location` (query, fragment and AMP forms as for Snowplow, `cleaning.normalize_pages`).
+
+Reading time: GA4 reports `engagement_time_msec` as the engaged time since the previous report,
+on the event that follows it. A `user_engagement` (sent as the reader leaves or hides the page)
+or a `scroll` reports time spent on its own page. A `page_view` that carries time reports the
+page the reader just left: the session's previous event's page (in the day's tables read), else
+the page in its `page_referrer` when that is on one of the site's hosts, else it is not credited
+and counted as unattributed. Such a page view gives two rows: the page view, and a
+`user_engagement` row with that time on the page left (its id derived from the page view's).
+
+Bad input: a line that is not a JSON object, or whose `event_name`, `event_timestamp` or
+`event_params` cannot be read, is quarantined with its object, line and reason; an exact copy of a
+record (a file delivered twice) is dropped and counted (GA4 has no event id: a record's id is a
+hash of its whole content, as a UUID); other event names are counted and dropped.
+GA4 removes known bots before the export; what it keeps of the device (browser, version, system,
+category) stands in the user-agent column, so the site's bot patterns still apply to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import orjson
+import pandas as pd
+
+from article_rec_assets.ingestion.cleaning import CLEAN_DTYPES, normalize_pages, session_starts
+from article_rec_assets.ingestion.compression import complete_lines, decompress
+from article_rec_assets.ingestion.formats import GA4_ENGAGEMENT_EVENTS
+from article_rec_assets.ingestion.parsing import EXCERPT_CHARS, REJECT_COLUMNS, REJECT_DTYPES
+from article_rec_assets.ingestion.state import CarriedState, reading_state
+from article_rec_assets.settings.sites import EventSettings, GA4Settings
+
+PAGE_VIEW = "page_view"
+GA4_EVENTS = (PAGE_VIEW, *GA4_ENGAGEMENT_EVENTS)
+DAILY, INTRADAY = "events", "events_intraday"
+PREVIOUS_PAGE = ":previous_page"
+
+# A record's columns once read (one row per usable GA4 event of the kinds kept).
+RECORD_DTYPES = {
+    "event_id": "string",
+    "event_name": "string",
+    "event_us": "int64",  # event_timestamp: microseconds since the epoch, UTC
+    "user_pseudo_id": "string",
+    "ga_session_id": "string",
+    "page_location": "string",
+    "page_referrer": "string",
+    "engagement_msec": "float64",
+    "device": "string",
+    "platform": "string",
+    "stream_id": "string",
+    "source": "string",
+    "line_number": "int64",
+}
+# event_timestamp outside this span is not a real event time (ms or ns written as us, a zero).
+_EARLIEST_US = 946_684_800_000_000  # 2000-01-01
+_LATEST_US = 4_102_444_800_000_000  # 2100-01-01
+
+
+def property_dates(start: datetime, end: datetime, timezone: str) -> list[date]:
+    """The dates (in the property's time zone) whose tables hold events of [start, end)."""
+    zone = ZoneInfo(timezone)
+    first = start.astimezone(zone).date()
+    last = (end - timedelta(microseconds=1)).astimezone(zone).date()
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def table_folder(settings: GA4Settings, table: str, day: date) -> str:
+    """A day table's folder in the bucket: `<prefix>/events_YYYYMMDD` or `.../events_intraday_...`."""
+    return f"{settings.prefix.strip('/')}/{table}_{day:%Y%m%d}"
+
+
+def tables_to_read(
+    keys_in: Callable[[str], list[str]], settings: GA4Settings, start: datetime, end: datetime
+) -> dict[date, tuple[str, str]]:
+    """For each property date of the window: (table, folder), the daily table where it has files,
+    else the intraday one (which may be empty: a day without events yet)."""
+    chosen = {}
+    for day in property_dates(start, end, settings.timezone):
+        daily = table_folder(settings, DAILY, day)
+        chosen[day] = (DAILY, daily) if keys_in(daily) else (INTRADAY, table_folder(settings, INTRADAY, day))
+    return chosen
+
+
+@dataclass
+class GA4Records:
+    """The records of some export files (every event name) and the lines set aside, each with
+    its time where it could be read (`event_us`, else NA)."""
+
+    records: pd.DataFrame
+    rejects: pd.DataFrame
+    objects_read: int = 0
+
+
+def parse_ga4_objects(
+    objects: Iterable[tuple[str, bytes]], max_object_bytes: int | None = None
+) -> GA4Records:
+    """Every line of the objects (newline-delimited JSON, gzip or not) read into a record, or
+    quarantined with its reason."""
+    rows: list[tuple] = []
+    rejects: list[tuple] = []
+    objects_read = 0
+    for key, data in objects:
+        objects_read += 1
+        text, intact, too_large = decompress(data, max_object_bytes)
+        lines = complete_lines(text, intact)
+        del text
+        for number, raw in enumerate(lines, start=1):
+            if not raw.strip():
+                continue
+            record, reason, event_us = _record(raw)
+            if reason is not None:
+                rejects.append((key, number, reason, _excerpt(raw), event_us))
+            else:
+                rows.append((*record, key, number))
+        if too_large or not intact:
+            reason = "object_too_large" if too_large else "truncated_gzip"
+            rejects.append((key, len(lines) + 1, reason, "the rest of the object is not read", None))
+    frame = pd.DataFrame(rows, columns=list(RECORD_DTYPES)).astype(RECORD_DTYPES)
+    reject_frame = pd.DataFrame(rejects, columns=[*REJECT_COLUMNS, "event_us"]).astype(
+        {**REJECT_DTYPES, "event_us": "Int64"}
+    )
+    return GA4Records(frame, reject_frame, objects_read)
+
+
+def _excerpt(raw: bytes) -> str:
+    return raw[: EXCERPT_CHARS * 4].decode("utf-8", "replace")[:EXCERPT_CHARS]
+
+
+def _record(raw: bytes) -> tuple[tuple | None, str | None, int | None]:
+    """A line as (event_id, event_name, event_us, reader, session, location, referrer, msec,
+    device, platform, stream), or the reason it cannot be read; and its time where readable."""
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return None, "undecodable_bytes", None
+        return None, "invalid_json", None
+    if not isinstance(obj, dict):
+        return None, "not_a_json_object", None
+    event_us = _integer(obj.get("event_timestamp"))
+    if event_us is None or not _EARLIEST_US <= event_us < _LATEST_US:
+        return None, "bad_event_timestamp", None
+    name = obj.get("event_name")
+    if not isinstance(name, str) or not name:
+        return None, "missing_event_name", event_us
+    params = _params(obj.get("event_params"))
+    if params is None:
+        return None, "bad_event_params", event_us
+    msec = params.get("engagement_time_msec")
+    engagement = 0.0 if msec is None else _number(msec)
+    if engagement is None or engagement < 0:
+        return None, "bad_engagement_time", event_us
+    location = _text(params.get("page_location"))
+    if name in GA4_EVENTS and not location:
+        return None, "page_event_without_path", event_us
+    session = params.get("ga_session_id")
+    # The record's identity: GA4 has no event id, and an exact copy is the same event.
+    digest = hashlib.blake2b(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
+    record = (
+        str(uuid.UUID(bytes=digest)),
+        name,
+        event_us,
+        _text(obj.get("user_pseudo_id")),
+        None if session is None else _text(session),
+        location,
+        _text(params.get("page_referrer")),
+        engagement,
+        _device(obj.get("device")),
+        _text(obj.get("platform")),
+        _text(obj.get("stream_id")),
+    )
+    return record, None, event_us
+
+
+def _params(value) -> dict | None:
+    """`event_params` (repeated {key, value: {string_value | int_value | double_value | ...}}) as
+    key -> value; None where it is not that shape."""
+    if value is None:
+        return {}
+    if not isinstance(value, list):
+        return None
+    params = {}
+    for item in value:
+        if not isinstance(item, dict) or not isinstance(item.get("key"), str):
+            return None
+        inner = item.get("value")
+        if inner is None:
+            continue
+        if not isinstance(inner, dict):
+            return None
+        found = [v for v in inner.values() if v is not None]
+        if found:
+            params[item["key"]] = found[0]
+    return params
+
+
+def _integer(value) -> int | None:
+    """An INT64 as BigQuery's JSON writes it (a string) or as a number."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+def _number(value) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value) if np.isfinite(value) else None
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return None
+        return number if np.isfinite(number) else None
+    return None
+
+
+def _text(value) -> str | None:
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    return value if isinstance(value, str) else orjson.dumps(value).decode()
+
+
+def _device(device) -> str | None:
+    """What GA4 keeps of the device, as one user-agent-like text (None: nothing kept)."""
+    if not isinstance(device, dict):
+        return None
+    web = device.get("web_info") if isinstance(device.get("web_info"), dict) else {}
+    browser = "/".join(str(v) for v in (web.get("browser"), web.get("browser_version")) if v)
+    system = "; ".join(str(v) for v in (device.get("operating_system"), device.get("category")) if v)
+    text = f"{browser} ({system})" if system else browser
+    return text.strip() or None
+
+
+@dataclass
+class GA4Window:
+    """A window's GA4 events as raw events, its lines set aside, and what was dropped or not
+    credited on the way. `lines_read`: the window's own records and rejects."""
+
+    events: pd.DataFrame
+    rejects: pd.DataFrame
+    lines_read: int
+    duplicates: dict[str, int]
+    other_events: dict[str, int]
+    unattributed_seconds: float = 0.0
+    previous_page_credits: int = 0
+    tables: dict[str, str] = field(default_factory=dict)  # property date -> the table read
+    objects_read: int = 0
+
+    @property
+    def state(self) -> pd.DataFrame:
+        """What the window hands on: its sessions' starts (GA4 has no heartbeats to remember)."""
+        return reading_state(
+            self.events["session_id"],
+            self.events["session_start_tstamp"],
+            np.zeros(0, dtype=np.int64),
+            pd.Series(dtype="float64"),
+        )
+
+
+def ga4_window_events(
+    parsed: GA4Records,
+    start: datetime,
+    end: datetime,
+    hosts: Iterable[str] = (),
+    carried: CarriedState | None = None,
+) -> GA4Window:
+    """The window's events (timed in [start, end)) as raw-event rows, with the earlier records
+    read as context for sessions and the page a page view leaves. `hosts`: the site's own hosts,
+    for crediting a page referrer (empty: any); `carried`: the earlier windows' session starts.
+    Rejected lines count where their time falls
+    (`read_ga4_window` dates those without one)."""
+    records = parsed.records
+    start_us, end_us = _epoch_us(start), _epoch_us(end)
+    in_window = ((records["event_us"] >= start_us) & (records["event_us"] < end_us)).to_numpy()
+    copies = records["event_id"].duplicated().to_numpy()
+    kept_kind = records["event_name"].isin(GA4_EVENTS).to_numpy()
+    others = records.loc[in_window & ~copies & ~kept_kind, "event_name"].value_counts().sort_index()
+    duplicates = {"duplicate_in_window": int((copies & in_window).sum())}
+    reject_time = parsed.rejects["event_us"]
+    own_rejects = ((reject_time >= start_us) & (reject_time < end_us)).fillna(False).to_numpy(dtype=bool)
+    rejects = parsed.rejects.loc[own_rejects, list(REJECT_COLUMNS)].reset_index(drop=True)
+    lines_read = int(in_window.sum()) + len(rejects)
+
+    day = records.loc[~copies & kept_kind & (records["event_us"] < end_us).to_numpy()]
+    # Time order within each session; the id orders events of one microsecond the same each time.
+    day = day.assign(_session=_session_ids(day))
+    day = day.sort_values(["_session", "event_us", "event_id"], kind="stable", ignore_index=True)
+    timestamps = pd.Series(pd.to_datetime(day["event_us"].to_numpy(), unit="us", utc=True).as_unit("ns"))
+    host, path = normalize_pages(*_host_and_path(day["page_location"]))
+    frame = pd.DataFrame(
+        {
+            "event_id": day["event_id"],
+            "event_name": day["event_name"],
+            "app_id": day["stream_id"],
+            "platform": day["platform"].str.lower(),
+            "reader_id": day["user_pseudo_id"],
+            "session_id": day["_session"],
+            "page_view_id": pd.Series(pd.NA, index=day.index, dtype="string"),
+            "page_host": host,
+            "page_path": path,
+            "useragent": day["device"],
+            "iab_spider": pd.Series(False, index=day.index, dtype="boolean"),
+            "collector_tstamp": timestamps,
+            "dvce_created_tstamp": timestamps,
+            "engaged_increment_seconds": day["engagement_msec"] / 1000.0,
+        }
+    )
+    frame["session_start_tstamp"] = session_starts(frame, (carried or CarriedState.empty()).session_starts)
+    is_own = (day["event_us"] >= start_us).to_numpy()
+    is_view = (frame["event_name"] == PAGE_VIEW).to_numpy()
+
+    # The page a page view leaves: its session's previous event's, else its referrer on the site.
+    session = frame["session_id"]
+    same_session = (session.notna() & session.eq(session.shift())).fillna(False).to_numpy(dtype=bool)
+    ref_host, ref_path = normalize_pages(*_host_and_path(day["page_referrer"]))
+    allowed = set(hosts)
+    ref_ok = ref_host.notna().to_numpy() & (ref_host.isin(allowed).to_numpy() if allowed else True)
+    left_host = np.where(
+        same_session, frame["page_host"].shift().to_numpy(), np.where(ref_ok, ref_host.to_numpy(), None)
+    )
+    left_path = np.where(
+        same_session, frame["page_path"].shift().to_numpy(), np.where(ref_ok, ref_path.to_numpy(), None)
+    )
+    carries = is_view & (frame["engaged_increment_seconds"].to_numpy() > 0)
+    credited = carries & pd.notna(left_path)
+    unattributed = float(frame.loc[carries & ~credited & is_own, "engaged_increment_seconds"].sum())
+    credit_rows = credited & is_own
+    credits = frame.loc[credit_rows].assign(
+        event_id=frame.loc[credit_rows, "event_id"].map(credit_id),
+        event_name="user_engagement",
+        page_host=left_host[credit_rows],
+        page_path=left_path[credit_rows],
+    )
+    frame.loc[is_view, "engaged_increment_seconds"] = 0.0  # its time is the page left's (above)
+    events = frame.loc[is_own]
+    if len(credits):
+        events = pd.concat([events, credits], ignore_index=True)
+    # By time, then id: a page view's credit row comes right after it.
+    events = events.sort_values(["collector_tstamp", "event_id"], kind="stable", ignore_index=True)
+    events = events[list(CLEAN_DTYPES)].astype(CLEAN_DTYPES)
+    return GA4Window(
+        events,
+        rejects,
+        lines_read,
+        duplicates,
+        {str(k): int(v) for k, v in others.items()},
+        round(unattributed, 3),
+        int(credit_rows.sum()),
+    )
+
+
+def read_ga4_window(
+    keys_in: Callable[[str], list[str]],
+    objects_in: Callable[[list[str]], Iterable[tuple[str, bytes]]],
+    settings: EventSettings,
+    start: datetime,
+    end: datetime,
+    carried: CarriedState | None = None,
+) -> GA4Window:
+    """A window read from the bucket: each property date's table (daily, else intraday) parsed
+    and the window's events taken out of it."""
+    ga4 = settings.ga4
+    if ga4 is None:
+        raise ValueError("the site has no `events.ga4` settings")
+    tables = tables_to_read(keys_in, ga4, start, end)
+    bound = settings.max_object_megabytes << 20
+    parts = []
+    objects_read = 0
+    for day, (_, folder) in tables.items():
+        parsed = parse_ga4_objects(objects_in([folder]), bound)
+        objects_read += parsed.objects_read
+        # A line without a readable time belongs to the window holding its table's last moment
+        # (the day's end in the property's zone), so that exactly one window counts it.
+        day_end = datetime.combine(day + timedelta(days=1), datetime.min.time(), ZoneInfo(ga4.timezone))
+        undated = parsed.rejects["event_us"].isna()
+        holds_end = start < day_end <= end
+        parsed.rejects.loc[undated, "event_us"] = _epoch_us(start) if holds_end else -1
+        parts.append(parsed)
+    combined = GA4Records(
+        pd.concat([p.records for p in parts], ignore_index=True),
+        pd.concat([p.rejects for p in parts], ignore_index=True),
+        objects_read,
+    )
+    window = ga4_window_events(combined, start, end, settings.allowed_hosts, carried)
+    window.tables = {f"{day:%Y-%m-%d}": table for day, (table, _) in tables.items()}
+    window.objects_read = objects_read
+    return window
+
+
+def credit_id(event_id: str) -> str:
+    """The id of the row that credits a page view's time to the page it left: derived from the
+    page view's, so a re-read gives the same one."""
+    digest = hashlib.blake2b(f"{event_id}{PREVIOUS_PAGE}".encode(), digest_size=16).digest()
+    return str(uuid.UUID(bytes=digest))
+
+
+def _epoch_us(when: datetime) -> int:
+    return pd.Timestamp(when).value // 1000
+
+
+def _session_ids(records: pd.DataFrame) -> pd.Series:
+    """reader + ":" + ga_session_id (missing where either is)."""
+    return (records["user_pseudo_id"] + ":" + records["ga_session_id"]).astype("string")
+
+
+def _host_and_path(urls: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Host and path (with its query and fragment, which normalize_pages drops) of each URL."""
+    unique = pd.unique(urls.dropna().to_numpy(dtype=object))
+    split = {}
+    for url in unique:
+        try:
+            parts = urlsplit(url)
+        except ValueError:
+            split[url] = (None, None)
+            continue
+        rest = parts.path or "/"
+        if parts.query:
+            rest += "?" + parts.query
+        split[url] = (parts.hostname, rest) if parts.hostname else (None, None)
+    host = pd.Series(
+        [split.get(u, (None, None))[0] if isinstance(u, str) else None for u in urls], dtype="string"
+    )
+    path = pd.Series(
+        [split.get(u, (None, None))[1] if isinstance(u, str) else None for u in urls], dtype="string"
+    )
+    return host, path

@@ -1,0 +1,113 @@
+"""A site that switches from Snowplow to GA4 on a given date, through Dagster: the windows before
+read the Snowplow folders, those after the GA4 export, from the local folder and from S3, into the
+same sessionized interactions; a window read again after the daily table replaced the intraday one
+gives the same rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from dagster import AssetKey, AssetSelection, FilesystemIOManager, instance_for_test, materialize
+
+from article_rec_assets.definitions import all_assets
+from article_rec_assets.generator.clickstream import generate_site
+from article_rec_assets.generator.ga4 import generate_ga4_site
+from article_rec_assets.io_managers import ParquetIOManager
+from article_rec_assets.partitions import SITES, site_window_key
+from article_rec_assets.resources import CatalogueSources, EventBucket, ServingDatabase
+from article_rec_assets.settings.sites import GA4Settings
+from article_rec_assets.settings.windows import WINDOW_HOURS, WINDOW_KEY_FORMAT
+from article_rec_assets_tests.conftest import upload_folder
+
+SITE = "demo-tribune"
+SWITCH = datetime(2026, 3, 3, 12, 0, tzinfo=UTC)
+STEP = timedelta(hours=WINDOW_HOURS)
+WINDOWS = [SWITCH - 2 * STEP, SWITCH - STEP, SWITCH, SWITCH + STEP]
+
+
+@pytest.fixture
+def switched_site(monkeypatch: pytest.MonkeyPatch):
+    site = SITES[SITE]
+    events = site.events.model_copy(update={"ga4": GA4Settings(prefix="ga4/analytics_1", since=SWITCH)})
+    switched = site.model_copy(update={"events": events})
+    monkeypatch.setitem(SITES, SITE, switched)
+    return switched
+
+
+def materialize_windows(instance, bucket: EventBucket, data_dir: Path, storage: Path) -> dict[str, dict]:
+    resources = {
+        "event_bucket": bucket,
+        "catalogue_sources": CatalogueSources(files_dir=str(data_dir)),
+        "serving_database": ServingDatabase(url=f"sqlite:///{storage / 'serving.db'}"),
+        "table_io_manager": ParquetIOManager(base_dir=str(storage)),
+        "io_manager": FilesystemIOManager(base_dir=str(storage)),
+    }
+    for window in WINDOWS:
+        result = materialize(
+            all_assets,
+            selection=AssetSelection.groups("ingestion"),
+            partition_key=site_window_key(SITE, window),
+            resources=resources,
+            instance=instance,
+        )
+        assert result.success
+    return {
+        table: {f.stem: pd.read_parquet(f) for f in sorted((storage / table / SITE).glob("*.parquet"))}
+        for table in ("raw_events", "sessionized_interactions")
+    }
+
+
+def source_of(instance, window: datetime) -> str:
+    event = instance.get_latest_materialization_event(AssetKey("raw_events"))
+    records = instance.fetch_materializations(AssetKey("raw_events"), limit=100).records
+    for record in records:
+        if record.partition_key == str(site_window_key(SITE, window)):
+            return record.asset_materialization.metadata["source"].value
+    raise AssertionError(f"no materialization of {window} (latest: {event})")
+
+
+def test_a_site_switching_to_ga4_reads_each_window_from_its_source(
+    switched_site, tmp_path: Path, s3_client, s3_resource
+) -> None:
+    data = tmp_path / "data"
+    generate_site(switched_site, data, SWITCH - timedelta(hours=6), SWITCH)
+    # The day of the switch is still being written: its intraday table.
+    written = generate_ga4_site(switched_site, data, SWITCH, SWITCH + 2 * STEP)
+    assert written.tables == {"2026-03-03": "events_intraday"} and written.engaged_seconds > 0
+
+    with instance_for_test() as instance:
+        local = materialize_windows(instance, EventBucket(root_dir=str(data)), data, tmp_path / "local")
+        assert [source_of(instance, w) for w in WINDOWS] == ["snowplow", "snowplow", "ga4", "ga4"]
+        keys = [f"{w:{WINDOW_KEY_FORMAT}}" for w in WINDOWS]
+        for key in keys:
+            assert len(local["sessionized_interactions"][key]) > 0, key
+        # Nothing of the engaged time GA4 reported is lost or counted twice on the way.
+        ga4_seconds = sum(local["raw_events"][k]["engaged_increment_seconds"].sum() for k in keys[2:])
+        assert ga4_seconds == pytest.approx(written.engaged_seconds, abs=1e-6)
+        ga4_interactions = pd.concat([local["sessionized_interactions"][k] for k in keys[2:]])
+        assert set(ga4_interactions.columns) == set(local["sessionized_interactions"][keys[0]].columns)
+        assert ga4_interactions["reader_id"].str.contains(r"^\d+\.\d+$").all()  # user_pseudo_id
+
+        # The same export from S3 gives the same tables.
+        bucket = switched_site.events.bucket
+        s3_client.create_bucket(Bucket=bucket)
+        upload_folder(s3_client, data / "buckets" / bucket, bucket)
+        from_s3 = materialize_windows(instance, EventBucket(s3=s3_resource), data, tmp_path / "s3")
+        for table in ("raw_events", "sessionized_interactions"):
+            for key in keys[2:]:
+                pd.testing.assert_frame_equal(from_s3[table][key], local[table][key], check_exact=True)
+
+        # The next day GA4 writes the daily table of the 3rd: the windows read again, the same rows.
+        day = data / "buckets" / bucket / "ga4/analytics_1"
+        (day / "events_intraday_20260303").rename(day / "events_20260303")
+        again = materialize_windows(instance, EventBucket(root_dir=str(data)), data, tmp_path / "again")
+        assert source_of(instance, WINDOWS[2]) == "ga4"
+        for key in keys[2:]:
+            pd.testing.assert_frame_equal(
+                again["sessionized_interactions"][key],
+                local["sessionized_interactions"][key],
+                check_exact=True,
+            )

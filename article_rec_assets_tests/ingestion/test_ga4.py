@@ -1,0 +1,177 @@
+"""GA4's export as raw events: tables per day, attribution of engaged time, replacement of the
+intraday table, bad records, and the sessions made of them."""
+
+import gzip
+from datetime import UTC, datetime, timedelta
+from functools import partial
+
+import orjson
+import pandas as pd
+import pytest
+
+from article_rec_assets.generator.ga4 import ga4_event, write_ga4_table
+from article_rec_assets.ingestion.ga4 import (
+    DAILY,
+    INTRADAY,
+    parse_ga4_objects,
+    property_dates,
+    read_ga4_window,
+    tables_to_read,
+)
+from article_rec_assets.ingestion.sessions import sessionize
+from article_rec_assets.resources import EventBucket
+from article_rec_assets.settings.sites import GA4Settings, SiteConfig
+
+DAY = datetime(2026, 12, 1, tzinfo=UTC)
+HOST = "https://democitypaper.example"
+A, B, C = (f"{HOST}/article/{n}/story-{n}/" for n in (101, 102, 103))
+
+
+def at(hour: int, minute: int = 0, second: float = 0) -> datetime:
+    return DAY + timedelta(hours=hour, minutes=minute, seconds=second)
+
+
+@pytest.fixture
+def site(city: SiteConfig) -> SiteConfig:
+    events = city.events.model_copy(update={"ga4": GA4Settings()})
+    return city.model_copy(update={"events": events})
+
+
+def window(site: SiteConfig, root, start: datetime, end: datetime):
+    bucket = EventBucket(root_dir=str(root))
+    return read_ga4_window(
+        partial(bucket.folder_keys, site), partial(bucket.folder_objects, site), site.events, start, end
+    )
+
+
+def seconds_by_article(site: SiteConfig, events: pd.DataFrame) -> dict[str, float]:
+    interactions = sessionize(events, site).interactions
+    return interactions.groupby("external_id")["engaged_seconds"].sum().to_dict()
+
+
+def test_engaged_time_is_credited_to_the_page_it_was_spent_on(site, tmp_path) -> None:
+    records = [
+        ga4_event("page_view", at(10, 0), "u1", 1000, A),
+        ga4_event("scroll", at(10, 1), "u1", 1000, A, engagement_msec=15_000),
+        # The page view of B reports the 20.25 s spent on A since the scroll.
+        ga4_event("page_view", at(10, 2), "u1", 1000, B + "?utm_source=x#top", engagement_msec=20_250),
+        ga4_event("user_engagement", at(10, 5), "u1", 1000, B, engagement_msec=45_500),
+        ga4_event("page_view", at(10, 6), "u1", 1000, C, referrer=B),
+        ga4_event("user_engagement", at(10, 7), "u1", 1000, C, engagement_msec=4_000),
+    ]
+    write_ga4_table(tmp_path, site, INTRADAY, DAY, records)
+    read = window(site, tmp_path, at(10), at(12))
+    assert seconds_by_article(site, read.events) == {"101": 35.25, "102": 45.5, "103": 4.0}
+    assert read.previous_page_credits == 1 and read.unattributed_seconds == 0
+    assert read.lines_read == 6 and len(read.rejects) == 0
+    views = read.events[read.events["event_name"] == "page_view"]
+    assert views["engaged_increment_seconds"].eq(0).all()
+    assert read.events["session_id"].eq("u1:1000").all()
+    assert read.tables == {"2026-12-01": INTRADAY}
+
+
+def test_a_page_view_in_the_next_window_credits_the_page_left_in_the_last(site, tmp_path) -> None:
+    records = [
+        ga4_event("page_view", at(11, 50), "u1", 7, A),
+        ga4_event("page_view", at(12, 1), "u1", 7, B, engagement_msec=30_000),  # 30 s on A
+        # A session seen first here (its start on the day before): the referrer names the page.
+        ga4_event("page_view", at(12, 3), "u2", 8, C, engagement_msec=12_000, referrer=A),
+        # Left for the site from elsewhere: nothing on the site to credit.
+        ga4_event(
+            "page_view", at(12, 4), "u3", 9, C, engagement_msec=9_000, referrer="https://news.example/x"
+        ),
+    ]
+    write_ga4_table(tmp_path, site, INTRADAY, DAY, records)
+    first = window(site, tmp_path, at(10), at(12))
+    assert seconds_by_article(site, first.events) == {"101": 0.0}
+    second = window(site, tmp_path, at(12), at(14))
+    assert seconds_by_article(site, second.events) == {"101": 42.0, "102": 0.0, "103": 0.0}
+    assert second.previous_page_credits == 2 and second.unattributed_seconds == 9.0
+    assert second.lines_read == 3  # the window's own records, the context not counted again
+
+
+def test_the_daily_table_replaces_the_intraday_one_and_rereading_gives_the_same_rows(site, tmp_path) -> None:
+    early = [
+        ga4_event("page_view", at(10, 0), "u1", 1, A),
+        ga4_event("user_engagement", at(10, 2), "u1", 1, A, engagement_msec=60_000),
+    ]
+    write_ga4_table(tmp_path, site, INTRADAY, DAY, early)
+    intraday = window(site, tmp_path, at(10), at(12))
+    assert seconds_by_article(site, intraday.events) == {"101": 60.0}
+    again = window(site, tmp_path, at(10), at(12))
+    pd.testing.assert_frame_equal(again.events, intraday.events)
+
+    # The daily table holds the same events and a late one; the intraday table is still there.
+    late = ga4_event("user_engagement", at(11, 0), "u2", 2, A, engagement_msec=5_000)
+    write_ga4_table(tmp_path, site, DAILY, DAY, [*early, late], name="000000000000.json.gz")
+    write_ga4_table(tmp_path, site, DAILY, DAY, [], name="000000000001.json.gz")  # an empty shard
+    daily = window(site, tmp_path, at(10), at(12))
+    assert daily.tables == {"2026-12-01": DAILY}
+    assert seconds_by_article(site, daily.events) == {"101": 65.0}  # not 125: nothing twice
+    assert len(daily.events) == 3 and daily.duplicates == {"duplicate_in_window": 0}
+    pd.testing.assert_frame_equal(daily.events.iloc[:2], intraday.events)  # the same rows, same ids
+
+
+def test_malformed_records_are_quarantined_once_with_their_reason(site, tmp_path) -> None:
+    good = ga4_event("page_view", at(22, 30), "u1", 1, A)
+    no_params = {**good, "event_params": {"page_location": A}}
+    no_location = ga4_event("page_view", at(22, 31), "u1", 1, None)
+    negative = ga4_event("user_engagement", at(22, 32), "u1", 1, A, engagement_msec=-5)
+    other = ga4_event("session_start", at(22, 29), "u1", 1, A)
+    path = write_ga4_table(
+        tmp_path, site, INTRADAY, DAY, [good, good, no_params, no_location, negative, other]
+    )
+
+    lines = gzip.decompress(path.read_bytes()).splitlines()
+    no_time = b'{"event_name": "page_view", "event_params": []}'
+    lines[1:1] = [b"{not json", no_time, b"[1, 2]"]
+    path.write_bytes(gzip.compress(b"\n".join(lines) + b"\n"))
+
+    last = window(site, tmp_path, at(22), at(24))
+    reasons = last.rejects.set_index("line_number")["reason"].to_dict()
+    assert reasons == {
+        2: "invalid_json",
+        3: "bad_event_timestamp",
+        4: "not_a_json_object",
+        6: "bad_event_params",
+        7: "page_event_without_path",
+        8: "bad_engagement_time",
+    }
+    assert last.rejects["excerpt"].str.len().gt(0).all()
+    assert last.duplicates == {"duplicate_in_window": 1}
+    assert last.other_events == {"session_start": 1}
+    assert len(last.events) == 1
+    # 3 records of the window (a copy and another event among them) and 6 lines set aside.
+    assert last.lines_read == 9
+    # The lines without a time belong to the window that holds the day's end only.
+    earlier = window(site, tmp_path, at(20), at(22))
+    assert earlier.rejects.empty and earlier.lines_read == 0
+
+
+def test_a_window_across_the_property_midnight_reads_both_days(site, tmp_path) -> None:
+    ga4 = site.events.ga4.model_copy(update={"timezone": "America/Chicago"})
+    assert property_dates(at(4), at(6), "America/Chicago") == [DAY.date() - timedelta(days=1)]
+    assert property_dates(at(5), at(7), "America/Chicago") == [DAY.date() - timedelta(days=1), DAY.date()]
+    keys = {"ga4/events_20261130": ["x"]}
+    assert tables_to_read(lambda folder: keys.get(folder, []), ga4, at(5), at(7)) == {
+        DAY.date() - timedelta(days=1): (DAILY, "ga4/events_20261130"),
+        DAY.date(): (INTRADAY, "ga4/events_intraday_20261201"),
+    }
+
+
+def test_integers_as_bigquery_writes_them_or_as_numbers(site) -> None:
+    record = ga4_event("user_engagement", at(9), "u1", 5, A, engagement_msec=1500)
+    as_numbers = {
+        **record,
+        "event_timestamp": int(record["event_timestamp"]),
+        "event_params": [
+            {"key": "page_location", "value": {"string_value": A, "int_value": None}},
+            {"key": "ga_session_id", "value": {"int_value": 5}},
+            {"key": "engagement_time_msec", "value": {"double_value": 1500.0}},
+        ],
+    }
+    parsed = parse_ga4_objects([("k", orjson.dumps(record) + b"\n" + orjson.dumps(as_numbers))])
+    assert parsed.rejects.empty
+    rows = parsed.records
+    assert rows["event_us"].nunique() == 1 and rows["ga_session_id"].tolist() == ["5", "5"]
+    assert rows["engagement_msec"].tolist() == [1500.0, 1500.0]
