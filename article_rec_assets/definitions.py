@@ -11,7 +11,13 @@ from article_rec_assets.io_managers import (
     S3PickleIOManager,
 )
 from article_rec_assets.resources import CatalogueSources, EventBucket, ServingDatabase
-from article_rec_assets.schedules import every_two_hours, ingest_window_job, recommendations_job, retrain_job
+from article_rec_assets.schedules import (
+    every_two_hours,
+    ga4_daily_tables_rewritten,
+    ingest_window_job,
+    recommendations_job,
+    retrain_job,
+)
 from article_rec_assets.sensors import alert_on_check_failure, alert_on_run_failure
 from article_rec_assets.settings import environment
 
@@ -72,7 +78,7 @@ defs = Definitions(
     assets=all_assets,
     jobs=[recommendations_job, ingest_window_job, retrain_job],
     schedules=[every_two_hours],
-    sensors=[alert_on_run_failure, alert_on_check_failure],
+    sensors=[alert_on_run_failure, alert_on_check_failure, ga4_daily_tables_rewritten],
     resources=resources_for_environment(),
     # One process per run: the graph of one (site, window) is a chain, so a process per step
     # would only add an interpreter start and a reload of pandas and implicit to every step.

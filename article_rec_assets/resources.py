@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 from collections import deque
@@ -77,6 +78,19 @@ class EventBucket(ConfigurableResource):
         root = self._root()
         return [str(path.relative_to(root)) for path in self._local_folder_paths(site, folder)]
 
+    def folder_fingerprint(self, site: SiteConfig, folder: str) -> str | None:
+        """A digest of a folder's object names, sizes and versions (S3 ETags, local modification
+        times), which changes when an object is added, replaced or removed; None: no objects."""
+        if self.s3 is not None:
+            items = self._s3_folder_items(self.s3.get_client(), site, folder, folder)
+            listed = sorted((i["Key"], i.get("Size", 0), str(i.get("ETag", ""))) for i in items)
+        else:
+            paths = self._local_folder_paths(site, folder)
+            listed = [(p.name, (st := p.stat()).st_size, str(st.st_mtime_ns)) for p in paths]
+        if not listed:
+            return None
+        return hashlib.sha256(repr(listed).encode()).hexdigest()[:16]
+
     def folder_objects(
         self, site: SiteConfig, folders: Iterable[str], what: str = ""
     ) -> Iterator[tuple[str, bytes]]:
@@ -133,12 +147,15 @@ class EventBucket(ConfigurableResource):
         return self._s3_folder_keys(client, site, folder, window or f"hour {hour:%Y-%m-%d %H}:00")
 
     def _s3_folder_keys(self, client, site: SiteConfig, folder: str, what: str) -> list[str]:
+        return sorted(item["Key"] for item in self._s3_folder_items(client, site, folder, what))
+
+    def _s3_folder_items(self, client, site: SiteConfig, folder: str, what: str) -> list[dict]:
         bucket = site.events.bucket
         prefix = f"{folder}/"
         paginator = client.get_paginator("list_objects_v2")
         try:
-            keys = [
-                item["Key"]
+            items = [
+                item
                 for page in paginator.paginate(
                     Bucket=bucket,
                     Prefix=prefix,
@@ -150,7 +167,7 @@ class EventBucket(ConfigurableResource):
             ]
         except (BotoCoreError, ClientError) as exc:
             raise EventReadError(f"could not list s3://{bucket}/{prefix} ({what}): {_describe(exc)}") from exc
-        return sorted(keys)
+        return items
 
     def _s3_read(self, client, attempts: int, bucket: str, key: str, window: str) -> bytes:
         for attempt in range(1, attempts + 1):

@@ -1,12 +1,17 @@
 """The two-hour schedule asks, per site, for the newest complete window."""
 
-from datetime import UTC, datetime
+import os
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from dagster import build_schedule_context
+from dagster import SkipReason, build_schedule_context, build_sensor_context, instance_for_test
 
-from article_rec_assets.partitions import SITES
-from article_rec_assets.schedules import every_two_hours
+from article_rec_assets.generator.ga4 import ga4_event, write_ga4_table
+from article_rec_assets.ingestion.ga4 import DAILY
+from article_rec_assets.partitions import SITES, site_window_key
+from article_rec_assets.resources import EventBucket
+from article_rec_assets.schedules import every_two_hours, ga4_daily_tables_rewritten
+from article_rec_assets.settings.sites import GA4Settings
 
 
 @pytest.mark.parametrize(
@@ -22,3 +27,38 @@ def test_one_run_per_site_for_the_newest_complete_window(tick: datetime, window:
     assert sorted(r.partition_key for r in requests) == [f"{site}|{window}" for site in sorted(SITES)]
     assert len({r.run_key for r in requests}) == len(SITES)
     assert {r.tags["site"] for r in requests} == set(SITES)
+
+
+def test_a_ga4_daily_table_written_or_rewritten_reingests_its_days_windows(monkeypatch, tmp_path) -> None:
+    site = SITES["demo-tribune"]
+    ga4_site = site.model_copy(update={"events": site.events.model_copy(update={"ga4": GA4Settings()})})
+    monkeypatch.setitem(SITES, site.name, ga4_site)
+    bucket = EventBucket(root_dir=str(tmp_path))
+    yesterday = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=1)
+
+    def tick(cursor: str | None):
+        with (
+            instance_for_test() as instance,
+            build_sensor_context(
+                instance=instance, cursor=cursor, resources={"event_bucket": bucket}
+            ) as context,
+        ):
+            return ga4_daily_tables_rewritten(context), context.cursor
+
+    result, cursor = tick(None)
+    assert isinstance(result, SkipReason)  # only the intraday table so far (none at all here)
+
+    record = ga4_event("page_view", yesterday + timedelta(hours=9), "u1", 1, "https://demotribune.example/x")
+    write_ga4_table(tmp_path, ga4_site, DAILY, yesterday, [record])
+    result, cursor = tick(cursor)
+    expected = [str(site_window_key(site.name, yesterday + timedelta(hours=2 * i))) for i in range(12)]
+    assert [r.partition_key for r in result] == expected
+    assert all(r.tags["ga4_daily_table"] == f"{yesterday:%Y-%m-%d}" for r in result)
+
+    again, cursor = tick(cursor)
+    assert isinstance(again, SkipReason)  # seen: nothing to do
+
+    os.utime(write_ga4_table(tmp_path, ga4_site, DAILY, yesterday, [record, record]), ns=(1, 1))
+    rewritten, _ = tick(cursor)
+    assert [r.partition_key for r in rewritten] == expected
+    assert {r.run_key for r in rewritten}.isdisjoint(r.run_key for r in result)  # new runs, not deduplicated

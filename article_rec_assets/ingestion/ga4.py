@@ -33,7 +33,7 @@ import hashlib
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -80,6 +80,29 @@ def property_dates(start: datetime, end: datetime, timezone: str) -> list[date]:
     first = start.astimezone(zone).date()
     last = (end - timedelta(microseconds=1)).astimezone(zone).date()
     return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+# GA4 rewrites a day's daily table for up to this many days after the day.
+REWRITE_DAYS = 3
+
+
+def windows_of_date(day: date, timezone: str, window_hours: int) -> list[datetime]:
+    """The starts (UTC) of the windows that hold some of a property date's events."""
+    zone = ZoneInfo(timezone)
+    first = datetime.combine(day, datetime.min.time(), zone).astimezone(UTC)
+    last = datetime.combine(day + timedelta(days=1), datetime.min.time(), zone).astimezone(UTC)
+    start = first.replace(hour=first.hour - first.hour % window_hours, minute=0, second=0, microsecond=0)
+    starts = []
+    while start < last:
+        starts.append(start)
+        start += timedelta(hours=window_hours)
+    return starts
+
+
+def recent_dates(now: datetime, timezone: str, days: int = REWRITE_DAYS) -> list[date]:
+    """The property dates GA4 may still rewrite at `now`: the last `days` before today."""
+    today = now.astimezone(ZoneInfo(timezone)).date()
+    return [today - timedelta(days=i) for i in range(days, 0, -1)]
 
 
 def table_folder(settings: GA4Settings, table: str, day: date) -> str:

@@ -95,7 +95,11 @@ def test_a_site_switching_to_ga4_reads_each_window_from_its_source(
         bucket = switched_site.events.bucket
         s3_client.create_bucket(Bucket=bucket)
         upload_folder(s3_client, data / "buckets" / bucket, bucket)
-        from_s3 = materialize_windows(instance, EventBucket(s3=s3_resource), data, tmp_path / "s3")
+        s3_bucket = EventBucket(s3=s3_resource)
+        intraday = "ga4/analytics_1/events_intraday_20260303"
+        fingerprint = s3_bucket.folder_fingerprint(switched_site, intraday)
+        assert fingerprint is not None and s3_bucket.folder_fingerprint(switched_site, "ga4/none") is None
+        from_s3 = materialize_windows(instance, s3_bucket, data, tmp_path / "s3")
         for table in ("raw_events", "sessionized_interactions"):
             for key in keys[2:]:
                 pd.testing.assert_frame_equal(from_s3[table][key], local[table][key], check_exact=True)
