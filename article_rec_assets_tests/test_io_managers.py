@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from dagster import (
     AssetExecutionContext,
@@ -27,7 +29,12 @@ from dagster._core.storage.tags import (
 from dagster._core.utils import make_new_run_id
 
 from article_rec_assets.assets import concat_partitions, trailing_input
-from article_rec_assets.io_managers import ParquetIOManager, PickleIOManager, S3PickleIOManager
+from article_rec_assets.io_managers import (
+    ParquetIOManager,
+    PickleIOManager,
+    S3PickleIOManager,
+    read_table_with_categories,
+)
 from article_rec_assets.recommenders.article_model import interaction_clicks
 from article_rec_assets.recommenders.click_log import click_log
 from article_rec_assets.recommenders.interaction_matrix import build_interaction_matrix
@@ -266,3 +273,20 @@ def test_values_in_s3_are_kept_for_keep_days(s3_resource, s3_client) -> None:
     listed = s3_client.list_objects_v2(Bucket=bucket, Prefix="values/")["Contents"]
     assert sorted(item["Key"] for item in listed) == [f"values/model/{k}" for k in KEYS[2:]]
     assert read_window(manager, KEYS[4]).success
+
+
+@pytest.mark.parametrize("row_group_size", [1_000_000, 150_000])
+def test_a_large_partition_reads_as_one_dictionary_where_its_batches_share_it(
+    tmp_path: Path, row_group_size
+) -> None:
+    rows = 400_000  # more than the reader's batch: it hands the row group over in several
+    readers = pd.Series([f"reader-{i // 8:06d}" for i in range(rows)])  # each row group its own
+    frame = pd.DataFrame({"reader_id": readers, "engaged_seconds": np.arange(rows, dtype="float64")})
+    pq.write_table(pa.Table.from_pandas(frame), tmp_path / "w.parquet", row_group_size=row_group_size)
+    table = read_table_with_categories(str(tmp_path / "w.parquet"), ["reader_id", "engaged_seconds"])
+    column = table.column("reader_id")
+    assert pa.types.is_dictionary(column.type)
+    # One row group: one array over its one dictionary; several: each its own, for unify to merge.
+    assert column.num_chunks == 1 if row_group_size >= rows else column.num_chunks >= 3
+    assert column.to_pylist() == readers.tolist()
+    assert table.column("engaged_seconds").to_pylist() == frame["engaged_seconds"].tolist()

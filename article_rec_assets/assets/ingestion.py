@@ -197,10 +197,14 @@ def ingest_window(
 
     newest = events["collector_tstamp"].max() if len(events) else None
     history = earlier_windows_metadata(context, site.name, start, settings)
+    # Like with like: a GA4 window has no pings, so it is not judged by a Snowplow day's count.
     same_window = [
         int(m["dagster/row_count"].value)
         for when, m in history.items()
-        if when.time() == start.time() and when < start and "dagster/row_count" in m
+        if when.time() == start.time()
+        and when < start
+        and "dagster/row_count" in m
+        and _source_of(m) == read.source
     ]
     volume = volume_verdict(len(events), same_window, settings.volume_warn_share)
     if newest is None:  # the newest event any earlier window within the limit saw
@@ -384,6 +388,12 @@ def _read_ga4(
             "previous_page_credits": window.previous_page_credits,
         },
     )
+
+
+def _source_of(metadata: dict) -> str:
+    """The source a stored window was read from (windows stored before GA4 came were Snowplow's)."""
+    value = metadata.get("source")
+    return "snowplow" if value is None else str(value.value)
 
 
 def _reason_counts(rejects: pd.DataFrame) -> dict[str, int]:

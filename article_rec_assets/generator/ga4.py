@@ -110,14 +110,24 @@ def generate_ga4_site(
     as for `generate_site`, the span the articles and readers are drawn for."""
     if site.events.ga4 is None:
         raise ValueError(f"site {site.name!r} has no `events.ga4` settings")
-    zone = ZoneInfo(site.events.ga4.timezone)
-    daily_until = end if daily_until is None else daily_until
     with tempfile.TemporaryDirectory() as scratch:
         generate_site(site, Path(scratch), start, end, seed, noise=None, world=world)
-        views = _page_views(site_bucket_dir(Path(scratch), site))
         catalogue = Path(scratch) / site.articles.catalogue.path
         (data_dir / site.articles.catalogue.path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(catalogue, data_dir / site.articles.catalogue.path)
+        return snowplow_to_ga4(site, Path(scratch), data_dir, end, daily_until)
+
+
+def snowplow_to_ga4(
+    site: SiteConfig, snowplow_dir: Path, data_dir: Path, end: datetime, daily_until: datetime | None = None
+) -> GA4Summary:
+    """The clean web traffic `generate_site(noise=None)` wrote under `snowplow_dir`, written again
+    under `data_dir` as the site's GA4 export (see the module's docstring)."""
+    if site.events.ga4 is None:
+        raise ValueError(f"site {site.name!r} has no `events.ga4` settings")
+    zone = ZoneInfo(site.events.ga4.timezone)
+    daily_until = end if daily_until is None else daily_until
+    views = _page_views(site_bucket_dir(snowplow_dir, site))
     records, engaged = _records(views, end)
     by_day: dict[datetime, list[dict]] = defaultdict(list)
     for record in records:

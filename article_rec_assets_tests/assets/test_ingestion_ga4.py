@@ -26,6 +26,8 @@ SITE = "demo-tribune"
 SWITCH = datetime(2026, 3, 3, 12, 0, tzinfo=UTC)
 STEP = timedelta(hours=WINDOW_HOURS)
 WINDOWS = [SWITCH - 2 * STEP, SWITCH - STEP, SWITCH, SWITCH + STEP]
+DAY_BEFORE = [SWITCH - timedelta(days=1) - STEP, SWITCH - timedelta(days=1)]  # Snowplow's
+VOLUME_SEEN: dict[str, list[int]] = {}  # window -> the earlier days' counts its volume check used
 
 
 @pytest.fixture
@@ -37,7 +39,9 @@ def switched_site(monkeypatch: pytest.MonkeyPatch):
     return switched
 
 
-def materialize_windows(instance, bucket: EventBucket, data_dir: Path, storage: Path) -> dict[str, dict]:
+def materialize_windows(
+    instance, bucket: EventBucket, data_dir: Path, storage: Path, windows: list[datetime] = WINDOWS
+) -> dict[str, dict]:
     resources = {
         "event_bucket": bucket,
         "catalogue_sources": CatalogueSources(files_dir=str(data_dir)),
@@ -45,7 +49,7 @@ def materialize_windows(instance, bucket: EventBucket, data_dir: Path, storage: 
         "table_io_manager": ParquetIOManager(base_dir=str(storage)),
         "io_manager": FilesystemIOManager(base_dir=str(storage)),
     }
-    for window in WINDOWS:
+    for window in windows:
         result = materialize(
             all_assets,
             selection=AssetSelection.groups("ingestion"),
@@ -54,6 +58,11 @@ def materialize_windows(instance, bucket: EventBucket, data_dir: Path, storage: 
             instance=instance,
         )
         assert result.success
+        for evaluation in result.get_asset_check_evaluations():
+            if evaluation.check_name == "volume_like_earlier_days":
+                VOLUME_SEEN[f"{window:{WINDOW_KEY_FORMAT}}"] = evaluation.metadata[
+                    "same_window_earlier_days"
+                ].value
     return {
         table: {f.stem: pd.read_parquet(f) for f in sorted((storage / table / SITE).glob("*.parquet"))}
         for table in ("raw_events", "sessionized_interactions")
@@ -73,13 +82,18 @@ def test_a_site_switching_to_ga4_reads_each_window_from_its_source(
     switched_site, tmp_path: Path, s3_client, s3_resource
 ) -> None:
     data = tmp_path / "data"
-    generate_site(switched_site, data, SWITCH - timedelta(hours=6), SWITCH)
+    generate_site(switched_site, data, SWITCH - timedelta(hours=28), SWITCH)
     # The day of the switch is still being written: its intraday table.
     written = generate_ga4_site(switched_site, data, SWITCH, SWITCH + 2 * STEP)
     assert written.tables == {"2026-03-03": "events_intraday"} and written.engaged_seconds > 0
 
     with instance_for_test() as instance:
+        materialize_windows(instance, EventBucket(root_dir=str(data)), data, tmp_path / "local", DAY_BEFORE)
         local = materialize_windows(instance, EventBucket(root_dir=str(data)), data, tmp_path / "local")
+        # The volume check compares a window with the same window of earlier days from its source:
+        # GA4's has no pings, and would look like a collapse beside Snowplow's.
+        before, at_switch = (f"{w:{WINDOW_KEY_FORMAT}}" for w in (WINDOWS[1], WINDOWS[2]))
+        assert len(VOLUME_SEEN[before]) == 1 and VOLUME_SEEN[at_switch] == []
         assert [source_of(instance, w) for w in WINDOWS] == ["snowplow", "snowplow", "ga4", "ga4"]
         keys = [f"{w:{WINDOW_KEY_FORMAT}}" for w in WINDOWS]
         for key in keys:

@@ -1,0 +1,101 @@
+"""One window of a large site read from GA4's export, against the same traffic read from
+Snowplow's folders in the same run (the baseline).
+
+    .venv/bin/python -m bench.bench_ga4_window                 # 1x: the large-site benchmark's site
+    .venv/bin/python -m bench.bench_ga4_window --events 0.25 --repeat 3
+
+The large-site benchmark's site (`bench_large_site`, ~95,000 sessions a day at 1x) writes the day
+up to the end of its mid-morning window as clean Snowplow traffic (`generate_site(noise=None)`),
+and the same page views as a GA4 intraday table (`generator/ga4.py`). Then, `--repeat` times
+each, alternating: the window ingested from Snowplow (`ingest_events`: its hour folders and the
+six hours before as context, read from the bucket) and from GA4 (`read_ga4_window`: the day's
+table so far, which a window reads whole). Prints the medians, the ratio GA4 / Snowplow, the
+rows each gives and the engaged seconds of the window's articles after `sessionize`, and the load
+average beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
+
+from article_rec_assets.generator.clickstream import generate_site
+from article_rec_assets.generator.ga4 import snowplow_to_ga4
+from article_rec_assets.ingestion.ga4 import read_ga4_window
+from article_rec_assets.ingestion.sessions import sessionize
+from article_rec_assets.ingestion.window import ingest_events
+from article_rec_assets.resources import EventBucket
+from article_rec_assets.settings.sites import SiteConfig
+from bench.bench_large_site import WINDOW, site_yaml
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=float, default=1.0, help="times the 1x site's sessions")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    raw = site_yaml(args.events, 1.0)
+    raw["events"]["ga4"] = {"prefix": "ga4/analytics_1"}
+    site = SiteConfig.model_validate(raw)
+    start, end = WINDOW, WINDOW + timedelta(hours=2)
+    day = WINDOW.replace(hour=0)
+    with tempfile.TemporaryDirectory() as scratch:
+        snowplow, ga4 = Path(scratch) / "snowplow", Path(scratch) / "ga4"
+        began = time.perf_counter()
+        generate_site(site, snowplow, day, end, noise=None)
+        written = snowplow_to_ga4(site, snowplow, ga4, end)
+        print(
+            f"data: {day:%Y-%m-%d %H:%M}..{end:%H:%M}, {written.page_views:,} page views, "
+            f"{written.records:,} GA4 records, {time.perf_counter() - began:.1f} s to write"
+        )
+        snowplow_site = site.model_copy(update={"events": site.events.model_copy(update={"ga4": None})})
+        times: dict[str, list[float]] = {"snowplow": [], "ga4": []}
+        results = {}
+        for _ in range(args.repeat):
+            for name in ("snowplow", "ga4"):
+                began = time.perf_counter()
+                if name == "snowplow":
+                    bucket = EventBucket(root_dir=str(snowplow))
+                    _, cleaned = ingest_events(
+                        partial(bucket.window_objects, snowplow_site),
+                        start,
+                        end,
+                        snowplow_site.events,
+                    )
+                    events = cleaned.events
+                else:
+                    bucket = EventBucket(root_dir=str(ga4))
+                    events = read_ga4_window(
+                        partial(bucket.folder_keys, site),
+                        partial(bucket.folder_objects, site),
+                        site.events,
+                        start,
+                        end,
+                    ).events
+                times[name].append(time.perf_counter() - began)
+                interactions = sessionize(events, site).interactions
+                results[name] = (len(events), len(interactions), float(interactions["engaged_seconds"].sum()))
+    load = os.getloadavg()
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    for name in ("snowplow", "ga4"):
+        rows, interactions, seconds = results[name]
+        print(
+            f"{name:9s} median {medians[name]:6.2f} s of {[round(t, 2) for t in times[name]]}: "
+            f"{rows:,} raw events, {interactions:,} interactions, {seconds:,.0f} engaged s"
+        )
+    print(
+        f"ga4 / snowplow: {medians['ga4'] / medians['snowplow']:.2f}x the time "
+        f"(load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC)"
+    )
+
+
+if __name__ == "__main__":
+    main()
