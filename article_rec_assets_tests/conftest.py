@@ -2,12 +2,14 @@
 (moto's server, over real HTTP on localhost) holding the same clickstream."""
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import boto3
 import psycopg
@@ -93,6 +95,32 @@ def postgres_schema_url() -> Iterator[str]:
     finally:
         with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def dagster_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for a Dagster instance's storage, dropped afterwards."""
+    _postgres_or_skip()
+    name = f"article_rec_dagster_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield name
+    with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def production_home(home: Path, database: str, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A DAGSTER_HOME with the production dagster.yaml (`deploy/`), its PostgreSQL settings
+    pointed at `database` through the environment variables it reads."""
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml", home / "dagster.yaml")
+    server = urlsplit(POSTGRES_DSN)
+    monkeypatch.setenv("DAGSTER_PG_HOST", server.hostname or "127.0.0.1")
+    monkeypatch.setenv("DAGSTER_PG_PORT", str(server.port or 5432))
+    monkeypatch.setenv("DAGSTER_PG_USERNAME", server.username or "root")
+    monkeypatch.setenv("DAGSTER_PG_PASSWORD", "")
+    monkeypatch.setenv("DAGSTER_PG_DB", database)
+    return home
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from dagster import (
     TimeWindowPartitionMapping,
     TimeWindowPartitionsDefinition,
     asset,
+    instance_for_test,
     materialize,
 )
 from dagster._core.storage.tags import (
@@ -41,6 +42,7 @@ from article_rec_assets.recommenders.interaction_matrix import build_interaction
 from article_rec_assets.recommenders.serving import article_popularity
 from article_rec_assets.settings.sites import load_sites
 from article_rec_assets.settings.windows import WINDOW_KEY_FORMAT
+from article_rec_assets_tests.conftest import production_home
 
 DAYS = DailyPartitionsDefinition(start_date="2026-03-01")
 UTC_DAY = pd.Timestamp("2026-03-01", tz="UTC")
@@ -236,12 +238,27 @@ def unfinished_run(instance: DagsterInstance, status: DagsterRunStatus, **tags: 
     return instance.add_run(run)
 
 
-def test_windows_that_unfinished_runs_work_on_are_not_removed(tmp_path: Path) -> None:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def run_storage_instance(request, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The embedded default's instance (SQLite on disk) and the production one (PostgreSQL)."""
+    if request.param == "sqlite":
+        (tmp_path / "sqlite_home").mkdir()
+        with instance_for_test(temp_dir=str(tmp_path / "sqlite_home")) as instance:
+            yield instance
+        return
+    home = production_home(tmp_path / "pg_home", request.getfixturevalue("dagster_database"), monkeypatch)
+    with DagsterInstance.from_config(str(home)) as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        yield instance
+
+
+def test_windows_that_unfinished_runs_work_on_are_not_removed(tmp_path: Path, run_storage_instance) -> None:
     """A backfill's runs days apart: the newer one's write must not remove the value an older
-    one (started, or waiting to rerun its later steps) has written and is about to read."""
-    manager = PickleIOManager(base_dir=str(tmp_path), keep_days=1)
-    stored = lambda: sorted(p.name for p in (tmp_path / "model").iterdir())  # noqa: E731
-    with DagsterInstance.ephemeral() as instance:
+    one (started, or waiting to rerun its later steps) has written and is about to read. The runs'
+    statuses and tags are read back from the instance's run storage, SQLite and PostgreSQL."""
+    manager = PickleIOManager(base_dir=str(tmp_path / "values"), keep_days=1)
+    stored = lambda: sorted(p.name for p in (tmp_path / "values" / "model").iterdir())  # noqa: E731
+    with nullcontext(run_storage_instance) as instance:
         write_windows(manager, KEYS[:2], instance)
         running = unfinished_run(
             instance, DagsterRunStatus.STARTED, **{PARTITION_NAME_TAG: f"big-metro|{KEYS[0]}"}

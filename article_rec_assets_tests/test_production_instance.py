@@ -1,10 +1,7 @@
 """The production dagster.yaml: a Dagster instance whose runs, event logs and schedules live in
 PostgreSQL, with its settings taken from the environment."""
 
-import shutil
-import uuid
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -14,34 +11,15 @@ from article_rec_assets.assets.ingestion import ingest_window
 from article_rec_assets.io_managers import ParquetIOManager
 from article_rec_assets.partitions import site_window_key
 from article_rec_assets.resources import EventBucket
-from article_rec_assets_tests.conftest import DEMO_END, POSTGRES_DSN, _postgres_or_skip
+from article_rec_assets_tests.conftest import DEMO_END, POSTGRES_DSN, production_home
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def dagster_database() -> str:
-    _postgres_or_skip()
-    name = f"article_rec_dagster_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield name
-    with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def test_production_instance_keeps_runs_in_postgres(
     dagster_database: str, demo_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "deploy" / "dagster.yaml", home / "dagster.yaml")
-    server = urlsplit(POSTGRES_DSN)
-    monkeypatch.setenv("DAGSTER_PG_HOST", server.hostname or "127.0.0.1")
-    monkeypatch.setenv("DAGSTER_PG_PORT", str(server.port or 5432))
-    monkeypatch.setenv("DAGSTER_PG_USERNAME", server.username or "root")
-    monkeypatch.setenv("DAGSTER_PG_PASSWORD", "")
-    monkeypatch.setenv("DAGSTER_PG_DB", dagster_database)
+    home = production_home(tmp_path / "dagster_home", dagster_database, monkeypatch)
 
     with DagsterInstance.from_config(str(home)) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
