@@ -14,10 +14,13 @@ from urllib.parse import urlsplit
 import boto3
 import psycopg
 import pytest
+from dagster import FilesystemIOManager
 from dagster_aws.s3 import S3Resource
 
 from article_rec_assets.generator.clickstream import generate_site
+from article_rec_assets.io_managers import ParquetIOManager
 from article_rec_assets.recommenders.click_log import training_clicks
+from article_rec_assets.resources import CatalogueSources, EventBucket, ServingDatabase
 from article_rec_assets.settings.sites import load_sites
 from article_rec_assets_tests.recommenders.clicks import HAND, T0, log_of
 
@@ -107,6 +110,19 @@ def dagster_database() -> Iterator[str]:
     yield name
     with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def ingestion_resources(event_bucket: EventBucket, data_dir: Path, storage: Path) -> dict:
+    """Every resource the assets bind, for materializing the ingestion group in this process:
+    the given bucket, tables and values under `storage` (the catalogue and the serving database
+    are not used by the group, but every asset's resources must be bound)."""
+    return {
+        "event_bucket": event_bucket,
+        "catalogue_sources": CatalogueSources(files_dir=str(data_dir)),
+        "serving_database": ServingDatabase(url=f"sqlite:///{storage / 'serving.db'}"),
+        "table_io_manager": ParquetIOManager(base_dir=str(storage)),
+        "io_manager": FilesystemIOManager(base_dir=str(storage)),
+    }
 
 
 def production_home(home: Path, database: str, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -15,7 +15,8 @@ Reading time: GA4 reports `engagement_time_msec` as the engaged time since the p
 on the event that follows it. A `user_engagement` (sent as the reader leaves or hides the page)
 or a `scroll` reports time spent on its own page. A `page_view` that carries time reports the
 page the reader just left: the session's previous event's page (in the day's tables read), else
-the page in its `page_referrer` when that is on one of the site's hosts, else it is not credited
+the page in its `page_referrer` when that is on the site (one of its `allowed_hosts`, or the
+page view's own host where it lists none), else it is not credited
 and counted as unattributed. Such a page view gives two rows: the page view, and a
 `user_engagement` row with that time on the page left (its id derived from the page view's).
 
@@ -43,8 +44,8 @@ import pandas as pd
 
 from article_rec_assets.ingestion.cleaning import CLEAN_DTYPES, normalize_pages, session_starts
 from article_rec_assets.ingestion.compression import complete_lines, decompress
-from article_rec_assets.ingestion.formats import GA4_ENGAGEMENT_EVENTS
-from article_rec_assets.ingestion.parsing import EXCERPT_CHARS, REJECT_COLUMNS, REJECT_DTYPES
+from article_rec_assets.ingestion.formats import GA4_ENGAGEMENT_EVENTS, _invalid_json_reason, _text
+from article_rec_assets.ingestion.parsing import REJECT_COLUMNS, REJECT_DTYPES, _excerpt
 from article_rec_assets.ingestion.state import CarriedState, reading_state
 from article_rec_assets.settings.sites import EventSettings, GA4Settings
 
@@ -163,21 +164,13 @@ def parse_ga4_objects(
     return GA4Records(frame, reject_frame, objects_read)
 
 
-def _excerpt(raw: bytes) -> str:
-    return raw[: EXCERPT_CHARS * 4].decode("utf-8", "replace")[:EXCERPT_CHARS]
-
-
 def _record(raw: bytes) -> tuple[tuple | None, str | None, int | None]:
     """A line as (event_id, event_name, event_us, reader, session, location, referrer, msec,
     device, platform, stream), or the reason it cannot be read; and its time where readable."""
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return None, "undecodable_bytes", None
-        return None, "invalid_json", None
+        return None, _invalid_json_reason(raw), None
     if not isinstance(obj, dict):
         return None, "not_a_json_object", None
     event_us = _integer(obj.get("event_timestamp"))
@@ -262,12 +255,6 @@ def _number(value) -> float | None:
     return None
 
 
-def _text(value) -> str | None:
-    if value is None or isinstance(value, (dict, list)):
-        return None
-    return value if isinstance(value, str) else orjson.dumps(value).decode()
-
-
 def _device(device) -> str | None:
     """What GA4 keeps of the device, as one user-agent-like text (None: nothing kept)."""
     if not isinstance(device, dict):
@@ -314,9 +301,9 @@ def ga4_window_events(
 ) -> GA4Window:
     """The window's events (timed in [start, end)) as raw-event rows, with the earlier records
     read as context for sessions and the page a page view leaves. `hosts`: the site's own hosts,
-    for crediting a page referrer (empty: any); `carried`: the earlier windows' session starts.
-    Rejected lines count where their time falls
-    (`read_ga4_window` dates those without one)."""
+    for crediting a page referrer (empty: the page view's own host); `carried`: the earlier
+    windows' session starts. Rejected lines count where their time falls (`read_ga4_window`
+    dates those without one)."""
     records = parsed.records
     start_us, end_us = _epoch_us(start), _epoch_us(end)
     in_window = ((records["event_us"] >= start_us) & (records["event_us"] < end_us)).to_numpy()
@@ -361,8 +348,10 @@ def ga4_window_events(
     session = frame["session_id"]
     same_session = (session.notna() & session.eq(session.shift())).fillna(False).to_numpy(dtype=bool)
     ref_host, ref_path = normalize_pages(*_host_and_path(day["page_referrer"]))
+    # On the site: one of its hosts, or (a site that lists none) the page view's own host.
     allowed = set(hosts)
-    ref_ok = ref_host.notna().to_numpy() & (ref_host.isin(allowed).to_numpy() if allowed else True)
+    on_site = ref_host.isin(allowed) if allowed else ref_host.eq(frame["page_host"])
+    ref_ok = on_site.fillna(False).to_numpy(dtype=bool)
     left_host = np.where(
         same_session, frame["page_host"].shift().to_numpy(), np.where(ref_ok, ref_host.to_numpy(), None)
     )
@@ -383,7 +372,7 @@ def ga4_window_events(
     events = frame.loc[is_own]
     if len(credits):
         events = pd.concat([events, credits], ignore_index=True)
-    # By time, then id: a page view's credit row comes right after it.
+    # By time, then id (a page view and its credit row share a time): the same order on every read.
     events = events.sort_values(["collector_tstamp", "event_id"], kind="stable", ignore_index=True)
     events = events[list(CLEAN_DTYPES)].astype(CLEAN_DTYPES)
     return GA4Window(
@@ -394,6 +383,7 @@ def ga4_window_events(
         {str(k): int(v) for k, v in others.items()},
         round(unattributed, 3),
         int(credit_rows.sum()),
+        objects_read=parsed.objects_read,
     )
 
 
@@ -413,10 +403,8 @@ def read_ga4_window(
     tables = tables_to_read(keys_in, ga4, start, end)
     bound = settings.max_object_megabytes << 20
     parts = []
-    objects_read = 0
     for day, (_, folder) in tables.items():
         parsed = parse_ga4_objects(objects_in([folder]), bound)
-        objects_read += parsed.objects_read
         # A line without a readable time belongs to the window holding its table's last moment
         # (the day's end in the property's zone), so that exactly one window counts it.
         day_end = datetime.combine(day + timedelta(days=1), datetime.min.time(), ZoneInfo(ga4.timezone))
@@ -427,11 +415,10 @@ def read_ga4_window(
     combined = GA4Records(
         pd.concat([p.records for p in parts], ignore_index=True),
         pd.concat([p.rejects for p in parts], ignore_index=True),
-        objects_read,
+        sum(p.objects_read for p in parts),
     )
     window = ga4_window_events(combined, start, end, settings.allowed_hosts, carried)
     window.tables = {f"{day:%Y-%m-%d}": table for day, (table, _) in tables.items()}
-    window.objects_read = objects_read
     return window
 
 

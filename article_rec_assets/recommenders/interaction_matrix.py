@@ -74,8 +74,6 @@ def build_interaction_matrix(
     # In the window (NaT is below it) and with both ids: no id, no cell.
     usable = (epoch >= start.value) & (epoch < as_of.value) & (reader_codes >= 0) & (article_codes >= 0)
     allowed = pd.Index(article_ids).isin(recommendable(catalogue)["external_id"])
-    if len(allowed) == 0:
-        allowed = np.zeros(n_articles, dtype=bool)
     # Blocks of readers of about `rows_per_block` rows each; a block's rows in their order.
     readers_per_block = max(1, math.ceil(n_readers * max(rows_per_block, 1) / max(len(interactions), 1)))
     n_blocks = math.ceil(n_readers / readers_per_block)
@@ -217,14 +215,16 @@ def _decay(days: np.ndarray, as_of: pd.Timestamp, half_life_days: float) -> np.n
 def _stack_compact(
     blocks: list[sparse.csr_matrix], n_articles: int
 ) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
-    """The blocks' rows one under the other, without the rows and columns no cell is left in;
-    and the old row and column of each one kept."""
-    counts = np.concatenate([np.diff(block.indptr) for block in blocks]) if blocks else np.zeros(0, np.int64)
+    """The blocks' rows (at least one block) one under the other, without the rows and columns
+    no cell is left in; and the old row and column of each one kept."""
+    # Assembled by hand rather than by sparse.vstack and row / column indexing, which would copy
+    # the 110M cells of a 16x site twice more.
+    counts = np.concatenate([np.diff(block.indptr) for block in blocks])
     kept_rows = np.flatnonzero(counts)
     nnz = int(counts.sum())
     index_dtype = np.int32 if max(nnz, n_articles) < np.iinfo(np.int32).max else np.int64
-    indices = np.concatenate([block.indices for block in blocks]) if blocks else np.zeros(0, index_dtype)
-    data = np.concatenate([block.data for block in blocks]) if blocks else np.zeros(0, np.float32)
+    indices = np.concatenate([block.indices for block in blocks])
+    data = np.concatenate([block.data for block in blocks])
     blocks.clear()
     columns, kept_columns = _compact(indices, n_articles)
     indptr = np.zeros(len(kept_rows) + 1, dtype=index_dtype)

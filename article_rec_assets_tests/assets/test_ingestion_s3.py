@@ -8,14 +8,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from dagster import AssetSelection, DagsterInstance, FilesystemIOManager, instance_for_test, materialize
+from dagster import AssetSelection, DagsterInstance, instance_for_test, materialize
 
 from article_rec_assets.definitions import all_assets
-from article_rec_assets.io_managers import ParquetIOManager
 from article_rec_assets.partitions import SITES, site_window_key
-from article_rec_assets.resources import CatalogueSources, EventBucket, ServingDatabase
+from article_rec_assets.resources import EventBucket
 from article_rec_assets.settings.windows import WINDOW_HOURS, WINDOW_KEY_FORMAT
-from article_rec_assets_tests.conftest import DEMO_END
+from article_rec_assets_tests.conftest import DEMO_END, ingestion_resources
 
 SITE = "demo-tribune"
 # Two consecutive windows late in the generated data, so the hours before them (read as context
@@ -28,14 +27,7 @@ def ingest(
     instance: DagsterInstance, event_bucket: EventBucket, data_dir: Path, storage: Path
 ) -> dict[str, dict[str, pd.DataFrame]]:
     """Materialize the ingestion group for each window; the stored Parquet tables by asset and window."""
-    resources = {
-        "event_bucket": event_bucket,
-        # Not used by the ingestion group, but every asset's resources must be bound.
-        "catalogue_sources": CatalogueSources(files_dir=str(data_dir)),
-        "serving_database": ServingDatabase(url=f"sqlite:///{storage / 'serving.db'}"),
-        "table_io_manager": ParquetIOManager(base_dir=str(storage)),
-        "io_manager": FilesystemIOManager(base_dir=str(storage)),
-    }
+    resources = ingestion_resources(event_bucket, data_dir, storage)
     for window in WINDOWS:
         result = materialize(
             all_assets,

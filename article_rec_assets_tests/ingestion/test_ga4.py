@@ -88,6 +88,10 @@ def test_a_page_view_in_the_next_window_credits_the_page_left_in_the_last(site, 
     assert seconds_by_article(site, second.events) == {"101": 42.0, "102": 0.0, "103": 0.0}
     assert second.previous_page_credits == 2 and second.unattributed_seconds == 9.0
     assert second.lines_read == 3  # the window's own records, the context not counted again
+    # A site that lists no hosts: a referrer on the page view's own host is the site's.
+    open_site = site.model_copy(update={"events": site.events.model_copy(update={"allowed_hosts": ()})})
+    anywhere = window(open_site, tmp_path, at(12), at(14))
+    assert anywhere.previous_page_credits == 2 and anywhere.unattributed_seconds == 9.0
 
 
 def test_the_daily_table_replaces_the_intraday_one_and_rereading_gives_the_same_rows(site, tmp_path) -> None:
