@@ -1,27 +1,23 @@
 """All Dagster definitions, in one place; resources are chosen from the environment here."""
 
-from dagster import Definitions, EnvVar, in_process_executor, load_assets_from_modules
+from dagster import Definitions, EnvVar, in_process_executor
 from dagster_aws.s3 import S3Resource
 
-from article_rec_assets.assets import catalogue, ingestion, publishing, recommendations, training
+from article_rec_assets.assets.sites import site_assets
 from article_rec_assets.io_managers import (
     ParquetIOManager,
     PickleIOManager,
     S3ParquetIOManager,
     S3PickleIOManager,
 )
+from article_rec_assets.partitions import SITES
 from article_rec_assets.resources import CatalogueSources, EventBucket, ServingDatabase
-from article_rec_assets.schedules import (
-    every_two_hours,
-    ga4_daily_tables_rewritten,
-    ingest_window_job,
-    recommendations_job,
-    retrain_job,
-)
+from article_rec_assets.schedules import JOBS, SCHEDULES, ga4_daily_tables_rewritten
 from article_rec_assets.sensors import alert_on_check_failure, alert_on_run_failure
 from article_rec_assets.settings import environment
 
-all_assets = load_assets_from_modules([ingestion, catalogue, training, recommendations, publishing])
+# One set of assets per site file (asset factory): its key prefix, group and partitions.
+all_assets = [asset for site in SITES.values() for asset in site_assets(site)]
 
 
 def s3_resource() -> S3Resource:
@@ -76,12 +72,12 @@ def resources_for_environment() -> dict:
 
 defs = Definitions(
     assets=all_assets,
-    jobs=[recommendations_job, ingest_window_job, retrain_job],
-    schedules=[every_two_hours],
+    jobs=JOBS,
+    schedules=SCHEDULES,
     sensors=[alert_on_run_failure, alert_on_check_failure, ga4_daily_tables_rewritten],
     resources=resources_for_environment(),
-    # One process per run: the graph of one (site, window) is a chain, so a process per step
-    # would only add an interpreter start and a reload of pandas and implicit to every step.
-    # Runs scale out (one per site and window), not steps.
+    # One process per run: a site's graph is a chain, so a process per step would only add an
+    # interpreter start and a reload of pandas and implicit to every step. Runs scale out (one
+    # per site and window, or range of windows), not steps.
     executor=in_process_executor,
 )

@@ -4,13 +4,15 @@ import os
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from dagster import AssetKey, AssetRecordsFilter, DagsterInstance
+from dagster import AssetRecordsFilter, DagsterInstance
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from article_rec_assets.definitions import defs
 from article_rec_assets.generator.clickstream import generate_site
-from article_rec_assets.partitions import SITES, site_window_key
+from article_rec_assets.partitions import SITES, site_key, window_key
 from article_rec_assets.publishing.api import api_recommendations
 from article_rec_assets.publishing.schema import connect
+from article_rec_assets.schedules import INGEST_WINDOW_JOB, MODEL_ASSETS, RECOMMENDATIONS_JOB, site_name
 from article_rec_assets.settings import environment
 from article_rec_assets.settings.windows import WINDOW_HOURS
 
@@ -43,26 +45,35 @@ def run_demo(end: datetime, days: float) -> None:
         print(f"  {name}: {s.articles} articles, {s.sessions} sessions, {s.events} events")
 
     instance = DagsterInstance.get()
-    ingest = defs.resolve_job_def("ingest_window_job")
-    full = defs.resolve_job_def("recommendations_job")
     for name in demo_sites:
-        print(f"Materializing {name}: {len(windows) - 1} windows ingested, then the whole graph")
-        for window in windows[:-1]:
-            ingest.execute_in_process(
-                partition_key=site_window_key(name, window), instance=instance, run_config=QUIET
-            )
-        full.execute_in_process(
-            partition_key=site_window_key(name, newest), instance=instance, run_config=QUIET
+        print(f"Materializing {name}: {len(windows) - 1} windows ingested in one run, then the whole graph")
+        # The history as a backfill runs it: one run over the range, oldest window first.
+        defs.resolve_job_def(site_name(name, INGEST_WINDOW_JOB)).execute_in_process(
+            instance=instance,
+            run_config=QUIET,
+            tags={
+                ASSET_PARTITION_RANGE_START_TAG: window_key(windows[0]),
+                ASSET_PARTITION_RANGE_END_TAG: window_key(windows[-2]),
+            },
+        )
+        defs.resolve_job_def(site_name(name, RECOMMENDATIONS_JOB)).execute_in_process(
+            partition_key=window_key(newest), instance=instance, run_config=QUIET
         )
 
     print_summary(instance, demo_sites, newest)
 
 
-def _latest_size(instance: DagsterInstance, asset: str, partition: str) -> str:
-    """The size the asset's newest materialization of `partition` reported."""
-    records = instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[partition]), limit=1
+def _records(instance: DagsterInstance, site: str, asset: str, partition: str):
+    """The asset's newest materialization (of `partition`, for a window asset)."""
+    partitions = None if asset in MODEL_ASSETS else [partition]
+    return instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=site_key(site, asset), asset_partitions=partitions), limit=1
     ).records
+
+
+def _latest_size(instance: DagsterInstance, site: str, asset: str, partition: str) -> str:
+    """The size the asset's newest materialization of `partition` reported."""
+    records = _records(instance, site, asset, partition)
     if not records or records[0].asset_materialization is None:
         return "not materialized"
     metadata = records[0].asset_materialization.metadata
@@ -72,10 +83,8 @@ def _latest_size(instance: DagsterInstance, asset: str, partition: str) -> str:
     return "materialized"
 
 
-def _latest_metadata(instance: DagsterInstance, asset: str, partition: str) -> dict:
-    records = instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[partition]), limit=1
-    ).records
+def _latest_metadata(instance: DagsterInstance, site: str, asset: str, partition: str) -> dict:
+    records = _records(instance, site, asset, partition)
     if not records or records[0].asset_materialization is None:
         return {}
     return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
@@ -84,11 +93,11 @@ def _latest_metadata(instance: DagsterInstance, asset: str, partition: str) -> d
 def print_summary(instance: DagsterInstance, sites: list[str], newest: datetime) -> None:
     engine = connect(os.environ[environment.SERVING_DATABASE_URL_VAR])
     for name in sites:
-        key = str(site_window_key(name, newest))
+        key = window_key(newest)
         print(f"\n== {name}, window {key}")
         for asset in SUMMARY_ASSETS:
-            print(f"  {asset:28s} {_latest_size(instance, asset, key)}")
-        verdict = _latest_metadata(instance, "recommendation_backtest", key).get("verdict")
+            print(f"  {asset:28s} {_latest_size(instance, name, asset, key)}")
+        verdict = _latest_metadata(instance, name, "recommendation_backtest", key).get("verdict")
         if verdict:
             print(f"  backtest: {verdict}")
         popularity = api_recommendations(engine, name, "default", size=3, model_type="popularity")

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
+from functools import partial
 
 import botocore.exceptions
 import numpy as np
@@ -21,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from dagster import (
+    AssetKey,
     ConfigurableIOManagerFactory,
     DagsterInstance,
     InitResourceContext,
@@ -46,47 +48,102 @@ from article_rec_assets.settings.windows import parse_window
 LOADED = "loaded"
 
 
-class _MissingPartitionsOnce:
-    """A rolling window over upstream partitions reads those that exist.
+class WrittenWindows(dict):
+    """What a window asset's step hands Dagster: the windows it wrote itself as each was done
+    (window key -> rows), through `write_window`. A step over a range of windows (a backfill's
+    run) then holds one window's tables at a time, not the range's."""
 
-    Dagster's own handling logs one warning per missing partition (hundreds, for a 28-day
-    window over a new site); this reports them once, as a count. Every load records what it read
-    and how long it took in the step's log, so the cost of a trailing window can be read per
-    step.
 
-    A table input whose metadata names its `columns` (`assets.trailing_input`) reads only those,
-    as one Arrow table with each text column dictionary-encoded: the frames of the partitions
-    share one sorted set of categories, so they concatenate without copying text. For a site's
-    28 days (8.7M interactions) that is 0.3 GB in place of 3.4 GB of Python strings, and the
-    groupbys downstream work on integer codes."""
+class LazyWindows(Mapping):
+    """Upstream windows by key, each read when it is asked for and not kept: a range's run reads
+    its windows one at a time, and a window's earlier windows only where it needs them."""
+
+    def __init__(self, paths: dict[str, UPath], load: Callable[[UPath], object]) -> None:
+        self._paths = dict(sorted(paths.items()))
+        self._load = load
+
+    def __getitem__(self, key: str):
+        if key not in self._paths:
+            raise KeyError(f"window {key} is not materialized")
+        return self._load(self._paths[key])
+
+    def __iter__(self):
+        return iter(self._paths)
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+
+class _WindowTables:
+    """Windows read and written by key, as well as through Dagster's own inputs and outputs.
+
+    - An input whose metadata says `by_window` is a `LazyWindows` of the partitions that exist
+      (windows before a site's first data, or not yet backfilled, are absent: counted once in
+      the step's log, where Dagster's own handling would log a warning per window).
+    - `write_window` stores one window of an asset; a step that wrote its windows so returns a
+      `WrittenWindows`, which `handle_output` checks against the partitions Dagster expects.
+    - `load_windows` reads the trailing windows a model asset needs (Dagster's partition mappings
+      cannot map a window range onto an asset that is not partitioned by window). With
+      `columns`, only those, as one Arrow table with each text column dictionary-encoded: the
+      frames share one sorted set of categories, so they concatenate without copying text. For a
+      site's 28 days (8.7M interactions) that is 0.3 GB in place of 3.4 GB of Python strings, and
+      the groupbys downstream work on integer codes.
+    Every load records what it read and how long it took in the step's log."""
+
+    def window_path(self, asset_key: AssetKey, key: str) -> UPath:
+        return self._with_extension(self._base_path.joinpath(*asset_key.path, key))  # type: ignore[attr-defined]
+
+    def write_window(self, asset_key: AssetKey, key: str, value) -> None:
+        self.dump_to_path(None, value, self.window_path(asset_key, key))  # type: ignore[attr-defined]
 
     def load_input(self, context: InputContext):
         started = time.perf_counter()
-        if not (
-            context.has_asset_partitions
-            and context.definition_metadata.get("allow_missing_partitions", False)
-        ):
+        if not (context.has_asset_partitions and context.definition_metadata.get("by_window", False)):
             value = super().load_input(context)  # type: ignore[misc]
-            _describe_load(context, value, 1, started)
+            _describe_load(context.log, context.asset_key, value, 1, started)
             return value
         paths = self._get_paths_for_partitions(context)  # type: ignore[attr-defined]
         found = {key: path for key, path in paths.items() if self.path_exists(path)}  # type: ignore[attr-defined]
         if len(found) < len(paths):
             context.log.info(
                 f"{context.asset_key.to_user_string()}: {len(paths) - len(found)} of {len(paths)} "
-                f"upstream partitions are not materialized; reading the other {len(found)}"
+                f"upstream windows are not materialized; the other {len(found)} are read as needed"
             )
-        columns = context.definition_metadata.get("columns")
+        return LazyWindows(found, partial(self.load_from_path, context))  # type: ignore[attr-defined]
+
+    def load_windows(
+        self, asset_key: AssetKey, keys: list[str], log, columns: list[str] | None = None
+    ) -> dict[str, object]:
+        """The windows of `keys` that exist, by key (missing ones counted in `log`)."""
+        started = time.perf_counter()
+        paths = {key: self.window_path(asset_key, key) for key in keys}
+        found = {key: path for key, path in paths.items() if self.path_exists(path)}  # type: ignore[attr-defined]
+        if len(found) < len(paths):
+            log.info(
+                f"{asset_key.to_user_string()}: {len(paths) - len(found)} of {len(paths)} windows are "
+                f"not materialized; reading the other {len(found)}"
+            )
         if columns is not None and found:
             tables = {key: self.load_table(path, list(columns)) for key, path in found.items()}  # type: ignore[attr-defined]
-            value = frames_sharing_categories(tables)
+            value: dict = frames_sharing_categories(tables)
             # Arrow's allocator keeps what it freed for reuse; handing it back leaves the step's
             # RSS at what the frames hold (8.7M interactions: 1.46 GB -> 0.65 GB after the load).
             pa.default_memory_pool().release_unused()
         else:
-            value = {key: self.load_from_path(context, path) for key, path in found.items()}  # type: ignore[attr-defined]
-        _describe_load(context, value, len(found), started)
+            value = {key: self.load_from_path(None, path) for key, path in found.items()}  # type: ignore[attr-defined]
+        _describe_load(log, asset_key, value, len(found), started)
         return value
+
+    def handle_output(self, context: OutputContext, obj) -> None:
+        if not isinstance(obj, WrittenWindows):
+            super().handle_output(context, obj)  # type: ignore[misc]
+            return
+        expected = set(context.asset_partition_keys) if context.has_asset_partitions else set()
+        if missing := sorted(expected - set(obj)):
+            raise ValueError(
+                f"{context.asset_key.to_user_string()}: the step did not write windows {missing[:5]}"
+                + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            )
 
 
 def read_table_with_categories(source: pa.NativeFile | str, columns: list[str]) -> pa.Table:
@@ -200,16 +257,16 @@ def _sorted_categorical(column: pa.ChunkedArray) -> pd.Categorical:
     return pd.Categorical.from_codes(codes, categories=categories)
 
 
-def _describe_load(context: InputContext, value: object, partitions: int, started: float) -> None:
+def _describe_load(log, asset_key: AssetKey, value: object, partitions: int, started: float) -> None:
     frames = value.values() if isinstance(value, dict) else [value]
     rows = sum(len(frame) for frame in frames if isinstance(frame, pd.DataFrame))
-    context.log.info(
-        f"{LOADED} {context.asset_key.to_user_string()}: {partitions} partitions, {rows:,} rows "
+    log.info(
+        f"{LOADED} {asset_key.to_user_string()}: {partitions} partitions, {rows:,} rows "
         f"in {time.perf_counter() - started:.3f} s"
     )
 
 
-class _ParquetIOManager(_MissingPartitionsOnce, UPathIOManager):
+class _ParquetIOManager(_WindowTables, UPathIOManager):
     extension = ".parquet"
 
     def dump_to_path(self, context: OutputContext, obj: pd.DataFrame, path: UPath) -> None:
@@ -225,7 +282,7 @@ class _ParquetIOManager(_MissingPartitionsOnce, UPathIOManager):
         return read_table_with_categories(str(path), columns)
 
 
-class _S3ParquetIOManager(_MissingPartitionsOnce, PickledObjectS3IOManager):
+class _S3ParquetIOManager(_WindowTables, PickledObjectS3IOManager):
     extension = ".parquet"
 
     def load_from_path(self, context: InputContext, path: UPath) -> pd.DataFrame:
@@ -367,7 +424,7 @@ def _window_before(name: str, cutoff: datetime) -> bool:
     return start < cutoff
 
 
-class _PickleIOManager(_KeepRecentWindows, _MissingPartitionsOnce, PickledObjectFilesystemIOManager):
+class _PickleIOManager(_KeepRecentWindows, _WindowTables, PickledObjectFilesystemIOManager):
     def window_names(self, folder: UPath) -> list[str]:
         return [entry.name for entry in folder.iterdir()] if folder.exists() else []
 
@@ -375,7 +432,7 @@ class _PickleIOManager(_KeepRecentWindows, _MissingPartitionsOnce, PickledObject
         path.unlink(missing_ok=True)
 
 
-class _S3PickleIOManager(_KeepRecentWindows, _MissingPartitionsOnce, PickledObjectS3IOManager):
+class _S3PickleIOManager(_KeepRecentWindows, _WindowTables, PickledObjectS3IOManager):
     def window_names(self, folder: UPath) -> list[str]:
         prefix = folder.as_posix().rstrip("/") + "/"
         names = []

@@ -1,13 +1,17 @@
 """pandera schemas of the table assets; Dagster validates every output against them and shows
-their columns in the UI."""
+their columns in the UI. A window asset's step over a range writes its windows itself, each
+validated before it is written (`validate_window`), and hands Dagster the `WrittenWindows`."""
 
 from __future__ import annotations
 
 import warnings
 
+import pandas as pd
 import pandera.pandas as pa
-from dagster import BetaWarning
+from dagster import BetaWarning, DagsterType, TypeCheck
 from dagster_pandera import pandera_schema_to_dagster_type
+
+from article_rec_assets.io_managers import WrittenWindows
 
 UTC_TIME = "datetime64[ns, UTC]"
 
@@ -147,14 +151,52 @@ ARTICLE_RECOMMENDATIONS = pa.DataFrameSchema(
     strict=True,
 )
 
+
+class WindowTableInvalid(ValueError):
+    """A window's table does not hold to its schema: nothing of it is written."""
+
+
+def validate_window(schema: pa.DataFrameSchema, window: str, frame: pd.DataFrame) -> None:
+    """`frame` checked against `schema` (every failure found, not only the first)."""
+    try:
+        schema.validate(frame, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        cases = exc.failure_cases
+        raise WindowTableInvalid(
+            f"{schema.name} of window {window}: {len(cases)} schema failures, first: "
+            f"{cases.head(5).to_dict('records')}"
+        ) from exc
+
+
+def _window_table_type(schema: pa.DataFrameSchema) -> DagsterType:
+    """The schema's Dagster type (its columns shown in the UI), which also takes the windows a
+    step wrote itself: each was validated (`validate_window`) before it was written."""
+    with warnings.catch_warnings():  # dagster-pandera's converter is marked beta; it is the documented way
+        warnings.simplefilter("ignore", BetaWarning)
+        table_type = pandera_schema_to_dagster_type(schema)
+
+    def check(context, value) -> TypeCheck | bool:
+        if isinstance(value, WrittenWindows):
+            return TypeCheck(success=True, description=f"{len(value)} windows validated as written")
+        return table_type.type_check(context, value)
+
+    return DagsterType(
+        type_check_fn=check,
+        name=table_type.unique_name,
+        description=table_type.description,
+        metadata=table_type.metadata,
+        typing_type=pd.DataFrame,
+    )
+
+
+RawEventsType = _window_table_type(RAW_EVENTS)
+QuarantinedEventLinesType = _window_table_type(QUARANTINED_EVENT_LINES)
+DeliveredEventsType = _window_table_type(DELIVERED_EVENTS)
+ReadingStateType = _window_table_type(READING_STATE)
+SessionizedInteractionsType = _window_table_type(SESSIONIZED_INTERACTIONS)
+ArticleCatalogueType = _window_table_type(ARTICLE_CATALOGUE)
 # dagster-pandera's converter is marked beta; it is the documented way, so its notice is muted.
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", BetaWarning)
-    RawEventsType = pandera_schema_to_dagster_type(RAW_EVENTS)
-    QuarantinedEventLinesType = pandera_schema_to_dagster_type(QUARANTINED_EVENT_LINES)
-    DeliveredEventsType = pandera_schema_to_dagster_type(DELIVERED_EVENTS)
-    ReadingStateType = pandera_schema_to_dagster_type(READING_STATE)
-    SessionizedInteractionsType = pandera_schema_to_dagster_type(SESSIONIZED_INTERACTIONS)
-    ArticleCatalogueType = pandera_schema_to_dagster_type(ARTICLE_CATALOGUE)
     ArticlePopularityType = pandera_schema_to_dagster_type(ARTICLE_POPULARITY)
     ArticleRecommendationsType = pandera_schema_to_dagster_type(ARTICLE_RECOMMENDATIONS)

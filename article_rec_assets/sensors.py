@@ -21,6 +21,7 @@ from dagster import (
 )
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
+from article_rec_assets.partitions import site_of_prefix
 from article_rec_assets.settings import environment
 
 WEBHOOK_TIMEOUT_SECONDS = 10
@@ -30,7 +31,8 @@ MAX_ALERTS_PER_CHECK = 100  # per check and tick; a tick every minute keeps up w
 
 def alert_message(
     *,
-    partition: str | None,
+    site: str | None,
+    window: str | None,
     asset: str | None,
     check: str | None,
     severity: str,
@@ -38,8 +40,7 @@ def alert_message(
     run_id: str,
     ui_url: str,
 ) -> dict[str, Any]:
-    """The message for one failure; `partition` is a `<site>|<window>` key (or None)."""
-    site, window = partition.split("|", 1) if partition and "|" in partition else (None, partition)
+    """The message for one failure (`window`: a window's key, or a range `first..last`)."""
     return {
         "site": site,
         "window": window,
@@ -88,7 +89,8 @@ def alert_on_run_failure(context: RunFailureSensorContext) -> None:
         reason = step_errors[0]
     send_alert(
         alert_message(
-            partition=run.tags.get("dagster/partition") or _range(run.tags),
+            site=run.tags.get("site") or _site_of_assets(run.asset_selection or ()),
+            window=run.tags.get("dagster/partition") or _range(run.tags),
             asset=", ".join(failed_steps) or None,
             check=None,
             severity="ERROR",
@@ -105,6 +107,12 @@ def _root_cause(error) -> str:
     while getattr(error, "cause", None) is not None:
         error = error.cause
     return error.message.strip()
+
+
+def _site_of_assets(keys) -> str | None:
+    """The site whose assets a run materialized (their key prefix)."""
+    sites = {site_of_prefix(key.path[0]) for key in keys if len(key.path) > 1}
+    return next(iter(sites)) if len(sites) == 1 else None
 
 
 def _range(tags: dict[str, str]) -> str | None:
@@ -141,10 +149,13 @@ def alert_on_check_failure(context: SensorEvaluationContext):
         return SkipReason("watching check results from now on")
     for check_key, record in sorted(failures, key=lambda item: item[1].id):
         evaluation = record.event.dagster_event.event_specific_data if record.event else None
+        metadata = evaluation.metadata if evaluation is not None else {}
+        window = record.partition or (metadata["window"].value if "window" in metadata else None)
         send_alert(
             alert_message(
-                partition=record.partition,
-                asset=check_key.asset_key.to_user_string(),
+                site=site_of_prefix(check_key.asset_key.path[0]),
+                window=window,
+                asset=check_key.asset_key.path[-1],
                 check=check_key.name,
                 severity=evaluation.severity.value if evaluation is not None else "ERROR",
                 reason=(evaluation.description if evaluation is not None else None) or "check failed",

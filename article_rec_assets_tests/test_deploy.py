@@ -13,9 +13,8 @@ from dagster_k8s import K8sRunLauncher
 REPO = Path(__file__).resolve().parents[1]
 
 
-ONE_RUN_PER_SITE = [
-    {"key": "dagster/partition/site", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
-]
+# Every asset of a site is in the site's pool; a run holds a place in its pools while it runs.
+ONE_RUN_PER_SITE = {"granularity": "run", "default_limit": 1}
 
 
 def test_instance_configs_pass_dagsters_schema() -> None:
@@ -24,7 +23,7 @@ def test_instance_configs_pass_dagsters_schema() -> None:
         db = config["storage"]["postgres"]["postgres_db"]
         assert db["password"] == {"env": "DAGSTER_PG_PASSWORD"}
         assert db["scheme"] == "postgresql+psycopg2"
-        assert config["run_coordinator"]["config"]["tag_concurrency_limits"] == ONE_RUN_PER_SITE
+        assert config["concurrency"]["pools"] == ONE_RUN_PER_SITE
 
 
 def test_the_embedded_default_is_local_and_runs_one_run_per_site() -> None:
@@ -33,7 +32,7 @@ def test_the_embedded_default_is_local_and_runs_one_run_per_site() -> None:
     config, _ = dagster_instance_config(str(REPO))
     assert "storage" not in config and "run_storage" not in config
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
-    assert config["run_coordinator"]["config"]["tag_concurrency_limits"] == ONE_RUN_PER_SITE
+    assert config["concurrency"]["pools"] == ONE_RUN_PER_SITE
     assert config["telemetry"]["enabled"] is False
 
 
@@ -73,7 +72,7 @@ def test_the_kubernetes_instance_passes_dagster_k8s_schema(monkeypatch) -> None:
         monkeypatch.setenv(name, "set-by-the-chart")
     monkeypatch.setenv("DAGSTER_K8S_PG_PASSWORD_SECRET", "dagster-postgresql-secret")
     config, _ = dagster_instance_config(str(REPO / "deploy" / "k8s"))
-    assert config["run_coordinator"]["config"]["tag_concurrency_limits"] == ONE_RUN_PER_SITE
+    assert config["concurrency"]["pools"] == ONE_RUN_PER_SITE
     assert config["run_monitoring"]["enabled"] and config["run_monitoring"]["max_resume_run_attempts"] == 0
     launcher = config["run_launcher"]
     assert (launcher["module"], launcher["class"]) == ("dagster_k8s", "K8sRunLauncher")
@@ -93,12 +92,9 @@ def test_the_helm_values_say_what_the_instance_says() -> None:
     assert deployment["port"] == 4000
     env = {item["name"]: item["value"] for item in deployment["env"]}
     assert env["ARTICLE_REC_ASSET_STORAGE"].startswith("s3://")  # pods share no disk
-    coordinator = values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
-    limits = [
-        {"key": c["key"], "value": c["value"], "limit": c["limit"]}
-        for c in coordinator["tagConcurrencyLimits"]
-    ]
-    assert limits == instance["run_coordinator"]["config"]["tag_concurrency_limits"] == ONE_RUN_PER_SITE
+    pools = values["concurrency"]["pools"]
+    pools = {"granularity": pools["granularity"], "default_limit": pools["defaultLimit"]}
+    assert pools == instance["concurrency"]["pools"] == ONE_RUN_PER_SITE
     monitoring = values["dagsterDaemon"]["runMonitoring"]
     assert monitoring["maxRuntimeSeconds"] == instance["run_monitoring"]["max_runtime_seconds"]
     assert values["runLauncher"]["type"] == "K8sRunLauncher" and values["postgresql"]["enabled"] is False

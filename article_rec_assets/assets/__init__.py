@@ -1,50 +1,145 @@
-"""Dagster assets: thin wrappers that load inputs, call the stage's logic, and describe the result."""
+"""Dagster assets: thin wrappers that load inputs, call the stage's logic, and describe the result.
+
+Each site gets its own assets (`site_assets`), under its key prefix and in its group:
+- window assets (ingestion, catalogue), partitioned by the site's 2-hour windows; a run may hold
+  one window (the schedule, a rerun) or a range of them (a backfill: one run per range, oldest
+  window first, state carried in memory), and records each window's materialization;
+- model assets (training, recommendations, publishing), one value per site, trained as of one
+  window (`as_of_window`): a scheduled run's window, or the newest window of a backfill.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
 
 import pandas as pd
-from dagster import AssetExecutionContext, AssetIn, MetadataValue, MultiPartitionKey, PartitionMapping
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    BackfillPolicy,
+    DagsterInstance,
+    MetadataValue,
+    ResourceParam,
+)
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, BACKFILL_ID_TAG, PARTITION_NAME_TAG
 
-from article_rec_assets.partitions import SITES
-from article_rec_assets.settings.sites import SiteConfig
-from article_rec_assets.settings.windows import parse_window
+from article_rec_assets.partitions import site_key, window_key, window_start
+from article_rec_assets.settings.windows import WINDOW_HOURS
+
+# A backfill's run of a site's window assets covers this many windows at most, oldest first: a
+# week, so a 28-day history is 4 runs (each run's start costs 2.5-3.6 s, and the backfill daemon
+# submits a site's next range only when the one before it is done), and a failure costs at most a
+# week's rerun.
+WINDOWS_PER_BACKFILL_RUN = 7 * 24 // WINDOW_HOURS
+WINDOW_BACKFILL_POLICY = BackfillPolicy.multi_run(max_partitions_per_run=WINDOWS_PER_BACKFILL_RUN)
 
 
-def partition_site_and_window(
-    context: AssetExecutionContext,
-) -> tuple[SiteConfig, pd.Timestamp, pd.Timestamp]:
-    """The site's settings and the [start, end) of the window being materialized."""
-    key = context.partition_key
-    dims = key.keys_by_dimension if isinstance(key, MultiPartitionKey) else None
-    if dims is None:  # a plain string key "<site>|<window>"
-        site_name, window = str(key).split("|")
-    else:
-        site_name, window = dims["site"], dims["window"]
-    start, end = parse_window(window)
-    return SITES[site_name], pd.Timestamp(start), pd.Timestamp(end)
+# The IO manager a window asset writes its windows through, and a model asset reads its trailing
+# windows through (io_managers._WindowTables): Dagster hands an asset the resource it names.
+WindowStore = ResourceParam[object]
 
 
-def trailing_input(mapping: PartitionMapping, columns: list[str] | None = None) -> AssetIn:
-    """A rolling window of upstream partitions; windows before a site's first data, or not yet
-    backfilled, are simply absent. With `columns`, only those are read, text columns as
-    categories shared by all partitions (io_managers: a fraction of the memory and time)."""
-    metadata: dict = {"allow_missing_partitions": True}
-    if columns is not None:
-        metadata["columns"] = columns
-    return AssetIn(partition_mapping=mapping, metadata=metadata)
+def model_inputs(site: str) -> list[AssetKey]:
+    """What a model asset reads of the site's windows, for the lineage (it loads the windows it
+    needs itself: `trailing_interactions`, `window_of_store`)."""
+    return [site_key(site, "sessionized_interactions"), site_key(site, "article_catalogue")]
+
+
+def trailing_interactions(
+    context: AssetExecutionContext, store, site: str, keys: list[str], columns: list[str]
+) -> dict[str, pd.DataFrame]:
+    """The site's stored interactions of the windows `keys` that exist, only `columns`."""
+    return store.load_windows(site_key(site, "sessionized_interactions"), keys, context.log, columns)
+
+
+def window_of_store(store, asset_key: AssetKey, key: str, log) -> pd.DataFrame:
+    """One stored window of a window asset; a clear error where it was never materialized."""
+    found = store.load_windows(asset_key, [key], log)
+    if key not in found:
+        raise FileNotFoundError(
+            f"{asset_key.to_user_string()} of window {key} is not materialized: materialize the "
+            f"site's window assets for that window (or backfill them) first"
+        )
+    return found[key]
+
+
+def windows_of_run(context: AssetExecutionContext) -> list[tuple[str, pd.Timestamp, pd.Timestamp]]:
+    """The windows a window asset's step covers, oldest first: (key, start, end) each."""
+    step = pd.Timedelta(hours=WINDOW_HOURS)
+    return [
+        (key, pd.Timestamp(window_start(key)), pd.Timestamp(window_start(key)) + step)
+        for key in context.partition_keys
+    ]
+
+
+def as_of_window(context: AssetExecutionContext, site: str) -> str:
+    """The window a model asset is trained as of: the run's window (the schedule, a rerun), the
+    newest window of the run's range, else the newest window of the site that the run's backfill
+    targets, else the newest window of the site's stored interactions (a retrain launched alone)."""
+    tags = context.run.tags
+    key = tags.get(ASSET_PARTITION_RANGE_END_TAG) or tags.get(PARTITION_NAME_TAG)
+    if key:
+        return key
+    interactions = site_key(site, "sessionized_interactions")
+    if backfill_id := tags.get(BACKFILL_ID_TAG):
+        targeted = _backfill_windows(context.instance, backfill_id, interactions)
+        if targeted:
+            return max(targeted, key=window_start)
+    stored = context.instance.get_materialized_partitions(interactions)
+    if not stored:
+        raise ValueError(
+            f"no window of {site} has been ingested yet: backfill its history (the window assets) first"
+        )
+    return max(stored, key=window_start)
+
+
+def _backfill_windows(instance: DagsterInstance, backfill_id: str, key: AssetKey) -> list[str]:
+    backfill = instance.get_backfill(backfill_id)
+    data = backfill.asset_backfill_data if backfill is not None else None
+    if data is None:
+        return []
+    subset = data.target_subset.partitions_subsets_by_asset_key.get(key)
+    return list(subset.get_partition_keys()) if subset is not None else []
+
+
+def trailing_window_keys(as_of: str, days: float, extra_windows: int = 0) -> list[str]:
+    """The window keys of the `days` days that end with window `as_of` (and `extra_windows` more
+    before them), oldest first."""
+    newest = window_start(as_of)
+    count = math.ceil(days * 24 / WINDOW_HOURS) + extra_windows
+    step = pd.Timedelta(hours=WINDOW_HOURS)
+    return [window_key((pd.Timestamp(newest) - step * i).to_pydatetime()) for i in range(count - 1, -1, -1)]
+
+
+def window_bounds(key: str) -> tuple[pd.Timestamp, pd.Timestamp]:
+    start = pd.Timestamp(window_start(key))
+    return start, start + pd.Timedelta(hours=WINDOW_HOURS)
 
 
 def preview(frame: pd.DataFrame, rows: int = 10) -> MetadataValue:
     return MetadataValue.md(frame.head(rows).to_markdown(index=False) if len(frame) else "_empty_")
 
 
-def concat_partitions(frames: dict[str, pd.DataFrame], empty: pd.DataFrame) -> pd.DataFrame:
-    """Upstream partitions loaded through a partition mapping, as one frame (stable order).
+def concat_partitions(frames: Mapping[str, pd.DataFrame], empty: pd.DataFrame) -> pd.DataFrame:
+    """Windows loaded by key, as one frame (stable order).
 
-    `empty` gives the columns when none of the upstream windows has been materialized yet.
-    A trailing load's frames are slices of one frame in key order: that frame is the answer,
-    not a copy (do not change it in place).
+    `empty` gives the columns when none of the windows has been materialized yet. A trailing
+    load's frames are slices of one frame in key order: that frame is the answer, not a copy (do
+    not change it in place).
     """
     whole = getattr(frames, "whole", None)
     if whole is not None and len(whole) and len(whole) == sum(len(frame) for frame in frames.values()):
         return whole  # every slice still there (the keys are sorted when the load builds it)
     parts = [frames[k] for k in sorted(frames) if len(frames[k])]
     return pd.concat(parts, ignore_index=True) if parts else empty
+
+
+def newest_first(keys: Iterable[str]) -> list[str]:
+    return sorted(keys, key=window_start, reverse=True)
+
+
+def window_label(key: str) -> str:
+    """A window as a person reads it: `2026-03-01 12:00-14:00 UTC`."""
+    start, end = window_bounds(key)
+    return f"{start:%Y-%m-%d %H:%M}-{end:%H:%M} UTC"

@@ -1,13 +1,16 @@
 """Publishing: the recommendations, swapped into the serving database the API reads."""
 
-import pandas as pd
-from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, asset
+from functools import partial
 
-from article_rec_assets.assets import partition_site_and_window
-from article_rec_assets.partitions import site_window_partitions
+import pandas as pd
+from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, MetadataValue, asset
+
+from article_rec_assets.assets import WindowStore, as_of_window, model_inputs, window_bounds, window_of_store
+from article_rec_assets.partitions import site_key, site_pool, site_prefix
 from article_rec_assets.publishing.api import current_model
 from article_rec_assets.publishing.swap import publish_recommendations
 from article_rec_assets.resources import ServingDatabase
+from article_rec_assets.settings.sites import SiteConfig
 
 # Run tag that says what the run's publish step did: `published` or `skipped`.
 PUBLISH_TAG = "article_rec/publish"
@@ -16,73 +19,84 @@ PUBLISH_FROM_BACKFILL_TAG = "article_rec/publish_from_backfill"
 BACKFILL_TAG = "dagster/backfill"
 
 
-@asset(
-    partitions_def=site_window_partitions,
-    group_name="publishing",
-    # Only after the backtest approved the model (its blocking check `approved`).
-    deps=["recommendation_backtest"],
-    code_version="1",
-    kinds={"postgres"},
-)
-def published_recommendations(
-    context: AssetExecutionContext,
-    serving_database: ServingDatabase,
-    article_recommendations: pd.DataFrame,
-    article_catalogue: pd.DataFrame,
-) -> MaterializeResult:
-    """The window's models written `pending`, then made `current` in one transaction per model
-    type; the previous `current` model turns `stale`, and old stale models are deleted. Nothing is
-    published (and the skip is reported as such) from a backfill run unless it is tagged
-    `article_rec/publish_from_backfill=true`, nor when a model trained on later data serves."""
-    site, _, end = partition_site_and_window(context)
-    tags = context.run.tags
-    if BACKFILL_TAG in tags and tags.get(PUBLISH_FROM_BACKFILL_TAG, "").lower() != "true":
-        return _skipped(
-            context,
-            f"not published: run of backfill {tags[BACKFILL_TAG]} (backfills re-ingest and retrain; "
-            f"launch retrain_job for the newest window, or tag the backfill "
-            f"{PUBLISH_FROM_BACKFILL_TAG}=true, to publish)",
-        )
-    engine = serving_database.engine()
-    try:
-        current = current_model(engine, site.name, "article")
-        if current is not None and current.trained_until is not None and current.trained_until > end:
+def build(site: SiteConfig) -> list[AssetsDefinition]:
+    key = partial(site_key, site.name)
+
+    @asset(
+        key=key("published_recommendations"),
+        # Only after the backtest approved the model (its blocking check `approved`).
+        deps=[key("recommendation_backtest"), *model_inputs(site.name)[1:]],
+        group_name=site_prefix(site.name),
+        pool=site_pool(site.name),
+        code_version="1",
+        kinds={"postgres"},
+    )
+    def published_recommendations(
+        context: AssetExecutionContext,
+        serving_database: ServingDatabase,
+        table_io_manager: WindowStore,
+        article_recommendations: pd.DataFrame,
+    ) -> MaterializeResult:
+        """The recommendations written `pending`, then made `current` in one transaction per model
+        type; the previous `current` model turns `stale`, and old stale models are deleted. Nothing
+        is published (and the skip is reported as such) from a backfill run unless it is tagged
+        `article_rec/publish_from_backfill=true`, nor when a model trained on later data serves."""
+        as_of = as_of_window(context, site.name)
+        _, end = window_bounds(as_of)
+        tags = context.run.tags
+        if BACKFILL_TAG in tags and tags.get(PUBLISH_FROM_BACKFILL_TAG, "").lower() != "true":
             return _skipped(
                 context,
-                f"not published: model {current.model_id}, trained until "
-                f"{current.trained_until:%Y-%m-%d %H:%M}, is newer than this window",
+                as_of,
+                f"not published: run of backfill {tags[BACKFILL_TAG]} (backfills re-ingest and retrain; "
+                f"launch the site's retrain job, or tag the backfill {PUBLISH_FROM_BACKFILL_TAG}=true, "
+                f"to publish)",
             )
-        result = publish_recommendations(
-            engine,
-            site.name,
-            article_recommendations,
-            article_catalogue,
-            keep_stale=serving_database.keep_stale_models,
-            trained_until=end,  # the backtest of a later window compares with it
+        article_catalogue = window_of_store(table_io_manager, key("article_catalogue"), as_of, context.log)
+        engine = serving_database.engine()
+        try:
+            current = current_model(engine, site.name, "article")
+            if current is not None and current.trained_until is not None and current.trained_until > end:
+                return _skipped(
+                    context,
+                    as_of,
+                    f"not published: model {current.model_id}, trained until "
+                    f"{current.trained_until:%Y-%m-%d %H:%M}, is newer than this window",
+                )
+            result = publish_recommendations(
+                engine,
+                site.name,
+                article_recommendations,
+                article_catalogue,
+                keep_stale=serving_database.keep_stale_models,
+                trained_until=end,  # the backtest of a later window compares with it
+            )
+        finally:
+            engine.dispose()
+        context.instance.add_run_tags(context.run.run_id, {PUBLISH_TAG: "published"})
+        return MaterializeResult(
+            metadata={
+                "window": as_of,
+                "status": "published",
+                "model_ids": MetadataValue.json(result.model_ids),
+                "recommendations": MetadataValue.json(result.recommendations),
+                "dagster/row_count": sum(result.recommendations.values()),
+                "articles_upserted": result.articles_upserted,
+                "stale_models_deleted": result.stale_models_deleted,
+                "publish_seconds": round(result.seconds, 3),
+                "what_went_live": MetadataValue.md(live_preview(article_recommendations, article_catalogue)),
+                "database": engine.dialect.name,
+            }
         )
-    finally:
-        engine.dispose()
-    context.instance.add_run_tags(context.run.run_id, {PUBLISH_TAG: "published"})
-    return MaterializeResult(
-        metadata={
-            "status": "published",
-            "model_ids": MetadataValue.json(result.model_ids),
-            "recommendations": MetadataValue.json(result.recommendations),
-            "dagster/row_count": sum(result.recommendations.values()),
-            "articles_upserted": result.articles_upserted,
-            "stale_models_deleted": result.stale_models_deleted,
-            "publish_seconds": round(result.seconds, 3),
-            "what_went_live": MetadataValue.md(live_preview(article_recommendations, article_catalogue)),
-            "database": engine.dialect.name,
-        }
-    )
+
+    return [published_recommendations]
 
 
-def _skipped(context: AssetExecutionContext, note: str) -> MaterializeResult:
+def _skipped(context: AssetExecutionContext, window: str, note: str) -> MaterializeResult:
     """Visible as a skip on the run (tag) and the materialization, never as a 0-row publish."""
     context.log.warning(note)
     context.instance.add_run_tags(context.run.run_id, {PUBLISH_TAG: "skipped"})
-    return MaterializeResult(metadata={"status": "skipped", "skipped": note})
+    return MaterializeResult(metadata={"window": window, "status": "skipped", "skipped": note})
 
 
 def live_preview(recs: pd.DataFrame, catalogue: pd.DataFrame, sources: int = 5, top: int = 5) -> str:

@@ -306,6 +306,9 @@ class DemoSettings(_Settings):
 class SiteConfig(_Settings):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     display_name: str = ""
+    # The first window of the site's history (UTC, on a 2-hour boundary): its window partitions
+    # start here, so a site added in June shows no empty months. Unset: ARTICLE_REC_PARTITIONS_START.
+    history_start: datetime | None = None
     events: EventSettings
     articles: ArticleSettings
     training: TrainingSettings = TrainingSettings()
@@ -313,6 +316,16 @@ class SiteConfig(_Settings):
     recommendations: RecommendationSettings = RecommendationSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
     demo: DemoSettings | None = None
+
+    @field_validator("history_start")
+    @classmethod
+    def _history_start_on_a_window(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        if value.minute or value.second or value.microsecond or value.hour % 2:
+            raise ValueError(f"history_start {value:%Y-%m-%d %H:%M} is not the start of a 2-hour UTC window")
+        return value
 
     @property
     def path_regex(self) -> re.Pattern[str]:
@@ -356,6 +369,12 @@ def load_sites(sites_dir: str | Path = PACKAGED_SITES_DIR) -> dict[str, SiteConf
             continue
         if site.name in sites:
             errors.append(f"site {site.name!r} is defined twice (again in {path})")
+        # Asset keys use the name with '-' as '_' (Dagster names): two names must not meet there.
+        twin = next(
+            (n for n in sites if n != site.name and n.replace("-", "_") == site.name.replace("-", "_")), None
+        )
+        if twin is not None:
+            errors.append(f"site {site.name!r} ({path}) and site {twin!r} would share the asset prefix")
         sites[site.name] = site
     if errors:
         raise ValueError(f"{len(errors)} problem(s) in the site files of {sites_dir}:\n" + "\n".join(errors))
