@@ -17,7 +17,7 @@ from article_rec_assets.sensors import alert_on_check_failure, alert_on_run_fail
 from article_rec_assets.settings import environment
 
 # One set of assets per site file (asset factory): its key prefix, group and partitions.
-all_assets = [asset for site in SITES.values() for asset in site_assets(site)]
+all_assets = [asset for site in SITES for asset in site_assets(site)]
 
 
 def s3_resource() -> S3Resource:

@@ -73,12 +73,18 @@ def windows_of_run(context: AssetExecutionContext) -> list[tuple[str, pd.Timesta
     ]
 
 
+# A run of the model assets alone (a retrain job has no partitions) is trained as of the window
+# this tag names, where it is set (the Launchpad's tags); else as of the newest window ingested.
+WINDOW_TAG = "article_rec/window"
+
+
 def as_of_window(context: AssetExecutionContext, site: str) -> str:
     """The window a model asset is trained as of: the run's window (the schedule, a rerun), the
-    newest window of the run's range, else the newest window of the site that the run's backfill
-    targets, else the newest window of the site's stored interactions (a retrain launched alone)."""
+    newest window of the run's range, the window the run's `article_rec/window` tag names, else
+    the newest window of the site that the run's backfill targets, else the newest window of the
+    site's stored interactions (a retrain launched alone)."""
     tags = context.run.tags
-    key = tags.get(ASSET_PARTITION_RANGE_END_TAG) or tags.get(PARTITION_NAME_TAG)
+    key = tags.get(ASSET_PARTITION_RANGE_END_TAG) or tags.get(PARTITION_NAME_TAG) or tags.get(WINDOW_TAG)
     if key:
         return key
     interactions = site_key(site, "sessionized_interactions")

@@ -9,27 +9,26 @@ from article_rec_assets.assets import WINDOW_BACKFILL_POLICY, WindowStore, previ
 from article_rec_assets.catalogue.resolver import merge_resolution
 from article_rec_assets.catalogue.snapshot import catalogue_as_of
 from article_rec_assets.io_managers import LazyWindows, WrittenWindows
-from article_rec_assets.partitions import site_key, site_pool, site_prefix, window_partitions
+from article_rec_assets.partitions import SITES, site_key, site_pool, site_prefix, window_partitions
 from article_rec_assets.publishing.catalogue_cache import read_catalogue_cache, write_catalogue_resolution
 from article_rec_assets.resources import CatalogueSources, ServingDatabase
 from article_rec_assets.schemas import ARTICLE_CATALOGUE, ArticleCatalogueType, validate_window
-from article_rec_assets.settings.sites import SiteConfig
 
 
-def build(site: SiteConfig) -> list[AssetsDefinition]:
-    key = partial(site_key, site.name)
+def build(name: str) -> list[AssetsDefinition]:
+    key = partial(site_key, name)
 
     @asset(
         key=key("article_catalogue"),
         ins={"raw_events": AssetIn(key("raw_events"), metadata={"by_window": True})},
-        partitions_def=window_partitions(site.name),
-        group_name=site_prefix(site.name),
+        partitions_def=window_partitions(name),
+        group_name=site_prefix(name),
         io_manager_key="table_io_manager",
         dagster_type=ArticleCatalogueType,
         code_version="2",
         kinds={"pandas", "postgres"},
         backfill_policy=WINDOW_BACKFILL_POLICY,
-        pool=site_pool(site.name),
+        pool=site_pool(name),
     )
     def article_catalogue(
         context: AssetExecutionContext,
@@ -44,16 +43,17 @@ def build(site: SiteConfig) -> list[AssetsDefinition]:
         Only the window's paths that the `path` cache does not settle are looked up (and the last
         day's articles refreshed); what is resolved is upserted into `article` and `path`. A range
         of windows is resolved oldest first, each window against what the ones before it stored."""
+        site = SITES[name]  # read at run time (a test or a reload may change it)
         written = WrittenWindows()
         engine = serving_database.engine()
         try:
             for partition, _, end in windows_of_run(context):
                 paths = raw_events[partition]["page_path"].dropna().unique()
-                cache = read_catalogue_cache(engine, site.name)
+                cache = read_catalogue_cache(engine, name)
                 resolution = catalogue_sources.resolve(site, paths, cache, end.to_pydatetime())
-                write_catalogue_resolution(engine, site.name, resolution)
+                write_catalogue_resolution(engine, name, resolution)
                 catalogue = catalogue_as_of(merge_resolution(cache, resolution).articles, site, end)
-                validate_window(ARTICLE_CATALOGUE, f"{site.name} {partition}", catalogue)
+                validate_window(ARTICLE_CATALOGUE, f"{name} {partition}", catalogue)
                 table_io_manager.write_window(key("article_catalogue"), partition, catalogue)  # type: ignore[attr-defined]
                 written[partition] = len(catalogue)
                 reasons = catalogue["exclude_reason"].value_counts()

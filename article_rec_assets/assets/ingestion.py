@@ -37,6 +37,7 @@ from article_rec_assets.ingestion.window import context_windows, state_windows
 from article_rec_assets.ingestion.window_checks import Verdict
 from article_rec_assets.io_managers import LazyWindows, WrittenWindows
 from article_rec_assets.partitions import (
+    SITES,
     earlier_windows,
     site_key,
     site_pool,
@@ -60,7 +61,6 @@ from article_rec_assets.schemas import (
     SessionizedInteractionsType,
     validate_window,
 )
-from article_rec_assets.settings.sites import SiteConfig
 
 MALFORMED_WARN = "malformed_share_below_warn_threshold"
 MALFORMED_BLOCK = "malformed_share_below_block_threshold"
@@ -68,17 +68,19 @@ VOLUME = "volume_like_earlier_days"
 FRESHNESS = "events_are_fresh"
 
 
-def build(site: SiteConfig) -> list[AssetsDefinition]:
-    return [_ingest_window(site), _sessionized_interactions(site)]
+def build(name: str) -> list[AssetsDefinition]:
+    return [_ingest_window(name), _sessionized_interactions(name)]
 
 
-def _ingest_window(site: SiteConfig) -> AssetsDefinition:
-    key = partial(site_key, site.name)
-    partitions = window_partitions(site.name)
-    settings = site.events
+def _ingest_window(name: str) -> AssetsDefinition:
+    key = partial(site_key, name)
+    partitions = window_partitions(name)
+    # How far back a window reaches into its earlier windows, for the lineage (read when the
+    # definitions load; a changed lookback takes effect on reload).
+    settings = SITES[name].events
 
     @multi_asset(
-        name=f"{site_prefix(site.name)}__ingest_window",
+        name=f"{site_prefix(name)}__ingest_window",
         ins={
             "earlier_deliveries": AssetIn(
                 key("delivered_events"),
@@ -144,7 +146,7 @@ def _ingest_window(site: SiteConfig) -> AssetsDefinition:
             ),
         },
         partitions_def=partitions,
-        group_name=site_prefix(site.name),
+        group_name=site_prefix(name),
         # Every check is partitioned like its asset: each result belongs to the window it judged,
         # and a failed window stays failed in the UI until that window passes.
         check_specs=[
@@ -183,7 +185,7 @@ def _ingest_window(site: SiteConfig) -> AssetsDefinition:
             ),
         ],
         backfill_policy=WINDOW_BACKFILL_POLICY,
-        pool=site_pool(site.name),
+        pool=site_pool(name),
         # botocore already retries each request; this retries the whole read after an outage.
         retry_policy=RetryPolicy(max_retries=2, delay=15, backoff=Backoff.EXPONENTIAL),
     )
@@ -196,6 +198,8 @@ def _ingest_window(site: SiteConfig) -> AssetsDefinition:
     ):
         """Read the run's windows oldest first; what each hands on to the next is carried in
         memory, and the windows before the first come from storage (or the bucket)."""
+        site = SITES[name]  # read at run time (a test or a reload may change it)
+        settings = site.events
         starts = [start.to_pydatetime() for _, start, _ in windows_of_run(context)]
         readers = EventReaders(
             window_objects=partial(event_bucket.window_objects, site),
@@ -207,7 +211,7 @@ def _ingest_window(site: SiteConfig) -> AssetsDefinition:
             state=_by_start(earlier_states),
             figures=partial(_stored_figures, context.instance, key("raw_events")),
         )
-        written = {name: WrittenWindows() for name in context.assets_def.keys_by_output_name}
+        written = {output: WrittenWindows() for output in context.assets_def.keys_by_output_name}
         blocking_failures = []
         for window in ingest_consecutive_windows(starts, settings, readers, stored):
             partition = window_key(window.start)
@@ -221,11 +225,11 @@ def _ingest_window(site: SiteConfig) -> AssetsDefinition:
                     _rejects_metadata(window),
                 ),
             }
-            for name, (frame, schema, metadata) in tables.items():
-                validate_window(schema, f"{site.name} {partition}", frame)
-                table_io_manager.write_window(key(name), partition, frame)  # type: ignore[attr-defined]
-                context.add_asset_metadata(metadata, asset_key=key(name), partition_key=partition)
-                written[name][partition] = len(frame)
+            for output, (frame, schema, metadata) in tables.items():
+                validate_window(schema, f"{name} {partition}", frame)
+                table_io_manager.write_window(key(output), partition, frame)  # type: ignore[attr-defined]
+                context.add_asset_metadata(metadata, asset_key=key(output), partition_key=partition)
+                written[output][partition] = len(frame)
             if len(window.rejects):
                 first = window.rejects.iloc[0]
                 context.log.warning(
@@ -241,8 +245,8 @@ def _ingest_window(site: SiteConfig) -> AssetsDefinition:
                 ):
                     blocking_failures.append(f"{partition} {evaluation.check_name}")
                 yield evaluation
-        for name, windows in written.items():
-            yield Output(windows, output_name=name)
+        for output, windows in written.items():
+            yield Output(windows, output_name=output)
         for output_name, spec in context.assets_def.check_specs_by_output_name.items():
             if spec.key in context.selected_asset_check_keys:
                 yield Output(None, output_name=output_name)
@@ -392,31 +396,32 @@ def _evaluation(
     )
 
 
-def _sessionized_interactions(site: SiteConfig) -> AssetsDefinition:
-    key = partial(site_key, site.name)
+def _sessionized_interactions(name: str) -> AssetsDefinition:
+    key = partial(site_key, name)
 
     @asset(
         key=key("sessionized_interactions"),
         ins={"raw_events": AssetIn(key("raw_events"), metadata={"by_window": True})},
-        partitions_def=window_partitions(site.name),
-        group_name=site_prefix(site.name),
+        partitions_def=window_partitions(name),
+        group_name=site_prefix(name),
         io_manager_key="table_io_manager",
         dagster_type=SessionizedInteractionsType,
         code_version="3",  # 3: the session_too_long filter
         kinds={"pandas"},
         backfill_policy=WINDOW_BACKFILL_POLICY,
-        pool=site_pool(site.name),
+        pool=site_pool(name),
     )
     def sessionized_interactions(
         context: AssetExecutionContext, table_io_manager: WindowStore, raw_events: LazyWindows
     ) -> Output[WrittenWindows]:
         """Reading time per (reader, session, article, day) from the window's page views and pings,
         after dropping bots, staging hosts, non-article pages and events read too late."""
+        site = SITES[name]
         written = WrittenWindows()
         for partition, _, _ in windows_of_run(context):
             result = sessionize(raw_events[partition], site)
             interactions = result.interactions
-            validate_window(SESSIONIZED_INTERACTIONS, f"{site.name} {partition}", interactions)
+            validate_window(SESSIONIZED_INTERACTIONS, f"{name} {partition}", interactions)
             table_io_manager.write_window(key("sessionized_interactions"), partition, interactions)  # type: ignore[attr-defined]
             written[partition] = len(interactions)
             context.add_asset_metadata(

@@ -10,7 +10,6 @@ from article_rec_assets.partitions import site_key, site_pool, site_prefix
 from article_rec_assets.publishing.api import current_model
 from article_rec_assets.publishing.swap import publish_recommendations
 from article_rec_assets.resources import ServingDatabase
-from article_rec_assets.settings.sites import SiteConfig
 
 # Run tag that says what the run's publish step did: `published` or `skipped`.
 PUBLISH_TAG = "article_rec/publish"
@@ -19,15 +18,15 @@ PUBLISH_FROM_BACKFILL_TAG = "article_rec/publish_from_backfill"
 BACKFILL_TAG = "dagster/backfill"
 
 
-def build(site: SiteConfig) -> list[AssetsDefinition]:
-    key = partial(site_key, site.name)
+def build(name: str) -> list[AssetsDefinition]:
+    key = partial(site_key, name)
 
     @asset(
         key=key("published_recommendations"),
         # Only after the backtest approved the model (its blocking check `approved`).
-        deps=[key("recommendation_backtest"), *model_inputs(site.name)[1:]],
-        group_name=site_prefix(site.name),
-        pool=site_pool(site.name),
+        deps=[key("recommendation_backtest"), *model_inputs(name)[1:]],
+        group_name=site_prefix(name),
+        pool=site_pool(name),
         code_version="1",
         kinds={"postgres"},
     )
@@ -41,7 +40,7 @@ def build(site: SiteConfig) -> list[AssetsDefinition]:
         type; the previous `current` model turns `stale`, and old stale models are deleted. Nothing
         is published (and the skip is reported as such) from a backfill run unless it is tagged
         `article_rec/publish_from_backfill=true`, nor when a model trained on later data serves."""
-        as_of = as_of_window(context, site.name)
+        as_of = as_of_window(context, name)
         _, end = window_bounds(as_of)
         tags = context.run.tags
         if BACKFILL_TAG in tags and tags.get(PUBLISH_FROM_BACKFILL_TAG, "").lower() != "true":
@@ -55,7 +54,7 @@ def build(site: SiteConfig) -> list[AssetsDefinition]:
         article_catalogue = window_of_store(table_io_manager, key("article_catalogue"), as_of, context.log)
         engine = serving_database.engine()
         try:
-            current = current_model(engine, site.name, "article")
+            current = current_model(engine, name, "article")
             if current is not None and current.trained_until is not None and current.trained_until > end:
                 return _skipped(
                     context,
@@ -65,7 +64,7 @@ def build(site: SiteConfig) -> list[AssetsDefinition]:
                 )
             result = publish_recommendations(
                 engine,
-                site.name,
+                name,
                 article_recommendations,
                 article_catalogue,
                 keep_stale=serving_database.keep_stale_models,

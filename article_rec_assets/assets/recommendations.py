@@ -30,7 +30,7 @@ from article_rec_assets.assets.training import CLICK_COLUMNS
 from article_rec_assets.evaluation.backtest import METRICS, backtest
 from article_rec_assets.evaluation.metrics import markdown_table
 from article_rec_assets.ingestion.sessions import empty_interactions
-from article_rec_assets.partitions import site_key, site_pool, site_prefix, window_check
+from article_rec_assets.partitions import SITES, site_key, site_pool, site_prefix, window_check
 from article_rec_assets.publishing.api import current_model
 from article_rec_assets.recommenders.article_model import (
     MODEL_NAME,
@@ -46,18 +46,17 @@ from article_rec_assets.recommenders.serving import article_popularity as comput
 from article_rec_assets.recommenders.serving import popularity_recommendations, recommendation_problems
 from article_rec_assets.resources import ServingDatabase
 from article_rec_assets.schemas import ArticlePopularityType, ArticleRecommendationsType
-from article_rec_assets.settings.sites import SiteConfig
 
 POPULARITY_COLUMNS = ["reader_id", "external_id", "engaged_seconds", "first_seen", "last_seen"]
 
 
-def build(site: SiteConfig) -> list[AssetsDefinition]:
-    key = partial(site_key, site.name)
-    common = {"group_name": site_prefix(site.name), "pool": site_pool(site.name)}
+def build(name: str) -> list[AssetsDefinition]:
+    key = partial(site_key, name)
+    common = {"group_name": site_prefix(name), "pool": site_pool(name)}
 
     @asset(
         key=key("article_popularity"),
-        deps=model_inputs(site.name)[:1],
+        deps=model_inputs(name)[:1],
         io_manager_key="table_io_manager",
         dagster_type=ArticlePopularityType,
         code_version="1",
@@ -68,10 +67,11 @@ def build(site: SiteConfig) -> list[AssetsDefinition]:
         context: AssetExecutionContext, table_io_manager: WindowStore
     ) -> Output[pd.DataFrame]:
         """Reading seconds and readers per article over the site's popularity window (7 days by default)."""
-        as_of = as_of_window(context, site.name)
+        site = SITES[name]  # read at run time (a test or a reload may change it)
+        as_of = as_of_window(context, name)
         _, end = window_bounds(as_of)
         keys = trailing_window_keys(as_of, site.recommendations.popularity_days)
-        frames = trailing_interactions(context, table_io_manager, site.name, keys, POPULARITY_COLUMNS)
+        frames = trailing_interactions(context, table_io_manager, name, keys, POPULARITY_COLUMNS)
         interactions = concat_partitions(frames, empty_interactions())
         popularity = compute_popularity(interactions, end, site.recommendations.popularity_days)
         return Output(
@@ -86,7 +86,7 @@ def build(site: SiteConfig) -> list[AssetsDefinition]:
 
     @asset(
         key=key("article_recommendations"),
-        deps=model_inputs(site.name)[1:],
+        deps=model_inputs(name)[1:],
         io_manager_key="table_io_manager",
         dagster_type=ArticleRecommendationsType,
         check_specs=[
@@ -110,7 +110,8 @@ def build(site: SiteConfig) -> list[AssetsDefinition]:
         article_popularity: pd.DataFrame,
     ):
         """The article model's top-k per article (scores scaled into [0, 1]) and the popularity list."""
-        as_of = as_of_window(context, site.name)
+        site = SITES[name]  # read at run time (a test or a reload may change it)
+        as_of = as_of_window(context, name)
         _, end = window_bounds(as_of)
         article_catalogue = window_of_store(table_io_manager, key("article_catalogue"), as_of, context.log)
         settings = site.recommendations
@@ -154,7 +155,7 @@ def build(site: SiteConfig) -> list[AssetsDefinition]:
 
     @asset(
         key=key("recommendation_backtest"),
-        deps=model_inputs(site.name),
+        deps=model_inputs(name),
         io_manager_key="table_io_manager",
         check_specs=[
             window_check(
@@ -179,18 +180,19 @@ def build(site: SiteConfig) -> list[AssetsDefinition]:
         next article of every reading pair (a -> b) inside it; the same for last-hour popularity,
         successor counts and the lists published now. HR@10, MRR@10, NDCG@10, coverage and fallback
         share per recommender (plotted over time in the asset's metadata)."""
-        as_of = as_of_window(context, site.name)
+        site = SITES[name]  # read at run time (a test or a reload may change it)
+        as_of = as_of_window(context, name)
         start, end = window_bounds(as_of)
         article_catalogue = window_of_store(table_io_manager, key("article_catalogue"), as_of, context.log)
         # The window itself, and the model's training days before its start.
         keys = trailing_window_keys(as_of, site.model.session_days, extra_windows=1)
-        frames = dict(trailing_interactions(context, table_io_manager, site.name, keys, CLICK_COLUMNS))
+        frames = dict(trailing_interactions(context, table_io_manager, name, keys, CLICK_COLUMNS))
         window = frames.pop(as_of, empty_interactions())
         interactions = known_at_start(concat_partitions(frames, empty_interactions()), window, start)
         log = site_click_log(interactions, article_catalogue)
         engine = serving_database.engine()
         try:
-            current = current_model(engine, site.name, "article")
+            current = current_model(engine, name, "article")
         finally:
             engine.dispose()
         # Compare with the published model only if it had not seen this window (a rerun or a
@@ -236,10 +238,10 @@ def build(site: SiteConfig) -> list[AssetsDefinition]:
         judged, baseline = site.evaluation.metric, LastHourPopularity.name
         if f"{judged} model" in numbers and f"{judged} {baseline}" in numbers:
             model_score, baseline_score = numbers[f"{judged} model"], numbers[f"{judged} {baseline}"]
-            numbers[f"{site.name}: {judged} model"] = model_score
-            numbers[f"{site.name}: {judged} {baseline}"] = baseline_score
+            numbers[f"{name}: {judged} model"] = model_score
+            numbers[f"{name}: {judged} {baseline}"] = baseline_score
             if baseline_score > 0:
-                numbers[f"{site.name}: {judged} model / {baseline}"] = round(model_score / baseline_score, 4)
+                numbers[f"{name}: {judged} model / {baseline}"] = round(model_score / baseline_score, 4)
         yield Output(
             metrics,
             metadata={

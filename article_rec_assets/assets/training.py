@@ -17,7 +17,7 @@ from article_rec_assets.assets import (
     window_of_store,
 )
 from article_rec_assets.ingestion.sessions import empty_interactions
-from article_rec_assets.partitions import site_key, site_pool, site_prefix
+from article_rec_assets.partitions import SITES, site_key, site_pool, site_prefix
 from article_rec_assets.recommenders.als import NotEnoughData, train_article_embeddings
 from article_rec_assets.recommenders.article_model import (
     ArticleModel,
@@ -27,23 +27,22 @@ from article_rec_assets.recommenders.article_model import (
 )
 from article_rec_assets.recommenders.click_log import training_clicks
 from article_rec_assets.recommenders.interaction_matrix import InteractionMatrix, build_interaction_matrix
-from article_rec_assets.settings.sites import SiteConfig
 
 # What each reads of the interactions (the loads read no other column).
 MATRIX_COLUMNS = ["reader_id", "external_id", "day", "engaged_seconds", "page_views"]
 CLICK_COLUMNS = ["reader_id", "session_id", "external_id", "first_seen"]
 
 
-def build(site: SiteConfig) -> list[AssetsDefinition]:
-    key = partial(site_key, site.name)
+def build(name: str) -> list[AssetsDefinition]:
+    key = partial(site_key, name)
 
     @asset(
         key=key("interaction_matrix"),
-        deps=model_inputs(site.name),
-        group_name=site_prefix(site.name),
+        deps=model_inputs(name),
+        group_name=site_prefix(name),
         code_version="1",
         kinds={"scipy"},
-        pool=site_pool(site.name),
+        pool=site_pool(name),
     )
     def interaction_matrix(
         context: AssetExecutionContext, table_io_manager: WindowStore
@@ -51,10 +50,11 @@ def build(site: SiteConfig) -> list[AssetsDefinition]:
         """Readers x articles over the site's training window (28 days by default) up to the window
         it is trained as of: daily reading time within the site's bounds, on recommendable articles
         with enough readers, by readers with enough reading, each day decayed by its age."""
-        as_of = as_of_window(context, site.name)
+        site = SITES[name]  # read at run time (a test or a reload may change it)
+        as_of = as_of_window(context, name)
         _, end = window_bounds(as_of)
         keys = trailing_window_keys(as_of, site.training.training_days)
-        frames = trailing_interactions(context, table_io_manager, site.name, keys, MATRIX_COLUMNS)
+        frames = trailing_interactions(context, table_io_manager, name, keys, MATRIX_COLUMNS)
         catalogue = window_of_store(table_io_manager, key("article_catalogue"), as_of, context.log)
         interactions = concat_partitions(frames, empty_interactions())
         data = build_interaction_matrix(interactions, catalogue, end, site.training)
@@ -76,11 +76,11 @@ def build(site: SiteConfig) -> list[AssetsDefinition]:
 
     @asset(
         key=key("trained_model"),
-        deps=model_inputs(site.name),
-        group_name=site_prefix(site.name),
+        deps=model_inputs(name),
+        group_name=site_prefix(name),
         code_version="3",
         kinds={"python", "scipy", "lightgbm"},
-        pool=site_pool(site.name),
+        pool=site_pool(name),
     )
     def trained_model(
         context: AssetExecutionContext, table_io_manager: WindowStore, interaction_matrix: InteractionMatrix
@@ -90,7 +90,8 @@ def build(site: SiteConfig) -> list[AssetsDefinition]:
         read right now) proposes candidates, a LambdaRank ranker trained on the next clicks of the
         last windows orders them, joined by ALS neighbours from the interaction matrix when the site
         gives them a weight. The same code the offline evaluation and the backtest run."""
-        as_of = as_of_window(context, site.name)
+        site = SITES[name]  # read at run time (a test or a reload may change it)
+        as_of = as_of_window(context, name)
         _, end = window_bounds(as_of)
         embeddings, als_note = None, "off (als_weight 0)"
         if site.model.als_weight > 0:
@@ -100,7 +101,7 @@ def build(site: SiteConfig) -> list[AssetsDefinition]:
             except NotEnoughData as exc:
                 als_note = f"skipped: {exc}"
         keys = trailing_window_keys(as_of, site.model.session_days)
-        frames = trailing_interactions(context, table_io_manager, site.name, keys, CLICK_COLUMNS)
+        frames = trailing_interactions(context, table_io_manager, name, keys, CLICK_COLUMNS)
         catalogue = window_of_store(table_io_manager, key("article_catalogue"), as_of, context.log)
         interactions = concat_partitions(frames, empty_interactions())
         log = site_click_log(interactions, catalogue)

@@ -12,33 +12,35 @@ import pandas as pd
 import pytest
 from dagster import (
     AssetCheckKey,
-    AssetKey,
     AssetRecordsFilter,
-    AssetSelection,
     DagsterInstance,
     EnvVar,
     instance_for_test,
     materialize,
 )
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from dagster._serdes import serialize_value
 from sqlalchemy import select
 
+from article_rec_assets.assets import WINDOW_TAG
 from article_rec_assets.definitions import all_assets
 from article_rec_assets.ingestion.bucket import hour_folder, site_bucket_dir
 from article_rec_assets.io_managers import ParquetIOManager, PickleIOManager
-from article_rec_assets.partitions import SITES, site_window_key
+from article_rec_assets.partitions import SITES, window_key
 from article_rec_assets.publishing.api import api_recommendations
 from article_rec_assets.publishing.schema import connect, model_table
 from article_rec_assets.publishing.swap import publish_recommendations
 from article_rec_assets.recommenders.article_model import interaction_clicks
 from article_rec_assets.recommenders.serving import recommendation_problems
 from article_rec_assets.resources import CatalogueSources, EventBucket, ServingDatabase
+from article_rec_assets.schedules import MODEL_ASSETS
 from article_rec_assets.settings.windows import WINDOW_HOURS
+from article_rec_assets_tests import keys
 from article_rec_assets_tests.conftest import DEMO_DAYS, DEMO_END, postgres_schema_url
 
 SITE = "demo-tribune"
 WINDOWS = [DEMO_END - timedelta(hours=WINDOW_HOURS * i) for i in range(DEMO_DAYS * 12, 0, -1)]
-NEWEST = site_window_key(SITE, WINDOWS[-1])
+NEWEST = window_key(WINDOWS[-1])
 
 
 @dataclass
@@ -49,11 +51,18 @@ class Pipeline:
     serving_url: str
     catalogue: pd.DataFrame
 
-    def run(self, partition_key: str, selection=None, raise_on_error: bool = True):
+    def run(self, partition_key: str | None, selection=None, raise_on_error: bool = True, tags=None):
+        """`selection` (default: every asset of the site) for the window `partition_key`; model
+        assets alone (no partitions) are told the window by the run's tag, as an operator does."""
+        selection = selection or keys.site_assets(SITE)
+        selected = selection.resolve(all_assets)
+        if partition_key and all(k.path[-1] in MODEL_ASSETS for k in selected):
+            partition_key, tags = None, {**(tags or {}), WINDOW_TAG: partition_key}
         return materialize(
             all_assets,
             selection=selection,
             partition_key=partition_key,
+            tags=tags,
             resources=self.resources,
             instance=self.instance,
             raise_on_error=raise_on_error,
@@ -67,6 +76,7 @@ class Pipeline:
         change(site_bucket_dir(bucket, SITES[SITE]))
         return materialize(
             all_assets,
+            selection=keys.site_assets(SITE),
             partition_key=NEWEST,
             resources={**self.resources, "event_bucket": EventBucket(root_dir=str(bucket))},
             instance=self.instance,
@@ -74,16 +84,17 @@ class Pipeline:
         )
 
     def latest_metadata(self, asset: str, partition_key: str) -> dict:
+        """A window asset's newest materialization of the window; a model asset's newest (its
+        metadata names the window it was trained as of)."""
+        partitions = None if asset in MODEL_ASSETS else [str(partition_key)]
         records = self.instance.fetch_materializations(
-            AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[str(partition_key)]), limit=1
+            AssetRecordsFilter(asset_key=keys.key(SITE, asset), asset_partitions=partitions), limit=1
         ).records
         assert records, f"{asset} {partition_key} was never materialized"
         return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
 
     def recommendations(self) -> pd.DataFrame:
-        return pd.read_parquet(
-            self.storage / "article_recommendations" / SITE / f"{WINDOWS[-1]:%Y-%m-%d-%H:%M}.parquet"
-        )
+        return pd.read_parquet(keys.model_table(self.storage, SITE, "article_recommendations"))
 
     def models(self) -> list[tuple[int, str, str, str]]:
         engine = connect(self.serving_url)
@@ -99,7 +110,8 @@ class Pipeline:
 
 @pytest.fixture(scope="module")
 def pipeline(demo_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
-    """Every window of two days ingested for one site, then the whole graph for the newest."""
+    """Every window of two days ingested for one site in one run (as a backfill's range run does),
+    then the whole graph for the newest."""
     storage = tmp_path_factory.mktemp("storage")
     catalogue = pd.read_json(demo_data_dir / f"{SITE}/catalogue.jsonl", lines=True, dtype=False)
     with postgres_schema_url() as serving_url, instance_for_test() as instance:
@@ -111,8 +123,11 @@ def pipeline(demo_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
             "io_manager": PickleIOManager(base_dir=str(storage)),
         }
         pipe = Pipeline(instance, resources, storage, serving_url, catalogue)
-        for window in WINDOWS[:-1]:
-            pipe.run(site_window_key(SITE, window), selection=AssetSelection.groups("ingestion"))
+        history = {
+            ASSET_PARTITION_RANGE_START_TAG: window_key(WINDOWS[0]),
+            ASSET_PARTITION_RANGE_END_TAG: window_key(WINDOWS[-2]),
+        }
+        pipe.run(None, selection=keys.ingestion(SITE), tags=history)
         pipe.run(NEWEST)
         yield pipe
 
@@ -175,17 +190,17 @@ def test_training_reads_every_ingested_window(pipeline: Pipeline) -> None:
     raw = pipeline.latest_metadata("raw_events", NEWEST)
     assert raw["objects_read"] >= WINDOW_HOURS
     quarantined = pd.read_parquet(
-        pipeline.storage / "quarantined_event_lines" / SITE / f"{WINDOWS[-1]:%Y-%m-%d-%H:%M}.parquet"
+        keys.window_table(pipeline.storage, SITE, "quarantined_event_lines", NEWEST)
     )
     assert raw["quarantined_lines"] == len(quarantined)
 
 
 def test_rematerializing_a_past_window_reads_only_its_own_hours(pipeline: Pipeline) -> None:
     window = WINDOWS[5]
-    key = site_window_key(SITE, window)
-    path = pipeline.storage / "raw_events" / SITE / f"{window:%Y-%m-%d-%H:%M}.parquet"
+    key = window_key(window)
+    path = keys.window_table(pipeline.storage, SITE, "raw_events", window)
     before = pd.read_parquet(path)
-    pipeline.run(key, selection=AssetSelection.assets("raw_events").required_multi_asset_neighbors())
+    pipeline.run(key, selection=keys.ingest_only(SITE))
     after = pd.read_parquet(path)
     pd.testing.assert_frame_equal(before, after)
     metadata = pipeline.latest_metadata("raw_events", key)
@@ -202,20 +217,20 @@ def test_a_window_is_the_same_whether_its_context_comes_from_storage_or_the_buck
     pipeline: Pipeline, tmp_path: Path
 ) -> None:
     window = WINDOWS[5]
-    key = site_window_key(SITE, window)
+    key = window_key(window)
     tables = {
-        name: pd.read_parquet(pipeline.storage / name / SITE / f"{window:%Y-%m-%d-%H:%M}.parquet")
+        name: pd.read_parquet(keys.window_table(pipeline.storage, SITE, name, window))
         for name in ("raw_events", "reading_state", "delivered_events")
     }
     # The earlier windows' deliveries go missing (as if never ingested): the window reads their
     # hour folders from the bucket again, and gets the same rows.
     moved = []
     for earlier in WINDOWS[2:5]:
-        path = pipeline.storage / "delivered_events" / SITE / f"{earlier:%Y-%m-%d-%H:%M}.parquet"
+        path = keys.window_table(pipeline.storage, SITE, "delivered_events", earlier)
         moved.append((path, tmp_path / path.name))
         path.rename(moved[-1][1])
     try:
-        pipeline.run(key, selection=AssetSelection.assets("raw_events").required_multi_asset_neighbors())
+        pipeline.run(key, selection=keys.ingest_only(SITE))
     finally:
         for path, kept in moved:
             kept.rename(path)
@@ -223,7 +238,7 @@ def test_a_window_is_the_same_whether_its_context_comes_from_storage_or_the_buck
     assert metadata["context_windows_from_storage"] == 0
     assert metadata["context_windows_from_bucket"] == 3 and metadata["context_objects_read"] > 0
     for name, before in tables.items():
-        path = pipeline.storage / name / SITE / f"{window:%Y-%m-%d-%H:%M}.parquet"
+        path = keys.window_table(pipeline.storage, SITE, name, window)
         pd.testing.assert_frame_equal(pd.read_parquet(path), before, obj=name)
 
 
@@ -242,7 +257,7 @@ def test_rerunning_the_newest_window_swaps_models(pipeline: Pipeline) -> None:
 
 
 def test_a_backfill_of_an_older_window_keeps_the_newer_model_serving(pipeline: Pipeline) -> None:
-    older = site_window_key(SITE, WINDOWS[-2])
+    older = window_key(WINDOWS[-2])
     before = pipeline.models()
     pipeline.run(older)
     assert pipeline.models() == before
@@ -263,10 +278,9 @@ def test_the_backtest_scores_the_model_and_the_baselines_on_the_newest_window(pi
     ratio = metadata[f"{SITE}: HR@10 model / last-hour popularity"]
     assert ratio == round(metadata["HR@10 model"] / metadata["HR@10 last-hour popularity"], 4) and ratio > 1
     assert "| article model |" in metadata["metrics"]
-    checks = pipeline.instance.event_log_storage.get_latest_asset_check_execution_by_key(
-        [AssetCheckKey(AssetKey("recommendation_backtest"), "approved")]
-    )
-    assert checks[AssetCheckKey(AssetKey("recommendation_backtest"), "approved")].status.value == "SUCCEEDED"
+    approved = AssetCheckKey(keys.key(SITE, "recommendation_backtest"), "approved")
+    checks = pipeline.instance.event_log_storage.get_latest_asset_check_execution_by_key([approved])
+    assert checks[approved].status.value == "SUCCEEDED"
 
 
 def test_a_site_that_weighs_in_als_gets_its_neighbours(
@@ -278,17 +292,13 @@ def test_a_site_that_weighs_in_als_gets_its_neighbours(
     without = pipeline.recommendations()
     pipeline.run(
         NEWEST,
-        selection=AssetSelection.assets(
-            "trained_model", "article_recommendations", "recommendation_backtest"
-        ),
+        selection=keys.selection(SITE, "trained_model", "article_recommendations", "recommendation_backtest"),
     )
     model = pipeline.latest_metadata("trained_model", NEWEST)
     assert model["als"].endswith(" s") and "articles" in model["als"]  # trained, not "off"
     assert model["als_neighbour_seconds"] > 0
     recs = pipeline.recommendations()
-    catalogue = pd.read_parquet(
-        pipeline.storage / "article_catalogue" / SITE / f"{WINDOWS[-1]:%Y-%m-%d-%H:%M}.parquet"
-    )
+    catalogue = pd.read_parquet(keys.window_table(pipeline.storage, SITE, "article_catalogue", NEWEST))
     assert recommendation_problems(recs, catalogue) == []
     # The neighbours changed lists: some article is now recommended where it was not.
     pairs = ["source_entity_id", "recommended_external_id"]
@@ -300,13 +310,13 @@ def test_a_site_that_weighs_in_als_gets_its_neighbours(
 def test_the_backtest_keeps_a_far_better_published_model_serving(pipeline: Pipeline) -> None:
     """Publish an oracle: for each article, the articles readers of the newest window really read
     next. The new model scores far below it on the backtest, so publishing is blocked."""
-    window = f"{WINDOWS[-1]:%Y-%m-%d-%H:%M}"
     interactions = pd.concat(
-        pd.read_parquet(p) for p in sorted((pipeline.storage / "sessionized_interactions" / SITE).glob("*"))
+        pd.read_parquet(p)
+        for p in sorted(keys.window_folder(pipeline.storage, SITE, "sessionized_interactions").glob("*"))
     )
     clicks = interaction_clicks(interactions).sort_values(["reader_id", "session_id", "timestamp"])
     clicks["next"] = clicks.groupby(["reader_id", "session_id"])["article_id"].shift(-1)
-    catalogue = pd.read_parquet(pipeline.storage / "article_catalogue" / SITE / f"{window}.parquet")
+    catalogue = pd.read_parquet(keys.window_table(pipeline.storage, SITE, "article_catalogue", NEWEST))
     known = set(catalogue.loc[catalogue["exclude_reason"].isna(), "external_id"])
     pairs = clicks[
         (clicks["timestamp"] >= WINDOWS[-1] - timedelta(minutes=30))
@@ -329,7 +339,7 @@ def test_the_backtest_keeps_a_far_better_published_model_serving(pipeline: Pipel
     before = pipeline.models()
     result = pipeline.run(
         NEWEST,
-        selection=AssetSelection.assets("recommendation_backtest", "published_recommendations"),
+        selection=keys.selection(SITE, "recommendation_backtest", "published_recommendations"),
         raise_on_error=False,
     )
     checks = [e for e in result.get_asset_check_evaluations() if e.check_name == "approved"]
@@ -338,7 +348,7 @@ def test_the_backtest_keeps_a_far_better_published_model_serving(pipeline: Pipel
     metadata = pipeline.latest_metadata("recommendation_backtest", NEWEST)
     assert metadata["HR@10 published model"] > metadata["HR@10 model"]
     started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
-    assert "published_recommendations" not in started
+    assert keys.step(SITE, "published_recommendations") not in started
     assert pipeline.models() == before
 
 
@@ -346,11 +356,11 @@ def test_a_failing_blocking_check_stops_publishing(pipeline: Pipeline) -> None:
     """Lose the interactions the popularity list is built from: the check fails, nothing is
     published, and the models already current keep serving."""
     before = pipeline.models()
-    shutil.rmtree(pipeline.storage / "sessionized_interactions")
+    shutil.rmtree(keys.window_folder(pipeline.storage, SITE, "sessionized_interactions"))
     result = pipeline.run(
         NEWEST,
-        selection=AssetSelection.assets(
-            "article_popularity", "article_recommendations", "published_recommendations"
+        selection=keys.selection(
+            SITE, "article_popularity", "article_recommendations", "published_recommendations"
         ),
         raise_on_error=False,
     )
@@ -359,8 +369,8 @@ def test_a_failing_blocking_check_stops_publishing(pipeline: Pipeline) -> None:
     assert "no popularity recommendations" in checks[0].description
     assert not result.success
     started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
-    assert started == {"article_popularity", "article_recommendations"}
-    assert result.asset_materializations_for_node("published_recommendations") == []
+    assert started == {keys.step(SITE, "article_popularity"), keys.step(SITE, "article_recommendations")}
+    assert result.asset_materializations_for_node(keys.step(SITE, "published_recommendations")) == []
     assert pipeline.models() == before
 
 
@@ -378,7 +388,8 @@ def test_a_window_of_mostly_malformed_lines_is_not_published(pipeline: Pipeline,
     assert checks["malformed_share_below_warn_threshold"].passed is False
     assert checks["malformed_share_below_block_threshold"].passed is False
     started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
-    assert "published_recommendations" not in started and "sessionized_interactions" not in started
+    assert keys.step(SITE, "published_recommendations") not in started
+    assert keys.step(SITE, "sessionized_interactions") not in started
     assert pipeline.models() == before
 
 
@@ -396,8 +407,8 @@ def test_the_database_password_never_reaches_logs_or_metadata(
     }
     result = materialize(
         all_assets,
-        selection=AssetSelection.assets("published_recommendations"),
-        partition_key=NEWEST,
+        selection=keys.selection(SITE, "published_recommendations"),
+        tags={WINDOW_TAG: NEWEST},
         resources=resources,
         instance=pipeline.instance,
     )
@@ -431,12 +442,12 @@ def test_an_empty_window_where_traffic_was_expected_is_not_published(
     # The hours just before the window still had events: within the 6-hour freshness limit.
     assert checks["events_are_fresh"].passed is True
     started = {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
-    assert "published_recommendations" not in started
+    assert keys.step(SITE, "published_recommendations") not in started
     assert pipeline.models() == before
     # The window is rerun once its events arrive: the check passes again for that window.
     result = materialize(
         all_assets,
-        selection=AssetSelection.assets("raw_events").required_multi_asset_neighbors(),
+        selection=keys.ingest_only(SITE),
         partition_key=NEWEST,
         resources=pipeline.resources,
         instance=pipeline.instance,
