@@ -21,7 +21,7 @@ from dagster import (
 )
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-from article_rec_assets.partitions import site_of_prefix
+from article_rec_assets.partitions import SITES, site_of_prefix, site_pool
 from article_rec_assets.settings import environment
 
 WEBHOOK_TIMEOUT_SECONDS = 10
@@ -78,7 +78,10 @@ def send_alert(message: dict[str, Any], log) -> None:
 )
 def alert_on_run_failure(context: RunFailureSensorContext) -> None:
     run = context.dagster_run
-    failed_steps = [e.step_key for e in context.get_step_failure_events() if e.step_key]
+    # A step is named `<site prefix>__<asset>` (the ingestion's `<site prefix>__ingest_window`).
+    step_keys = [e.step_key for e in context.get_step_failure_events() if e.step_key]
+    failed_steps = [key.split("__", 1)[-1] for key in step_keys]
+    sites = {site_of_prefix(key.split("__", 1)[0]) for key in step_keys} - {None}
     reason = context.failure_event.message or "run failed"
     step_errors = [
         _root_cause(e.event_specific_data.error)
@@ -89,7 +92,9 @@ def alert_on_run_failure(context: RunFailureSensorContext) -> None:
         reason = step_errors[0]
     send_alert(
         alert_message(
-            site=run.tags.get("site") or _site_of_assets(run.asset_selection or ()),
+            site=run.tags.get("site")
+            or _site_of_assets(run.asset_selection or ())
+            or (next(iter(sites)) if len(sites) == 1 else None),
             window=run.tags.get("dagster/partition") or _range(run.tags),
             asset=", ".join(failed_steps) or None,
             check=None,
@@ -167,3 +172,34 @@ def alert_on_check_failure(context: SensorEvaluationContext):
     # Only after every message went out: a webhook that fails makes the next tick send them again.
     context.update_cursor(json.dumps(seen))
     return SkipReason(f"{len(failures)} failed checks reported" if failures else "no new failed checks")
+
+
+@sensor(
+    name="site_pools",
+    default_status=DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=60,
+    description="Gives each site's concurrency pool the instance's default limit (one run per site) "
+    "as soon as the site's assets load, before its first runs are queued.",
+)
+def site_pools(context: SensorEvaluationContext):
+    # The queue daemon creates a pool's limit on the pass that first sees a queued run in it, and
+    # reads the limited pools before doing so: on that first pass, two queued runs of a new site
+    # would both start. A site's pool is limited here first.
+    created = ensure_site_pools(context.instance)
+    return SkipReason(
+        f"limited the pools of {', '.join(created)}" if created else "every site's pool is limited"
+    )
+
+
+def ensure_site_pools(instance) -> list[str]:
+    """The sites' pools that had no limit yet, now given the instance's default (none: no default)."""
+    if not instance.global_op_concurrency_default_limit:
+        return []
+    storage = instance.event_log_storage
+    existing = storage.get_concurrency_keys()
+    created = []
+    for site in SITES:
+        pool = site_pool(site)
+        if pool not in existing and storage.initialize_concurrency_limit_to_default(pool):
+            created.append(pool)
+    return created

@@ -20,7 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import psycopg
-from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, DagsterRunStatus, Field, RunsFilter
+from dagster import AssetRecordsFilter, DagsterInstance, DagsterRunStatus, Field, RunsFilter
 from dagster._core.events import DagsterEvent, DagsterEventType
 from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, RunLauncher, WorkerStatus
 from dagster._core.remote_origin import InProcessCodeLocationOrigin
@@ -40,6 +40,9 @@ from dagster_graphql.client.query import (
 from dagster_graphql.test.utils import execute_dagster_graphql
 
 import article_rec_assets.definitions
+from article_rec_assets.partitions import site_key
+from article_rec_assets.schedules import site_name
+from article_rec_assets.sensors import ensure_site_pools
 from article_rec_assets.settings import environment
 from article_rec_assets_tests.conftest import POSTGRES_DSN, _postgres_or_skip, postgres_schema_url
 
@@ -132,10 +135,19 @@ class Operated:
         if expect_empty:
             raise AssertionError(f"runs still queued after {max_iterations} iterations of the queue daemon")
 
-    def launch_job(self, job: str, partition: str, at: datetime, drain: bool = True) -> str:
-        """What the UI sends when an operator launches a job for one partition: its run id."""
+    def launch_job(
+        self,
+        site: str,
+        job: str,
+        window: str | None,
+        at: datetime,
+        drain: bool = True,
+        tags: dict | None = None,
+    ) -> str:
+        """What the UI sends when an operator launches a site's job (for one window, where the
+        job is partitioned): its run id."""
         repository = self.repository()
-        site, window = partition.split("|")
+        run_tags = {**({"dagster/partition": window} if window else {}), **(tags or {})}
         with freeze_time(at):
             result = execute_dagster_graphql(
                 self.request_context(),
@@ -145,15 +157,9 @@ class Operated:
                         "selector": {
                             "repositoryLocationName": LOCATION,
                             "repositoryName": repository.name,
-                            "jobName": job,
+                            "jobName": site_name(site, job),
                         },
-                        "executionMetadata": {
-                            "tags": [
-                                {"key": "dagster/partition", "value": partition},
-                                {"key": "dagster/partition/site", "value": site},
-                                {"key": "dagster/partition/window", "value": window},
-                            ]
-                        },
+                        "executionMetadata": {"tags": [{"key": k, "value": v} for k, v in run_tags.items()]},
                     }
                 },
             )
@@ -163,8 +169,10 @@ class Operated:
             self.drain_queue(at)
         return launched["run"]["runId"]
 
-    def launch_backfill(self, partition_names: list[str], assets: list[str], at: datetime, **params) -> str:
-        """What the UI sends when an operator backfills assets over partitions."""
+    def launch_backfill(
+        self, site: str, partition_names: list[str], assets: list[str], at: datetime, **params
+    ) -> str:
+        """What the UI sends when an operator backfills a site's assets over its windows."""
         with freeze_time(at):
             result = execute_dagster_graphql(
                 self.request_context(),
@@ -172,7 +180,7 @@ class Operated:
                 {
                     "backfillParams": {
                         "partitionNames": partition_names,
-                        "assetSelection": [{"path": [a]} for a in assets],
+                        "assetSelection": [{"path": site_key(site, a).path} for a in assets],
                         **params,
                     }
                 },
@@ -181,15 +189,15 @@ class Operated:
         assert launched["__typename"] == "LaunchBackfillSuccess", launched
         return launched["backfillId"]
 
-    def run_backfill_daemon(self, backfill_id: str, at: datetime, max_iterations: int = 30) -> None:
+    def run_backfill_daemon(self, backfill_id: str, at: datetime, max_iterations: int = 30) -> int:
         """Iterations of the backfill daemon until the backfill is done (runs are synchronous)."""
-        for _ in range(max_iterations):
+        for iteration in range(max_iterations):
             with freeze_time(at):
                 list(execute_backfill_iteration(self.workspace, LOG))
             self.drain_queue(at)
             backfill = self.instance.get_backfill(backfill_id)
             if backfill.status.value != "REQUESTED":
-                return
+                return iteration + 1
         raise AssertionError(f"backfill {backfill_id} still running after {max_iterations} iterations")
 
     def runs(self, **filters) -> list:
@@ -198,9 +206,13 @@ class Operated:
     def failed_runs(self) -> list:
         return self.runs(statuses=[DagsterRunStatus.FAILURE])
 
-    def latest_metadata(self, asset: str, partition: str) -> dict:
+    def latest_metadata(self, site: str, asset: str, partition: str | None = None) -> dict:
+        """A window asset's newest materialization of `partition`; a model asset's newest."""
         records = self.instance.fetch_materializations(
-            AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[partition]), limit=1
+            AssetRecordsFilter(
+                asset_key=site_key(site, asset), asset_partitions=[partition] if partition else None
+            ),
+            limit=1,
         ).records
         assert records, f"{asset} {partition} was never materialized"
         return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
@@ -230,6 +242,8 @@ def operated_instance(
                 )
             )
             with create_test_daemon_workspace_context(target, instance) as workspace:
+                # The sensor daemon's first tick of `site_pools`, as when the daemon starts.
+                ensure_site_pools(instance)
                 yield Operated(instance, workspace, serving_url)
     finally:
         for name, value in saved.items():

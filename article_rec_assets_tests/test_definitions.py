@@ -6,42 +6,56 @@ from dagster import AssetKey, Definitions, EnvVar
 from article_rec_assets import definitions
 from article_rec_assets.definitions import defs, resources_for_environment
 from article_rec_assets.io_managers import S3ParquetIOManager, S3PickleIOManager
+from article_rec_assets.partitions import SITES, site_key, site_pool, site_prefix, window_partitions
 from article_rec_assets.resources import ServingDatabase
+from article_rec_assets.schedules import (
+    INGEST_WINDOW_JOB,
+    MODEL_ASSETS,
+    RECOMMENDATIONS_JOB,
+    RETRAIN_JOB,
+    SCHEDULE,
+    WINDOW_ASSETS,
+    site_name,
+)
 from article_rec_assets.settings import environment
 
-EXPECTED_GROUPS = {
-    "delivered_events": "ingestion",
-    "reading_state": "ingestion",
-    "raw_events": "ingestion",
-    "quarantined_event_lines": "ingestion",
-    "sessionized_interactions": "ingestion",
-    "article_catalogue": "catalogue",
-    "interaction_matrix": "training",
-    "trained_model": "training",
-    "article_popularity": "recommendations",
-    "article_recommendations": "recommendations",
-    "recommendation_backtest": "recommendations",
-    "published_recommendations": "publishing",
-}
+SITE = "demo-tribune"
+
+
+def key(asset: str) -> AssetKey:
+    return site_key(SITE, asset)
 
 
 def test_definitions_load() -> None:
     Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
-    assert {key.to_user_string() for key in graph.get_all_asset_keys()} == set(EXPECTED_GROUPS)
-    for name, group in EXPECTED_GROUPS.items():
-        node = graph.get(AssetKey(name))
-        assert node.group_name == group, name
-        assert node.partitions_def is not None, f"{name} is not partitioned"
-    assert {job.name for job in defs.resolve_all_job_defs()} >= {"recommendations_job", "ingest_window_job"}
-    assert defs.resolve_schedule_def("every_two_hours").cron_schedule == "15 */2 * * *"
+    expected = {site_key(site, asset) for site in SITES for asset in WINDOW_ASSETS + MODEL_ASSETS}
+    assert set(graph.get_all_asset_keys()) == expected
+    for site in SITES:
+        for asset in WINDOW_ASSETS + MODEL_ASSETS:
+            node = graph.get(site_key(site, asset))
+            assert node.group_name == site_prefix(site), asset
+            # Window assets by the site's own windows; model assets one value per site.
+            want = window_partitions(site) if asset in WINDOW_ASSETS else None
+            assert node.partitions_def == want, asset
+            assert node.pools == {site_pool(site)}, asset
+        for job in (RECOMMENDATIONS_JOB, INGEST_WINDOW_JOB, RETRAIN_JOB):
+            assert defs.resolve_job_def(site_name(site, job)) is not None
+        assert defs.resolve_schedule_def(site_name(site, SCHEDULE)).cron_schedule == "15 */2 * * *"
+
+
+def test_a_range_of_windows_is_one_run_per_week_of_windows() -> None:
+    graph = defs.resolve_asset_graph()
+    for asset in WINDOW_ASSETS:
+        policy = graph.get(key(asset)).backfill_policy
+        assert policy is not None and policy.max_partitions_per_run == 7 * 12, asset
 
 
 def test_lineage_runs_from_raw_events_to_the_serving_database() -> None:
     graph = defs.resolve_asset_graph()
 
     def parents(name: str) -> set[str]:
-        return {k.to_user_string() for k in graph.get(AssetKey(name)).parent_keys}
+        return {k.path[-1] for k in graph.get(key(name)).parent_keys}
 
     # A window's state follows from the earlier windows' state (a self-dependency, which orders a
     # backfill's windows); the window's tables have no parent of another output (see the asset).
@@ -49,8 +63,10 @@ def test_lineage_runs_from_raw_events_to_the_serving_database() -> None:
     assert parents("raw_events") == set() and parents("quarantined_event_lines") == set()
     assert parents("delivered_events") == {"delivered_events"}
     assert parents("sessionized_interactions") == {"raw_events"}
+    assert parents("article_catalogue") == {"raw_events"}
     assert parents("interaction_matrix") == {"sessionized_interactions", "article_catalogue"}
     assert parents("trained_model") == {"interaction_matrix", "sessionized_interactions", "article_catalogue"}
+    assert parents("article_popularity") == {"sessionized_interactions"}
     assert parents("article_recommendations") == {"trained_model", "article_popularity", "article_catalogue"}
     assert parents("recommendation_backtest") == {"sessionized_interactions", "article_catalogue"}
     assert parents("published_recommendations") == {
@@ -58,13 +74,16 @@ def test_lineage_runs_from_raw_events_to_the_serving_database() -> None:
         "article_catalogue",
         "recommendation_backtest",
     }
+    # Sites never feed each other.
+    for asset in WINDOW_ASSETS + MODEL_ASSETS:
+        assert {k.path[0] for k in graph.get(key(asset)).parent_keys} <= {site_prefix(SITE)}
 
 
 def test_blocking_checks_guard_publishing() -> None:
     graph = defs.resolve_asset_graph()
-    assert [k.name for k in graph.get(AssetKey("article_recommendations")).check_keys] == ["publishable"]
-    assert [k.name for k in graph.get(AssetKey("recommendation_backtest")).check_keys] == ["approved"]
-    assert sorted(k.name for k in graph.get(AssetKey("raw_events")).check_keys) == [
+    assert [k.name for k in graph.get(key("article_recommendations")).check_keys] == ["publishable"]
+    assert [k.name for k in graph.get(key("recommendation_backtest")).check_keys] == ["approved"]
+    assert sorted(k.name for k in graph.get(key("raw_events")).check_keys) == [
         "events_are_fresh",
         "malformed_share_below_block_threshold",
         "malformed_share_below_warn_threshold",
@@ -72,8 +91,8 @@ def test_blocking_checks_guard_publishing() -> None:
     ]
     blocking = {
         spec.name
-        for key in ("article_recommendations", "recommendation_backtest", "raw_events")
-        for spec in defs.resolve_assets_def(AssetKey(key)).check_specs
+        for asset in ("article_recommendations", "recommendation_backtest", "raw_events")
+        for spec in defs.resolve_assets_def(key(asset)).check_specs
         if spec.blocking
     }
     assert blocking == {
@@ -85,10 +104,12 @@ def test_blocking_checks_guard_publishing() -> None:
 
 
 def test_every_check_is_recorded_for_the_window_it_judged() -> None:
+    """A window asset's checks are partitioned like it; a model asset's judge each materialization
+    (its metadata names the window)."""
     graph = defs.resolve_asset_graph()
-    for key in graph.asset_check_keys:
-        spec = graph.get_check_spec(key)
-        assert spec.partitions_def == graph.get(key.asset_key).partitions_def, key
+    for check_key in graph.asset_check_keys:
+        spec = graph.get_check_spec(check_key)
+        assert spec.partitions_def == graph.get(check_key.asset_key).partitions_def, check_key
 
 
 def test_embedded_default_without_environment(monkeypatch, tmp_path) -> None:

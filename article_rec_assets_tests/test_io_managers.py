@@ -1,6 +1,7 @@
-"""The IO managers: a table's trailing-window loads read only the named columns, text as
-categories that all partitions share (sorted), missing partitions skipped, with the same results
-downstream as the plain frames give; pickled values are kept for `keep_days` (local and S3)."""
+"""The IO managers: a table's trailing-window loads (a model asset reading its windows through the
+table IO manager) read only the named columns, text as categories that all partitions share
+(sorted), missing partitions skipped, with the same results downstream as the plain frames give;
+pickled values are kept for `keep_days` (local and S3)."""
 
 from contextlib import nullcontext
 from pathlib import Path
@@ -12,11 +13,12 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import (
     AssetExecutionContext,
+    AssetKey,
     DagsterInstance,
     DagsterRun,
     DagsterRunStatus,
     DailyPartitionsDefinition,
-    TimeWindowPartitionMapping,
+    ResourceParam,
     TimeWindowPartitionsDefinition,
     asset,
     instance_for_test,
@@ -29,7 +31,7 @@ from dagster._core.storage.tags import (
 )
 from dagster._core.utils import make_new_run_id
 
-from article_rec_assets.assets import concat_partitions, trailing_input
+from article_rec_assets.assets import concat_partitions
 from article_rec_assets.io_managers import (
     ParquetIOManager,
     PickleIOManager,
@@ -70,20 +72,16 @@ def load_through_dagster(
     def interactions(context: AssetExecutionContext) -> pd.DataFrame:
         return day_frame((pd.Timestamp(context.partition_key) - pd.Timestamp("2026-03-01")).days)
 
-    @asset(
-        partitions_def=DAYS,
-        ins={"interactions": trailing_input(TimeWindowPartitionMapping(start_offset=-3), columns)},
-    )
-    def reader(interactions: dict[str, pd.DataFrame]) -> None:
-        loaded["value"] = interactions
+    @asset(deps=[interactions])
+    def reader(context: AssetExecutionContext, table_io_manager: ResourceParam[object]) -> None:
+        keys = ["2026-03-01", "2026-03-02", "2026-03-03", "2026-03-04"]
+        loaded["value"] = table_io_manager.load_windows(AssetKey("interactions"), keys, context.log, columns)
 
     resources = {"table_io_manager": ParquetIOManager(base_dir=str(tmp_path))}
     for day in days:
         key = f"2026-03-0{day + 1}"
         assert materialize([interactions], partition_key=key, resources=resources).success
-    result = materialize(
-        [interactions, reader], selection=[reader], partition_key="2026-03-04", resources=resources
-    )
+    result = materialize([interactions, reader], selection=[reader], resources=resources)
     assert result.success
     return loaded["value"]
 

@@ -7,9 +7,9 @@ import psycopg
 import pytest
 from dagster import DagsterInstance, FilesystemIOManager, materialize
 
-from article_rec_assets.assets.ingestion import ingest_window
+from article_rec_assets.assets.ingestion import build
 from article_rec_assets.io_managers import ParquetIOManager
-from article_rec_assets.partitions import site_window_key
+from article_rec_assets.partitions import window_key
 from article_rec_assets.resources import EventBucket
 from article_rec_assets_tests.conftest import DEMO_END, POSTGRES_DSN, production_home
 
@@ -27,7 +27,8 @@ def test_production_instance_keeps_runs_in_postgres(
         assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
         assert instance.run_retries_enabled
-        partition = site_window_key("demo-tribune", DEMO_END.replace(hour=20))
+        partition = window_key(DEMO_END.replace(hour=20))
+        ingest_window, _ = build("demo-tribune")
         result = materialize(
             [ingest_window],
             partition_key=partition,
@@ -48,8 +49,8 @@ def test_production_instance_keeps_runs_in_postgres(
         ).fetchall()
     assert runs == [(result.run_id, "SUCCESS")]
     assert sorted(materializations) == [
-        ('["delivered_events"]', str(partition)),
-        ('["quarantined_event_lines"]', str(partition)),
-        ('["raw_events"]', str(partition)),
-        ('["reading_state"]', str(partition)),
+        ('["demo_tribune", "delivered_events"]', partition),
+        ('["demo_tribune", "quarantined_event_lines"]', partition),
+        ('["demo_tribune", "raw_events"]', partition),
+        ('["demo_tribune", "reading_state"]', partition),
     ]

@@ -15,7 +15,7 @@ from dagster import DagsterRunStatus
 from dagster._core.test_utils import freeze_time
 from dagster._daemon.monitoring.run_monitoring import execute_run_monitoring_iteration
 
-from article_rec_assets.partitions import site_window_key
+from article_rec_assets.partitions import window_key
 from article_rec_assets_tests.conftest import DEMO_END
 from article_rec_assets_tests.operating import LOG, Operated, operated_instance, postgres_or_sqlite_url
 
@@ -31,11 +31,12 @@ CASES = {
 
 
 def shipped(path: Path, health_checks: bool) -> dict:
-    """The run coordinator and run monitoring of a shipped instance file, with a launcher whose
-    workers are killed once started."""
+    """The run coordinator, concurrency (one run per site's pool) and run monitoring of a shipped
+    instance file, with a launcher whose workers are killed once started."""
     config = yaml.safe_load(path.read_text())
     return {
         "run_coordinator": config["run_coordinator"],
+        "concurrency": config["concurrency"],
         "run_monitoring": config["run_monitoring"],
         "run_launcher": {
             "module": "article_rec_assets_tests.operating",
@@ -66,9 +67,7 @@ def test_a_killed_run_is_failed_by_run_monitoring_and_its_site_runs_again(case) 
     op, monitoring = case
     assert op.instance.run_monitoring_enabled
     first, second = (
-        op.launch_job(
-            "recommendations_job", str(site_window_key(SITE, NOW - timedelta(hours=h))), NOW, drain=False
-        )
+        op.launch_job(SITE, "recommendations_job", window_key(NOW - timedelta(hours=h)), NOW, drain=False)
         for h in (4, 2)
     )
     for _ in range(3):  # the queue daemon, as it runs every few seconds

@@ -1,4 +1,4 @@
-"""The two-hour schedule asks, per site, for the newest complete window."""
+"""Each site's two-hour schedule asks for the site's newest complete window."""
 
 import os
 from datetime import UTC, datetime, timedelta
@@ -6,11 +6,19 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from dagster import SkipReason, build_schedule_context, build_sensor_context, instance_for_test
 
+from article_rec_assets.definitions import defs
 from article_rec_assets.generator.ga4 import ga4_event, write_ga4_table
 from article_rec_assets.ingestion.ga4 import DAILY
-from article_rec_assets.partitions import SITES, site_window_key
+from article_rec_assets.partitions import SITES, window_key
 from article_rec_assets.resources import EventBucket
-from article_rec_assets.schedules import every_two_hours, ga4_daily_tables_rewritten
+from article_rec_assets.schedules import (
+    INGEST_WINDOW_JOB,
+    RECOMMENDATIONS_JOB,
+    SCHEDULE,
+    SCHEDULES,
+    ga4_daily_tables_rewritten,
+    site_name,
+)
 from article_rec_assets.settings.sites import GA4Settings
 
 
@@ -23,10 +31,18 @@ from article_rec_assets.settings.sites import GA4Settings
     ],
 )
 def test_one_run_per_site_for_the_newest_complete_window(tick: datetime, window: str) -> None:
-    requests = list(every_two_hours(build_schedule_context(scheduled_execution_time=tick)))
-    assert sorted(r.partition_key for r in requests) == [f"{site}|{window}" for site in sorted(SITES)]
-    assert len({r.run_key for r in requests}) == len(SITES)
-    assert {r.tags["site"] for r in requests} == set(SITES)
+    by_name = {schedule.name: schedule for schedule in SCHEDULES}
+    repository = defs.get_repository_def()
+    assert set(by_name) == {site_name(site, SCHEDULE) for site in SITES}
+    for site in SITES:
+        schedule = by_name[site_name(site, SCHEDULE)]
+        assert schedule.job_name == site_name(site, RECOMMENDATIONS_JOB)
+        assert schedule.cron_schedule == "15 */2 * * *"
+        (request,) = schedule.evaluate_tick(
+            build_schedule_context(scheduled_execution_time=tick, repository_def=repository)
+        ).run_requests
+        assert request.partition_key == window
+        assert request.run_key == f"{site}|{window}" and request.tags["site"] == site
 
 
 def test_a_ga4_daily_table_written_or_rewritten_reingests_its_days_windows(monkeypatch, tmp_path) -> None:
@@ -51,8 +67,9 @@ def test_a_ga4_daily_table_written_or_rewritten_reingests_its_days_windows(monke
     record = ga4_event("page_view", yesterday + timedelta(hours=9), "u1", 1, "https://demotribune.example/x")
     write_ga4_table(tmp_path, ga4_site, DAILY, yesterday, [record])
     result, cursor = tick(cursor)
-    expected = [str(site_window_key(site.name, yesterday + timedelta(hours=2 * i))) for i in range(12)]
+    expected = [window_key(yesterday + timedelta(hours=2 * i)) for i in range(12)]
     assert [r.partition_key for r in result] == expected
+    assert {r.job_name for r in result} == {site_name(site.name, INGEST_WINDOW_JOB)}
     assert all(r.tags["ga4_daily_table"] == f"{yesterday:%Y-%m-%d}" for r in result)
 
     again, cursor = tick(cursor)

@@ -21,11 +21,12 @@ from dagster import (
     materialize,
 )
 
-from article_rec_assets.partitions import site_window_partitions, window_check
+from article_rec_assets.partitions import site_key, window_check, window_partitions
 from article_rec_assets.sensors import alert_on_check_failure, alert_on_run_failure
 from article_rec_assets.settings import environment
 
-PARTITION = "demo-tribune|2026-03-03-10:00"
+PARTITION = "2026-03-03-10:00"
+PARTITIONS = window_partitions("demo-tribune")
 
 
 @pytest.fixture
@@ -53,9 +54,11 @@ def webhook(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict]]:
 
 
 @asset(
-    partitions_def=site_window_partitions,
-    check_specs=[window_check("volume_like_earlier_days", asset="raw_events", description="test")],
-    name="raw_events",
+    partitions_def=PARTITIONS,
+    check_specs=[
+        window_check("volume_like_earlier_days", site_key("demo-tribune", "raw_events"), "test", PARTITIONS)
+    ],
+    key=site_key("demo-tribune", "raw_events"),
 )
 def failing_check_asset(context: AssetExecutionContext):
     yield MaterializeResult()
@@ -67,7 +70,7 @@ def failing_check_asset(context: AssetExecutionContext):
     )
 
 
-@asset(partitions_def=site_window_partitions, name="article_catalogue")
+@asset(partitions_def=PARTITIONS, key=site_key("demo-tribune", "article_catalogue"))
 def failing_asset(context: AssetExecutionContext) -> None:
     raise RuntimeError("CatalogueSourceDown: https://cms.example answered 503")
 

@@ -369,12 +369,6 @@ def load_sites(sites_dir: str | Path = PACKAGED_SITES_DIR) -> dict[str, SiteConf
             continue
         if site.name in sites:
             errors.append(f"site {site.name!r} is defined twice (again in {path})")
-        # Asset keys use the name with '-' as '_' (Dagster names): two names must not meet there.
-        twin = next(
-            (n for n in sites if n != site.name and n.replace("-", "_") == site.name.replace("-", "_")), None
-        )
-        if twin is not None:
-            errors.append(f"site {site.name!r} ({path}) and site {twin!r} would share the asset prefix")
         sites[site.name] = site
     if errors:
         raise ValueError(f"{len(errors)} problem(s) in the site files of {sites_dir}:\n" + "\n".join(errors))

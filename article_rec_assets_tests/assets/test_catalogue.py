@@ -10,16 +10,17 @@ from pathlib import Path
 import orjson
 import pandas as pd
 import pytest
-from dagster import AssetSelection, FilesystemIOManager, instance_for_test, materialize
+from dagster import FilesystemIOManager, instance_for_test, materialize
 from sqlalchemy import select
 
 from article_rec_assets.definitions import all_assets
 from article_rec_assets.ingestion.bucket import hour_folder, site_bucket_dir
 from article_rec_assets.io_managers import ParquetIOManager
-from article_rec_assets.partitions import SITES, site_window_key
+from article_rec_assets.partitions import SITES, window_key
 from article_rec_assets.publishing.schema import article_table, connect, path_table
 from article_rec_assets.resources import CatalogueSources, EventBucket, ServingDatabase
 from article_rec_assets.settings.catalogue_sources import WordPressSource
+from article_rec_assets_tests import keys
 from article_rec_assets_tests.catalogue.newsroom import (  # noqa: F401 (a fixture)
     CITY_PATHS,
     FAST,
@@ -74,10 +75,8 @@ def test_the_catalogue_resolves_new_paths_into_the_serving_database(
         "table_io_manager": ParquetIOManager(base_dir=str(tmp_path / "storage")),
         "io_manager": FilesystemIOManager(base_dir=str(tmp_path / "storage")),
     }
-    key = site_window_key(SITE, WINDOW)
-    selection = AssetSelection.assets("raw_events").required_multi_asset_neighbors() | AssetSelection.assets(
-        "article_catalogue"
-    )
+    key = window_key(WINDOW)
+    selection = keys.ingest_only(SITE) | keys.selection(SITE, "article_catalogue")
     with instance_for_test() as instance:
         materialize(
             all_assets, selection=selection, partition_key=key, resources=resources, instance=instance
@@ -117,7 +116,7 @@ def test_the_catalogue_resolves_new_paths_into_the_serving_database(
             ("107", "Moved elsewhere"),
         ]
         catalogue = pd.read_parquet(
-            tmp_path / "storage" / "article_catalogue" / SITE / f"{WINDOW:%Y-%m-%d-%H:%M}.parquet"
+            keys.window_table(tmp_path / "storage", SITE, "article_catalogue", WINDOW)
         )
         recommendable = sorted(catalogue.loc[catalogue["exclude_reason"].isna(), "external_id"])
         assert recommendable == ["101", "104"]

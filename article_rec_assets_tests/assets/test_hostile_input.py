@@ -16,21 +16,20 @@ from pathlib import Path
 import orjson
 import pandas as pd
 import pytest
-from dagster import AssetKey, AssetSelection, FilesystemIOManager, instance_for_test, materialize
+from dagster import FilesystemIOManager, instance_for_test, materialize
 
 from article_rec_assets.definitions import all_assets
 from article_rec_assets.ingestion.bucket import hour_folder, site_bucket_dir
 from article_rec_assets.io_managers import ParquetIOManager
-from article_rec_assets.partitions import SITES, site_window_key
+from article_rec_assets.partitions import SITES, window_key
 from article_rec_assets.resources import CatalogueSources, EventBucket, ServingDatabase
+from article_rec_assets_tests import keys
 from article_rec_assets_tests.assets.hostile import ARTICLES, cases, good_events
 
 SITE = "demo-city-paper"
 WINDOW = datetime(2026, 3, 3, 10, tzinfo=UTC)
-KEY = site_window_key(SITE, WINDOW)
-SELECTION = AssetSelection.assets("raw_events").required_multi_asset_neighbors() | AssetSelection.assets(
-    "sessionized_interactions", "article_catalogue"
-)
+KEY = window_key(WINDOW)
+SELECTION = keys.ingest_only(SITE) | keys.selection(SITE, "sessionized_interactions", "article_catalogue")
 BOUND_MB = 4  # the site's max_object_megabytes here, so that the bomb case stays small
 
 
@@ -81,11 +80,11 @@ def materialized(tmp_path: Path, with_corpus: bool) -> dict:
         assert result.success
         metadata = {}
         for asset in ("raw_events", "sessionized_interactions", "article_catalogue"):
-            record = instance.get_latest_materialization_event(AssetKey(asset))
+            record = instance.get_latest_materialization_event(keys.key(SITE, asset))
             metadata[asset] = {k: v.value for k, v in record.asset_materialization.metadata.items()}
 
     def table(asset: str) -> pd.DataFrame:
-        return pd.read_parquet(storage / asset / SITE / f"{WINDOW:%Y-%m-%d-%H:%M}.parquet")
+        return pd.read_parquet(keys.window_table(storage, SITE, asset, WINDOW))
 
     return {
         "events": table("raw_events"),

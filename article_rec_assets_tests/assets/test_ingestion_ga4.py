@@ -10,15 +10,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from dagster import AssetKey, AssetSelection, instance_for_test, materialize
+from dagster import instance_for_test, materialize
 
 from article_rec_assets.definitions import all_assets
 from article_rec_assets.generator.clickstream import generate_site
 from article_rec_assets.generator.ga4 import generate_ga4_site
-from article_rec_assets.partitions import SITES, site_window_key
+from article_rec_assets.partitions import SITES, window_key
 from article_rec_assets.resources import EventBucket
 from article_rec_assets.settings.sites import GA4Settings
 from article_rec_assets.settings.windows import WINDOW_HOURS, WINDOW_KEY_FORMAT
+from article_rec_assets_tests import keys as site_keys
 from article_rec_assets_tests.conftest import ingestion_resources, upload_folder
 
 SITE = "demo-tribune"
@@ -45,8 +46,8 @@ def materialize_windows(
     for window in windows:
         result = materialize(
             all_assets,
-            selection=AssetSelection.groups("ingestion"),
-            partition_key=site_window_key(SITE, window),
+            selection=site_keys.ingestion(SITE),
+            partition_key=window_key(window),
             resources=resources,
             instance=instance,
         )
@@ -57,15 +58,18 @@ def materialize_windows(
                     "same_window_earlier_days"
                 ].value
     return {
-        table: {f.stem: pd.read_parquet(f) for f in sorted((storage / table / SITE).glob("*.parquet"))}
+        table: {
+            f.stem: pd.read_parquet(f)
+            for f in sorted(site_keys.window_folder(storage, SITE, table).glob("*.parquet"))
+        }
         for table in ("raw_events", "sessionized_interactions")
     }
 
 
 def source_of(instance, window: datetime) -> str:
-    records = instance.fetch_materializations(AssetKey("raw_events"), limit=100).records
+    records = instance.fetch_materializations(site_keys.key(SITE, "raw_events"), limit=100).records
     for record in records:
-        if record.partition_key == str(site_window_key(SITE, window)):
+        if record.partition_key == window_key(window):
             return record.asset_materialization.metadata["source"].value
     raise AssertionError(f"no materialization of raw_events for {window}")
 

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from dagster import AssetSelection, DagsterInstance, instance_for_test, materialize
+from dagster import DagsterInstance, instance_for_test, materialize
 
 from article_rec_assets.definitions import all_assets
-from article_rec_assets.partitions import SITES, site_window_key
+from article_rec_assets.partitions import SITES, window_key
 from article_rec_assets.resources import EventBucket
 from article_rec_assets.settings.windows import WINDOW_HOURS, WINDOW_KEY_FORMAT
+from article_rec_assets_tests import keys
 from article_rec_assets_tests.conftest import DEMO_END, ingestion_resources
 
 SITE = "demo-tribune"
@@ -31,8 +32,8 @@ def ingest(
     for window in WINDOWS:
         result = materialize(
             all_assets,
-            selection=AssetSelection.groups("ingestion"),
-            partition_key=site_window_key(SITE, window),
+            selection=keys.ingestion(SITE),
+            partition_key=window_key(window),
             resources=resources,
             instance=instance,
         )
@@ -42,7 +43,7 @@ def ingest(
         assert not retried, f"steps retried: {retried}"
     stored: dict[str, dict[str, pd.DataFrame]] = {}
     for table in TABLES:
-        files = sorted((storage / table / SITE).glob("*.parquet"))
+        files = sorted(keys.window_folder(storage, SITE, table).glob("*.parquet"))
         if files or table != "quarantined_event_lines":  # that one may not exist (yet)
             assert [f.stem for f in files] == [f"{w:{WINDOW_KEY_FORMAT}}" for w in WINDOWS], table
         stored[table] = {f.stem: pd.read_parquet(f) for f in files}

@@ -45,12 +45,16 @@ def test_an_unknown_setting_is_rejected(tmp_path: Path) -> None:
         load_sites(tmp_path)
 
 
-def test_a_new_site_file_becomes_a_partition_without_code_changes(tmp_path: Path) -> None:
+def test_a_new_site_file_gets_its_assets_without_code_changes(tmp_path: Path) -> None:
     for path in PACKAGED_SITES_DIR.glob("*.yaml"):
         shutil.copy(path, tmp_path)
-    _write_site(tmp_path, "new-gazette")
-    code = "from article_rec_assets.partitions import site_window_partitions as p; " + (
-        "print(','.join(p.get_partitions_def_for_dimension('site').get_partition_keys()))"
+    _write_site(tmp_path, "new-gazette", history_start="2026-06-01T00:00:00")
+    code = (
+        "from article_rec_assets.definitions import defs; "
+        "from article_rec_assets.partitions import window_partitions; "
+        "prefixes = sorted({k.path[0] for k in defs.resolve_asset_graph().get_all_asset_keys()}); "
+        "print(','.join(prefixes), window_partitions('new-gazette').start.isoformat(), "
+        "window_partitions('demo-tribune').start.isoformat())"
     )
     out = subprocess.run(
         [sys.executable, "-c", code],
@@ -59,7 +63,18 @@ def test_a_new_site_file_becomes_a_partition_without_code_changes(tmp_path: Path
         text=True,
         check=True,
     ).stdout.strip()
-    assert out == "demo-city-paper,demo-tribune,new-gazette"
+    # The new site's windows start at its own history, the others' where they did.
+    assert (
+        out == "demo_city_paper,demo_tribune,new_gazette 2026-06-01T00:00:00+00:00 2026-01-01T00:00:00+00:00"
+    )
+
+
+def test_a_history_start_off_a_window_boundary_is_rejected(tmp_path: Path) -> None:
+    _write_site(tmp_path, "odd-start", history_start="2026-06-01T03:00:00")
+    with pytest.raises(ValueError, match="not the start of a 2-hour UTC window"):
+        load_sites(tmp_path)
+    _write_site(tmp_path, "odd-start", history_start="2026-06-01T04:00:00+02:00")  # 02:00 UTC
+    assert load_sites(tmp_path)["odd-start"].history_start.isoformat() == "2026-06-01T02:00:00+00:00"
 
 
 def test_blend_settings_are_checked_against_the_model(tmp_path: Path) -> None:
