@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from dagster import AssetKey, AssetSelection
+from dagster import AssetCheckKey, AssetKey, AssetSelection
 
 from article_rec_assets.partitions import site_key, site_prefix, window_key
 
@@ -59,3 +59,7 @@ def window_folder(storage: Path, site: str, asset: str) -> Path:
 def model_table(storage: Path, site: str, asset: str) -> Path:
     """A model asset's stored table (one per site)."""
     return storage / site_prefix(site) / f"{asset}.parquet"
+
+
+def check(site: str, asset: str, name: str) -> AssetCheckKey:
+    return AssetCheckKey(site_key(site, asset), name)

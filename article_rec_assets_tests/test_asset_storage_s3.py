@@ -25,8 +25,8 @@ from article_rec_assets_tests.conftest import (
 
 SITE = "demo-tribune"
 WINDOWS = [DEMO_END - timedelta(hours=WINDOW_HOURS * i) for i in range(12, 0, -1)]  # the last day
-FIRST = "ingestion,catalogue"
-SECOND = "training,recommendations,publishing"
+FIRST = "window"  # ingestion and catalogue, the day's windows in one run
+SECOND = "model"  # training, backtest, recommendations and publishing, as of the newest window
 BUCKET = "article-rec-asset-values"
 ASSET_NAMES = {key.path[-1] for asset in all_assets for key in asset.keys}
 
@@ -34,7 +34,7 @@ ASSET_NAMES = {key.path[-1] for asset in all_assets for key in asset.keys}
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_process(folder: Path, groups: str, windows: list, env: dict[str, str]) -> None:
+def run_process(folder: Path, stage: str, windows: list, env: dict[str, str]) -> None:
     """A process with `folder`'s DAGSTER_HOME and working folder (new and empty the first time)."""
     home, work = folder / "dagster_home", folder / "work"
     home.mkdir(parents=True, exist_ok=True)
@@ -42,7 +42,7 @@ def run_process(folder: Path, groups: str, windows: list, env: dict[str, str]) -
     base = {k: v for k, v in os.environ.items() if not k.startswith(("ARTICLE_REC_", "AWS_", "SERVING_"))}
     keys = [w.strftime(WINDOW_KEY_FORMAT) for w in windows]
     run = subprocess.run(
-        [sys.executable, "-m", "article_rec_assets_tests.materialize_windows", groups, SITE, *keys],
+        [sys.executable, "-m", "article_rec_assets_tests.materialize_windows", stage, SITE, *keys],
         cwd=work,
         env={**base, "DAGSTER_HOME": str(home), "PYTHONPATH": str(REPO), **env},
         timeout=900,
@@ -97,8 +97,8 @@ def test_runs_in_separate_processes_share_only_s3_and_publish_what_the_local_pat
             kept = [f for f in folder.rglob("*") if f.is_file() and set(f.parts) & ASSET_NAMES]
             assert kept == [] and not list(folder.rglob("*.parquet")), kept
         stored = {obj["Key"] for obj in s3_client.list_objects_v2(Bucket=BUCKET)["Contents"]}
-        assert any(key.startswith("values/raw_events/") for key in stored)
-        assert any(key.startswith("values/trained_model/") for key in stored)
+        assert any(key.startswith("values/demo_tribune/raw_events/") for key in stored)
+        assert "values/demo_tribune/trained_model" in stored
 
         from_s3, from_local = published(s3_serving), published(local_serving)
     assert len(from_s3["article"]) > 100 and from_s3["popularity"]

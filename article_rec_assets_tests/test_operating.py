@@ -1,6 +1,8 @@
 """What operators do, through Dagster's own machinery, on SQLite and on PostgreSQL: the schedule
-ticking twice, a rerun of a past window, a backfill launched as the UI launches it."""
+ticking twice, a rerun of a past window, a backfill launched as the UI launches it, and a new
+site onboarded as the README gives it."""
 
+import importlib
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -9,9 +11,14 @@ import pandas as pd
 import pytest
 from dagster import DagsterRunStatus
 
-from article_rec_assets.partitions import SITES, site_window_key
+import article_rec_assets.schedules
+from article_rec_assets.generator.clickstream import generate_site
+from article_rec_assets.partitions import SITES, site_key, window_key, window_partitions
 from article_rec_assets.publishing.api import current_model
 from article_rec_assets.publishing.schema import connect
+from article_rec_assets.schedules import MODEL_ASSETS, SCHEDULE, WINDOW_ASSETS, site_name
+from article_rec_assets.settings.sites import SiteConfig
+from article_rec_assets_tests import keys
 from article_rec_assets_tests.conftest import DEMO_END
 from article_rec_assets_tests.operating import Operated, operated_instance, postgres_or_sqlite_url
 
@@ -34,8 +41,13 @@ def window_of(tick: datetime) -> datetime:
     return tick.replace(minute=0) - timedelta(hours=2)
 
 
+def start_schedules(operated: Operated, at: datetime) -> None:
+    for site in SITES:
+        operated.start_schedule(site_name(site, SCHEDULE), at)
+
+
 def test_two_scheduled_ticks_and_a_rerun_of_a_past_window(operated: Operated) -> None:
-    operated.start_schedule("every_two_hours", FIRST_TICK - timedelta(minutes=5))
+    start_schedules(operated, FIRST_TICK - timedelta(minutes=5))
     operated.tick_scheduler(FIRST_TICK + timedelta(minutes=1))
     operated.tick_scheduler(SECOND_TICK + timedelta(minutes=1))
 
@@ -43,13 +55,11 @@ def test_two_scheduled_ticks_and_a_rerun_of_a_past_window(operated: Operated) ->
     assert [r.status for r in runs] == [DagsterRunStatus.SUCCESS] * 2 * len(SITES), [
         (r.tags.get("dagster/partition"), r.status) for r in runs
     ]
-    expected = [
-        str(site_window_key(site, window_of(tick)))
-        for tick in (FIRST_TICK, SECOND_TICK)
-        for site in sorted(SITES)
-    ]
-    assert sorted(r.tags["dagster/partition"] for r in runs) == sorted(expected)
-    assert all(r.tags.get("dagster/schedule_name") == "every_two_hours" for r in runs)
+    expected = sorted(
+        (site, window_key(window_of(tick))) for tick in (FIRST_TICK, SECOND_TICK) for site in SITES
+    )
+    assert sorted((r.tags["site"], r.tags["dagster/partition"]) for r in runs) == expected
+    assert {r.tags.get("dagster/schedule_name") for r in runs} == {site_name(s, SCHEDULE) for s in SITES}
     engine = connect(operated.serving_url)
     try:
         for site in SITES:
@@ -57,45 +67,44 @@ def test_two_scheduled_ticks_and_a_rerun_of_a_past_window(operated: Operated) ->
             assert model is not None and len(model.rows) > 0
             # The second tick's model serves: trained up to the end of its window.
             assert model.trained_until == window_of(SECOND_TICK) + timedelta(hours=2)
-        second = str(site_window_key(SITE, window_of(SECOND_TICK)))
-        assert operated.latest_metadata("interaction_matrix", second)["windows_read"] == 2
+        matrix = operated.latest_metadata(SITE, "interaction_matrix")
+        assert matrix["window"] == window_key(window_of(SECOND_TICK)) and matrix["windows_read"] == 2
 
         # An operator reruns the first tick's window (the UI's "materialize" of that partition):
         # the catalogue reads back what the first run stored, and nothing newer is replaced.
-        first = str(site_window_key(SITE, window_of(FIRST_TICK)))
+        first = window_key(window_of(FIRST_TICK))
         before = current_model(engine, SITE)
-        run_id = operated.launch_job("recommendations_job", first, at=SECOND_TICK + timedelta(minutes=30))
+        run_id = operated.launch_job(
+            SITE, "recommendations_job", first, at=SECOND_TICK + timedelta(minutes=30)
+        )
         assert operated.instance.get_run_by_id(run_id).status == DagsterRunStatus.SUCCESS
-        catalogue = operated.latest_metadata("article_catalogue", first)
+        catalogue = operated.latest_metadata(SITE, "article_catalogue", first)
         assert catalogue["paths_settled_by_cache"] > 0  # read back from the serving database
         after = current_model(engine, SITE)
         assert after.model_id == before.model_id
-        assert operated.latest_metadata("published_recommendations", first)["status"] == "skipped"
+        published = operated.latest_metadata(SITE, "published_recommendations")
+        assert (published["status"], published["window"]) == ("skipped", first)
     finally:
         engine.dispose()
 
 
-INGESTION_AND_CATALOGUE = [
-    "delivered_events",
-    "reading_state",
-    "raw_events",
-    "quarantined_event_lines",
-    "sessionized_interactions",
-    "article_catalogue",
-]
-WINDOW_TABLES = INGESTION_AND_CATALOGUE
-
-
 def _table(operated: Operated, asset: str, site: str, window: datetime) -> pd.DataFrame:
-    storage = Path(operated.instance.storage_directory())
-    return pd.read_parquet(storage / asset / site / f"{window:%Y-%m-%d-%H:%M}.parquet")
+    return pd.read_parquet(
+        keys.window_table(Path(operated.instance.storage_directory()), site, asset, window)
+    )
 
 
-def _published(operated: Operated) -> dict:
-    engine = connect(operated.serving_url)
+def _recommendations(operated: Operated, site: str) -> pd.DataFrame:
+    return pd.read_parquet(
+        keys.model_table(Path(operated.instance.storage_directory()), site, "article_recommendations")
+    )
+
+
+def _published(url: str, sites) -> dict:
+    engine = connect(url)
     try:
         out = {}
-        for site in SITES:
+        for site in sites:
             for model_type in ("article", "popularity"):
                 model = current_model(engine, site, model_type)
                 assert model is not None, (site, model_type)
@@ -128,65 +137,139 @@ def test_a_backfill_then_one_retrain_equals_the_scheduled_runs(
         postgres_or_sqlite_url(storage, tmp_path / "scheduled") as scheduled_url,
         operated_instance(storage, demo_data_dir, tmp_path / "scheduled", scheduled_url) as scheduled,
     ):
-        scheduled.start_schedule("every_two_hours", ticks[0] - timedelta(minutes=5))
+        start_schedules(scheduled, ticks[0] - timedelta(minutes=5))
         for tick in ticks:
             scheduled.tick_scheduler(tick + timedelta(minutes=1))
         assert {r.status for r in scheduled.runs()} == {DagsterRunStatus.SUCCESS}
         expected_tables = {
-            (a, s, w): _table(scheduled, a, s, w) for a in WINDOW_TABLES for s in SITES for w in windows
+            (a, s, w): _table(scheduled, a, s, w) for a in WINDOW_ASSETS for s in SITES for w in windows
         }
-        expected_recs = {s: _table(scheduled, "article_recommendations", s, windows[-1]) for s in SITES}
-        expected_published = _published(scheduled)
+        expected_recs = {s: _recommendations(scheduled, s) for s in SITES}
+        expected_published = _published(scheduled_url, SITES)
 
     with (
         postgres_or_sqlite_url(storage, tmp_path / "backfilled") as backfill_url,
         operated_instance(storage, demo_data_dir, tmp_path / "backfilled", backfill_url) as backfilled,
     ):
-        # The operator backfills the two windows of both sites (ingestion and catalogue), as the
-        # UI's "Launch backfill" does, then launches retrain_job once per site for the newest.
-        keys = [str(site_window_key(s, w)) for s in SITES for w in windows]
-        backfill_id = backfilled.launch_backfill(keys, INGESTION_AND_CATALOGUE, at=later)
-        backfilled.run_backfill_daemon(backfill_id, at=later)
-        runs = backfilled.runs()
-        assert len(runs) == len(keys)  # one run per window: all four assets of a window together
-        assert {r.status for r in runs} == {DagsterRunStatus.SUCCESS}
+        # The operator backfills each site's two windows (its window assets), as the UI's "Launch
+        # backfill" does: one run per site reads both windows, oldest first. Then the site's
+        # retrain job, once, trains as of the newest window ingested.
+        window_keys = [window_key(w) for w in windows]
         for site in SITES:
-            backfilled.launch_job("retrain_job", str(site_window_key(site, windows[-1])), at=later)
+            backfill_id = backfilled.launch_backfill(site, window_keys, list(WINDOW_ASSETS), at=later)
+            backfilled.run_backfill_daemon(backfill_id, at=later)
+            runs = backfilled.runs(tags={"dagster/backfill": backfill_id})
+            assert [r.status for r in runs] == [DagsterRunStatus.SUCCESS]  # one run: the range
+            assert runs[0].tags["dagster/asset_partition_range_start"] == window_keys[0]
+            assert runs[0].tags["dagster/asset_partition_range_end"] == window_keys[-1]
+            backfilled.launch_job(site, "retrain_job", None, at=later)
         assert {r.status for r in backfilled.runs()} == {DagsterRunStatus.SUCCESS}
+        for site in SITES:
+            for window in window_keys:  # a materialization, with its checks, per window
+                assert backfilled.latest_metadata(site, "raw_events", window)["dagster/row_count"] > 0
+            history = backfilled.instance.event_log_storage.get_asset_check_execution_history(
+                keys.check(site, "raw_events", "volume_like_earlier_days"), limit=10
+            )
+            assert sorted(r.partition for r in history) == window_keys
 
         for (asset, site, window), expected in expected_tables.items():
             pd.testing.assert_frame_equal(_table(backfilled, asset, site, window), expected, obj=asset)
         for site, expected in expected_recs.items():
-            pd.testing.assert_frame_equal(
-                _table(backfilled, "article_recommendations", site, windows[-1]), expected
-            )
-        published = _published(backfilled)
+            pd.testing.assert_frame_equal(_recommendations(backfilled, site), expected)
+        published = _published(backfill_url, SITES)
         assert published.keys() == expected_published.keys()
         for key, rows in published.items():
             pd.testing.assert_frame_equal(rows, expected_published[key], obj=str(key))
 
-        # A backfill of every asset over the same windows retrains them, but publishes nothing.
+        # "Materialize all" over the same windows: the windows in one run, then one retrain (as of
+        # the newest window of the range), which publishes nothing from a backfill.
         before = _current_model_ids(backfill_url)
-        everything = [
-            *INGESTION_AND_CATALOGUE,
-            "interaction_matrix",
-            "trained_model",
-            "article_popularity",
-            "article_recommendations",
-            "recommendation_backtest",
-            "published_recommendations",
-        ]
-        site_keys = [str(site_window_key(SITE, w)) for w in windows]
-        backfill_id = backfilled.launch_backfill(site_keys, everything, at=later)
+        backfill_id = backfilled.launch_backfill(SITE, window_keys, [*WINDOW_ASSETS, *MODEL_ASSETS], at=later)
         backfilled.run_backfill_daemon(backfill_id, at=later)
         backfill_runs = backfilled.runs(tags={"dagster/backfill": backfill_id})
-        assert {r.status for r in backfill_runs} == {DagsterRunStatus.SUCCESS}
-        assert {
-            r.tags.get("article_rec/publish")
-            for r in backfill_runs
-            if r.asset_selection
-            and any(k.to_user_string() == "published_recommendations" for k in r.asset_selection)
-        } == {"skipped"}
-        for key in site_keys:
-            assert backfilled.latest_metadata("published_recommendations", key)["status"] == "skipped"
+        assert [r.status for r in backfill_runs] == [DagsterRunStatus.SUCCESS] * 2
+        retrains = backfilled.instance.fetch_materializations(
+            site_key(SITE, "trained_model"), limit=10
+        ).records
+        assert len([r for r in retrains if r.run_id in {run.run_id for run in backfill_runs}]) == 1
+        published = backfilled.latest_metadata(SITE, "published_recommendations")
+        assert (published["status"], published["window"]) == ("skipped", window_keys[-1])
+        assert {r.tags.get("article_rec/publish") for r in backfill_runs} == {None, "skipped"}
         assert _current_model_ids(backfill_url) == before
+
+
+NEW_SITE = "new-gazette"
+HISTORY_START = DEMO_END - timedelta(days=2)
+
+
+def new_site() -> SiteConfig:
+    """A site file as an operator adds it: its own bucket, catalogue and history start."""
+    base = SITES[SITE]
+    events = base.events.model_copy(update={"bucket": "new-gazette-events"})
+    catalogue = base.articles.catalogue.model_copy(update={"path": "new-gazette/catalogue.jsonl"})
+    articles = base.articles.model_copy(update={"catalogue": catalogue})
+    demo = base.demo.model_copy(update={"seed": 23})
+    return base.model_copy(
+        update={
+            "name": NEW_SITE,
+            "events": events,
+            "articles": articles,
+            "demo": demo,
+            "history_start": HISTORY_START,
+        }
+    )
+
+
+@pytest.fixture
+def added_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The new site's file added and the code location reloaded (its assets, jobs and schedule
+    built from the sites); its bucket holds two days of history and the next window."""
+    site = new_site()
+    data = tmp_path / "data"
+    generate_site(site, data, HISTORY_START, DEMO_END + timedelta(hours=2))
+    monkeypatch.setitem(SITES, NEW_SITE, site)
+    importlib.reload(article_rec_assets.schedules)  # operated_instance reloads the definitions
+    yield data
+    monkeypatch.delitem(SITES, NEW_SITE)
+    importlib.reload(article_rec_assets.schedules)
+
+
+@pytest.mark.parametrize("storage", ["sqlite", "postgresql"])
+def test_a_new_site_is_onboarded_as_the_readme_says(storage: str, added_site: Path, tmp_path: Path) -> None:
+    at = DEMO_END + timedelta(minutes=15)
+    with (
+        postgres_or_sqlite_url(storage, tmp_path) as serving_url,
+        operated_instance(storage, added_site, tmp_path, serving_url) as op,
+    ):
+        # Its windows start at its own history: the UI shows no empty months before it.
+        history = window_partitions(NEW_SITE).get_partition_keys(current_time=at)
+        assert history[0] == window_key(HISTORY_START) and len(history) == 24
+
+        # 1. Backfill its history from the UI: the window assets over every window, one run.
+        backfill_id = op.launch_backfill(NEW_SITE, history, list(WINDOW_ASSETS), at=at)
+        op.run_backfill_daemon(backfill_id, at=at)
+        runs = op.runs(tags={"dagster/backfill": backfill_id})
+        assert [r.status for r in runs] == [DagsterRunStatus.SUCCESS]
+        for asset in WINDOW_ASSETS:
+            stored = op.instance.get_materialized_partitions(site_key(NEW_SITE, asset))
+            assert stored == set(history), asset
+
+        # 2. Retrain once, for the newest window: it is published (nothing serves the site yet).
+        run_id = op.launch_job(NEW_SITE, "retrain_job", None, at=at)
+        assert op.instance.get_run_by_id(run_id).status == DagsterRunStatus.SUCCESS
+        published = op.latest_metadata(NEW_SITE, "published_recommendations")
+        assert (published["status"], published["window"]) == ("published", history[-1])
+        assert op.latest_metadata(NEW_SITE, "interaction_matrix")["windows_read"] == len(history)
+
+        # 3. Turn the schedule on: the next tick ingests the next window and publishes from it.
+        op.start_schedule(site_name(NEW_SITE, SCHEDULE), at)
+        op.tick_scheduler(DEMO_END + timedelta(hours=2, minutes=16))
+        tick = op.runs(tags={"dagster/schedule_name": site_name(NEW_SITE, SCHEDULE)})
+        assert [(r.tags["dagster/partition"], r.status) for r in tick] == [
+            (window_key(DEMO_END), DagsterRunStatus.SUCCESS)
+        ]
+        engine = connect(serving_url)
+        try:
+            assert current_model(engine, NEW_SITE).trained_until == DEMO_END + timedelta(hours=2)
+        finally:
+            engine.dispose()

@@ -21,8 +21,8 @@ from dagster import (
     materialize,
 )
 
-from article_rec_assets.partitions import site_key, window_check, window_partitions
-from article_rec_assets.sensors import alert_on_check_failure, alert_on_run_failure
+from article_rec_assets.partitions import SITES, site_key, site_pool, window_check, window_partitions
+from article_rec_assets.sensors import alert_on_check_failure, alert_on_run_failure, site_pools
 from article_rec_assets.settings import environment
 
 PARTITION = "2026-03-03-10:00"
@@ -141,3 +141,21 @@ def test_without_a_webhook_the_alert_is_logged(monkeypatch: pytest.MonkeyPatch, 
         )
     captured = capsys.readouterr()
     assert "no events where 950 were expected" in captured.out + captured.err
+
+
+def test_each_sites_pool_is_limited_before_its_first_run() -> None:
+    """The queue daemon limits a pool only on the pass after it first sees a queued run in it
+    (two runs of a new site queued together would both start): `site_pools` limits every site's
+    pool as soon as the definitions load."""
+    overrides = {"concurrency": {"pools": {"granularity": "run", "default_limit": 1}}}
+    with instance_for_test(overrides=overrides) as instance:
+        result = site_pools(build_sensor_context(instance=instance))
+        assert set(instance.event_log_storage.get_concurrency_keys()) == {site_pool(s) for s in SITES}
+        for site in SITES:
+            assert instance.event_log_storage.get_concurrency_info(site_pool(site)).slot_count == 1
+        assert "limited the pools of" in result.skip_message
+        again = site_pools(build_sensor_context(instance=instance))
+        assert again.skip_message == "every site's pool is limited"
+    with instance_for_test() as instance:  # no default limit configured: nothing to do
+        site_pools(build_sensor_context(instance=instance))
+        assert instance.event_log_storage.get_concurrency_keys() == set()
