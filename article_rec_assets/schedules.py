@@ -55,7 +55,8 @@ def site_name(site: str, what: str) -> str:
     return f"{site_prefix(site)}__{what}"
 
 
-def _selection(site: str, assets: tuple[str, ...]) -> AssetSelection:
+def site_selection(site: str, assets: tuple[str, ...]) -> AssetSelection:
+    """Some of a site's assets, by name."""
     return AssetSelection.assets(*(site_key(site, name) for name in assets))
 
 
@@ -63,7 +64,7 @@ def site_jobs(site: str) -> list[UnresolvedAssetJobDefinition]:
     return [
         define_asset_job(
             site_name(site, RECOMMENDATIONS_JOB),
-            selection=_selection(site, WINDOW_ASSETS + MODEL_ASSETS),
+            selection=site_selection(site, WINDOW_ASSETS + MODEL_ASSETS),
             description=f"{site}: ingest a 2-hour window (or a range), retrain as of its newest "
             "window on the trailing weeks, backtest, publish.",
             tags={"dagster/max_retries": 1},
@@ -72,13 +73,13 @@ def site_jobs(site: str) -> list[UnresolvedAssetJobDefinition]:
         # before one retrain (a range of windows in one run).
         define_asset_job(
             site_name(site, INGEST_WINDOW_JOB),
-            selection=_selection(site, WINDOW_ASSETS),
+            selection=site_selection(site, WINDOW_ASSETS),
             description=f"{site}: read, sessionize and catalogue a 2-hour window (or a range of them).",
         ),
         # After a backfill: retrain, backtest and publish once, as of the newest window ingested.
         define_asset_job(
             site_name(site, RETRAIN_JOB),
-            selection=_selection(site, MODEL_ASSETS),
+            selection=site_selection(site, MODEL_ASSETS),
             description=f"{site}: retrain on the stored windows up to the newest ingested, backtest, "
             "publish. Launch it once after a backfill of history.",
             tags={"dagster/max_retries": 1},

@@ -22,7 +22,7 @@ from article_rec_assets import definitions
 from article_rec_assets.definitions import resources_for_environment
 from article_rec_assets.ingestion.bucket import site_bucket_dir
 from article_rec_assets.resources import EventBucket, EventReadError, s3_attempts
-from article_rec_assets.schedules import every_two_hours, ingest_window_job, recommendations_job
+from article_rec_assets.schedules import JOBS, SCHEDULES
 from article_rec_assets.settings import environment
 from article_rec_assets.settings.sites import SiteConfig, load_sites
 from article_rec_assets_tests.conftest import DEMO_END, s3_test_resource, upload_folder, upload_objects
@@ -293,8 +293,8 @@ def validate(resources: dict) -> None:
     Definitions.validate_loadable(
         Definitions(
             assets=definitions.all_assets,
-            jobs=[recommendations_job, ingest_window_job],
-            schedules=[every_two_hours],
+            jobs=JOBS,
+            schedules=SCHEDULES,
             resources=resources,
         )
     )

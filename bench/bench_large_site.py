@@ -16,8 +16,8 @@ storage, the queued run coordinator) and serving database, then they are printed
    `generate_history` (rendering and parsing ~100M events would take hours), each reported to the
    instance as a materialization.
 2. History as a backfill leaves it: the raw windows before the tick's are ingested and their
-   catalogue refreshed, window by window, in order (the reading state carries).
-3. The tick: the `every_two_hours` schedule evaluated at 12:15 UTC (the scheduler's own code);
+   catalogue refreshed in one run over the range, oldest first (the reading state carries).
+3. The tick: the site's `every_two_hours` schedule evaluated at 12:15 UTC (the scheduler's own code);
    the `dagster-daemon` launches the run in its own process, as in production.
 4. From the run's event log: per step, the wall time split into inputs loaded (the IO manager's
    reports of each load), compute, and outputs stored + checks; from /proc, sampled every 0.1 s,
@@ -153,7 +153,7 @@ def one_scale(events: float, articles: float, raw_windows: int, work: Path, time
     env = {
         "ARTICLE_REC_SITES_DIR": str(sites_dir),
         "ARTICLE_REC_DATA_DIR": str(data_dir),
-        "ARTICLE_REC_PARTITIONS_START": (history_start - timedelta(days=2)).strftime("%Y-%m-%d-00:00"),
+        "ARTICLE_REC_PARTITIONS_START": history_start.strftime("%Y-%m-%d-%H:00"),
         "SERVING_DATABASE_URL": f"postgresql://root@127.0.0.1:5432/{database}",
         "DAGSTER_HOME": str(home),
         "DAGSTER_PG_HOST": "127.0.0.1",
@@ -170,8 +170,9 @@ def one_scale(events: float, articles: float, raw_windows: int, work: Path, time
 
     # Imported only now: the definitions read the environment when they load.
     import pandas as pd
-    from dagster import AssetMaterialization, AssetSelection, DagsterInstance, RunsFilter, materialize
+    from dagster import AssetMaterialization, DagsterInstance, RunsFilter, materialize
     from dagster._core.events import DagsterEventType
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
     from dagster._core.test_utils import freeze_time
     from dagster._core.workspace.context import WorkspaceProcessContext
     from dagster._core.workspace.load_target import WorkspaceFileTarget
@@ -180,7 +181,8 @@ def one_scale(events: float, articles: float, raw_windows: int, work: Path, time
     from article_rec_assets.definitions import all_assets, defs
     from article_rec_assets.generator.clickstream import generate_site
     from article_rec_assets.generator.history import generate_history
-    from article_rec_assets.partitions import SITES, site_window_key
+    from article_rec_assets.partitions import SITES, site_key, site_prefix, window_key
+    from article_rec_assets.schedules import SCHEDULE, WINDOW_ASSETS, site_name, site_selection
 
     site = SITES[SITE]
     result: dict = {"scale": f"{events:g}x{articles:g}", "events_scale": events, "articles_scale": articles}
@@ -220,19 +222,20 @@ def one_scale(events: float, articles: float, raw_windows: int, work: Path, time
 
         instance = DagsterInstance.get()
         storage = Path(instance.storage_directory())
+        site_storage = storage / site_prefix(SITE)
         started = time.perf_counter()
         rows = windows = 0
         for start, frame in generate_history(
             site, raw_start, WINDOW + timedelta(hours=2), history_start, raw_start
         ):
-            key = site_window_key(SITE, start)
-            path = storage / "sessionized_interactions" / SITE / f"{key.keys_by_dimension['window']}.parquet"
+            key = window_key(start)
+            path = site_storage / "sessionized_interactions" / f"{key}.parquet"
             path.parent.mkdir(parents=True, exist_ok=True)
             frame.to_parquet(path, index=False)
             instance.report_runless_asset_event(
                 AssetMaterialization(
-                    "sessionized_interactions",
-                    partition=str(key),
+                    site_key(SITE, "sessionized_interactions"),
+                    partition=key,
                     metadata={"dagster/row_count": len(frame), "generated": "bench.bench_large_site"},
                 )
             )
@@ -245,18 +248,20 @@ def one_scale(events: float, articles: float, raw_windows: int, work: Path, time
         print(f"[{result['scale']}] history: {result['history']}", flush=True)
 
         started = time.perf_counter()
-        backfilled = 0
-        for i in range(raw_windows - 1):
-            key = site_window_key(SITE, raw_start + timedelta(hours=2 * i))
+        backfilled = raw_windows - 1
+        if backfilled:
+            first, last = raw_start, raw_start + timedelta(hours=2 * (backfilled - 1))
             outcome = materialize(
                 all_assets,
-                selection=AssetSelection.groups("ingestion", "catalogue"),
-                partition_key=str(key),
+                selection=site_selection(SITE, WINDOW_ASSETS),
+                tags={
+                    ASSET_PARTITION_RANGE_START_TAG: window_key(first),
+                    ASSET_PARTITION_RANGE_END_TAG: window_key(last),
+                },
                 instance=instance,
                 resources=defs.resources,
             )
-            assert outcome.success, key
-            backfilled += 1
+            assert outcome.success
         result["backfill"] = {"windows": backfilled, "seconds": round(time.perf_counter() - started, 1)}
         print(f"[{result['scale']}] backfill of the raw windows: {result['backfill']}", flush=True)
 
@@ -266,7 +271,7 @@ def one_scale(events: float, articles: float, raw_windows: int, work: Path, time
         ) as workspace:
             location = workspace.create_request_context().get_code_location("article_rec_assets")
             repository = next(iter(location.get_repositories().values()))
-            schedule = repository.get_schedule("every_two_hours")
+            schedule = repository.get_schedule(site_name(SITE, SCHEDULE))
             with freeze_time(TICK - timedelta(minutes=5)):
                 instance.start_schedule(schedule)
             evaluated = time.perf_counter()
@@ -284,7 +289,7 @@ def one_scale(events: float, articles: float, raw_windows: int, work: Path, time
         queued = time.time()
         daemon = start_daemon(work, work / "daemon.log")
         sampler.root = daemon.pid
-        run_filter = RunsFilter(tags={"dagster/schedule_name": "every_two_hours"})
+        run_filter = RunsFilter(tags={"dagster/schedule_name": site_name(SITE, SCHEDULE)})
         while time.time() - queued < timeout:
             records = instance.get_run_records(run_filter)
             if records and all(r.dagster_run.is_finished for r in records):
@@ -301,20 +306,21 @@ def one_scale(events: float, articles: float, raw_windows: int, work: Path, time
         result["dagster_overhead"]["schedule_evaluation"] = round(schedule_seconds, 2)
         result["storage"] = {
             "sessionized_interactions_mb": round(
-                du_bytes(storage / "sessionized_interactions" / SITE) / 1e6, 1
+                du_bytes(site_storage / "sessionized_interactions") / 1e6, 1
             ),
             "all_tables_and_values_mb": round(du_bytes(storage) / 1e6, 1),
+            # A window asset's value of the tick's window; a model asset's one value.
             "per_window_mb": {
-                asset: round(
-                    sum(
-                        p.stat().st_size
-                        for p in (storage / asset / SITE).glob(f"{WINDOW:%Y-%m-%d-%H:%M}*")
-                        if p.is_file()
+                path.name.split(".")[0]: round(
+                    (
+                        sum(p.stat().st_size for p in path.glob(f"{WINDOW:%Y-%m-%d-%H:%M}*"))
+                        if path.is_dir()
+                        else path.stat().st_size
                     )
                     / 1e6,
                     2,
                 )
-                for asset in sorted(p.name for p in storage.iterdir() if (p / SITE).is_dir())
+                for path in sorted(site_storage.iterdir())
             },
         }
         result["load_average"] = round(os.getloadavg()[0], 2)
