@@ -70,14 +70,6 @@ def window_start(key: str) -> datetime:
     return parse_window(key)[0]
 
 
-def is_window_key(key: str) -> bool:
-    try:
-        window_start(key)
-    except ValueError:
-        return False
-    return True
-
-
 def earlier_windows(count: int) -> TimeWindowPartitionMapping:
     """The `count` windows before the partition's own (a self-dependency: what a window hands on
     to the next ones)."""

@@ -1,8 +1,8 @@
 """Dagster assets: thin wrappers that load inputs, call the stage's logic, and describe the result.
 
-Each site gets its own assets (`site_assets`), under its key prefix and in its group:
+Each site gets its own assets (`assets/sites.py`), under its key prefix and in its group:
 - window assets (ingestion, catalogue), partitioned by the site's 2-hour windows; a run may hold
-  one window (the schedule, a rerun) or a range of them (a backfill: one run per range, oldest
+  one window (the schedule, a rerun) or a range of them (a backfill: a week of windows per run, oldest
   window first, state carried in memory), and records each window's materialization;
 - model assets (training, recommendations, publishing), one value per site, trained as of one
   window (`as_of_window`): a scheduled run's window, or the newest window of a backfill.
@@ -11,7 +11,7 @@ Each site gets its own assets (`site_assets`), under its key prefix and in its g
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 import pandas as pd
 from dagster import (
@@ -139,13 +139,3 @@ def concat_partitions(frames: Mapping[str, pd.DataFrame], empty: pd.DataFrame) -
         return whole  # every slice still there (the keys are sorted when the load builds it)
     parts = [frames[k] for k in sorted(frames) if len(frames[k])]
     return pd.concat(parts, ignore_index=True) if parts else empty
-
-
-def newest_first(keys: Iterable[str]) -> list[str]:
-    return sorted(keys, key=window_start, reverse=True)
-
-
-def window_label(key: str) -> str:
-    """A window as a person reads it: `2026-03-01 12:00-14:00 UTC`."""
-    start, end = window_bounds(key)
-    return f"{start:%Y-%m-%d %H:%M}-{end:%H:%M} UTC"
