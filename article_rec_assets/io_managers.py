@@ -1,4 +1,5 @@
-"""Table assets are stored as Parquet, one file per partition: `<base>/<asset>/<site>/<window>.parquet`,
+"""Table assets are stored as Parquet: a window asset one file per window,
+`<base>/<site>/<asset>/<window>.parquet`, a model asset one file per site, `<base>/<site>/<asset>.parquet`;
 in a local folder (the embedded default) or under an S3 prefix (production: runs share no disk).
 
 S3 is written with boto3 through dagster-aws's own S3 IO manager, whose key layout and partition
@@ -335,10 +336,11 @@ class S3ParquetIOManager(ConfigurableIOManagerFactory):
 
 
 class _KeepRecentWindows:
-    """Values rebuilt every window from the tables (the matrix, the model: 60 and 160 MB a window
-    for a large site, 2.6 GB a day) are kept for `keep_days` before the newest written: writing
-    a window's value removes the site's values of windows older than that, so storage stays
-    bounded however long the schedule runs. A pruned window is rebuilt by re-materializing it.
+    """Pickled values partitioned by window are kept for `keep_days` before the newest written:
+    writing a window's value removes the site's values of windows older than that, so storage
+    stays bounded however long the schedule runs. A pruned window is rebuilt by re-materializing
+    it. (The model assets, the matrix and the model of 60 and 160 MB for a large site, are one
+    value per site, replaced by each retrain: nothing of theirs is pruned.)
 
     A window that a run not yet finished is working on is never removed: a backfill's runs
     write and read their windows side by side (days apart), and a window's rerun of only its
@@ -444,14 +446,14 @@ class _S3PickleIOManager(_KeepRecentWindows, _WindowTables, PickledObjectS3IOMan
         self.s3.delete_object(Bucket=self.bucket, Key=path.as_posix())
 
 
-# Two days of a site's windows: reruns of the recent ones read them; older are rebuilt.
+# Two days of a site's windows, for pickled values partitioned by window.
 KEEP_DAYS = 2.0
 
 
 class PickleIOManager(ConfigurableIOManagerFactory):
     """Other values (the matrix, the model) pickled, as Dagster's FilesystemIOManager does, in
     the instance's storage folder unless `base_dir` is set; loads are reported as for tables.
-    Each site's values are kept for `keep_days` (None: forever) before its newest."""
+    Values partitioned by window are kept for `keep_days` (None: forever) before the newest."""
 
     base_dir: str | None = None
     keep_days: float | None = KEEP_DAYS

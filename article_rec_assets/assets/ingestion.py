@@ -238,11 +238,7 @@ def _ingest_window(name: str) -> AssetsDefinition:
                     f"({first['reason']})"
                 )
             for evaluation in _check_evaluations(key("raw_events"), partition, window, settings):
-                if (
-                    not evaluation.passed
-                    and evaluation.blocking
-                    and evaluation.severity == AssetCheckSeverity.ERROR
-                ):
+                if _blocks(evaluation):
                     blocking_failures.append(f"{partition} {evaluation.check_name}")
                 yield evaluation
         for output, windows in written.items():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
@@ -35,6 +36,32 @@ def read_catalogue_file(path: Path) -> pd.DataFrame:
     return frame
 
 
+def _fingerprint(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
+@lru_cache(maxsize=8)
+def _records_of(path: Path, mtime_ns: int, size: int) -> dict[str, SourceArticle]:
+    """The file's articles by id, parsed once while the file is unchanged (its time and size are
+    part of the key): a backfill's run resolves each of its windows against the same file, and a
+    large site's file (22,000 articles) takes ~0.8 s to parse."""
+    frame = read_catalogue_file(path)
+    reasons = frame["exclude_reason"] if "exclude_reason" in frame.columns else None
+    records: dict[str, SourceArticle] = {}
+    for position, row in enumerate(frame.itertuples(index=False)):
+        reason = None if reasons is None else reasons.iloc[position]
+        external_id = str(row.external_id)
+        records[external_id] = SourceArticle(  # a repeated id: the last row wins
+            external_id=external_id,
+            title=clean_title(row.title),
+            published_at=parse_time(None if pd.isna(row.published_at) else str(row.published_at)),
+            url=str(row.path) if not pd.isna(row.path) and str(row.path) else None,
+            exclude_reason=None if reason is None or pd.isna(reason) or reason == "" else str(reason),
+        )
+    return records
+
+
 class FileArticles:
     """A catalogue file: every run lists the whole file (a file is cheap to read, and its
     articles are then known before anyone reads them)."""
@@ -47,19 +74,7 @@ class FileArticles:
         if not path.is_file():
             raise CatalogueSourceDown(site, str(path), "the catalogue file does not exist")
 
-        frame = read_catalogue_file(path)
-        reasons = frame["exclude_reason"] if "exclude_reason" in frame.columns else None
-        self.records: dict[str, SourceArticle] = {}
-        for position, row in enumerate(frame.itertuples(index=False)):
-            reason = None if reasons is None else reasons.iloc[position]
-            external_id = str(row.external_id)
-            self.records[external_id] = SourceArticle(  # a repeated id: the last row wins
-                external_id=external_id,
-                title=clean_title(row.title),
-                published_at=parse_time(None if pd.isna(row.published_at) else str(row.published_at)),
-                url=str(row.path) if not pd.isna(row.path) and str(row.path) else None,
-                exclude_reason=None if reason is None or pd.isna(reason) or reason == "" else str(reason),
-            )
+        self.records = _records_of(path, *_fingerprint(path))
 
     def accepts_id(self, external_id: str) -> bool:
         return True
