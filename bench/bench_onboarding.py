@@ -115,7 +115,6 @@ def run_backfill(code: Path, home: Path, end: datetime) -> dict:
     import logging
 
     from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
-    from dagster._core.events import DagsterEventType
     from dagster._core.workspace.context import WorkspaceProcessContext
     from dagster._core.workspace.load_target import WorkspaceFileTarget
     from dagster_graphql.client.query import LAUNCH_PARTITION_BACKFILL_MUTATION
@@ -168,16 +167,7 @@ def run_backfill(code: Path, home: Path, end: datetime) -> dict:
     for record in records:
         run = record.dagster_run
         statuses[run.status.value] = statuses.get(run.status.value, 0) + 1
-        starts: dict[str, float] = {}
-        run_work = 0.0
-        for entry in instance.all_logs(run.run_id):
-            event = entry.dagster_event
-            if event is None or entry.step_key is None:
-                continue
-            if event.event_type == DagsterEventType.STEP_START:
-                starts[entry.step_key] = entry.timestamp
-            elif event.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
-                run_work += entry.timestamp - starts.pop(entry.step_key, entry.timestamp)
+        run_work = step_seconds(instance, run.run_id)
         step_work += run_work
         if record.end_time and record.create_timestamp:
             run_overhead += (record.end_time - record.create_timestamp.timestamp()) - run_work
@@ -195,6 +185,23 @@ def run_backfill(code: Path, home: Path, end: datetime) -> dict:
         "succeeded": statuses.get(DagsterRunStatus.SUCCESS.value, 0) == len(records),
         "load_average": round(os.getloadavg()[0], 2),
     }
+
+
+def step_seconds(instance, run_id: str) -> float:
+    """The run's steps' own start-to-end times, summed (its work, without Dagster's share)."""
+    from dagster._core.events import DagsterEventType
+
+    starts: dict[str, float] = {}
+    work = 0.0
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None or entry.step_key is None:
+            continue
+        if event.event_type == DagsterEventType.STEP_START:
+            starts[entry.step_key] = entry.timestamp
+        elif event.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE):
+            work += entry.timestamp - starts.pop(entry.step_key, entry.timestamp)
+    return work
 
 
 def demo(work: Path) -> dict:
@@ -230,7 +237,6 @@ def demo_in_process(home: str) -> dict:
     demo_module.install_instance_file(home_path / "dagster_home")
 
     from dagster import DagsterInstance
-    from dagster._core.events import DagsterEventType
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
     from article_rec_assets.definitions import defs
@@ -256,15 +262,7 @@ def demo_in_process(home: str) -> dict:
             },
         )
         wall = time.perf_counter() - started
-        starts, work = {}, 0.0
-        for entry in instance.all_logs(result.run_id):
-            event = entry.dagster_event
-            if event is None or entry.step_key is None:
-                continue
-            if event.event_type == DagsterEventType.STEP_START:
-                starts[entry.step_key] = entry.timestamp
-            elif event.event_type == DagsterEventType.STEP_SUCCESS:
-                work += entry.timestamp - starts.pop(entry.step_key)
+        work = step_seconds(instance, result.run_id)
         out[name] = {
             "windows": len(windows) - 1,
             "runs": 1,

@@ -74,11 +74,9 @@ class Stored:
 
 
 @dataclass
-class IngestedWindow:
-    """One window's tables, figures and check verdicts."""
+class SourceRead:
+    """A window as its source gave it: the tables and the figures of the read."""
 
-    start: datetime
-    end: datetime
     source: str
     events: pd.DataFrame
     rejects: pd.DataFrame
@@ -89,14 +87,22 @@ class IngestedWindow:
     duplicates: dict[str, int]
     # Source-specific figures for the raw_events metadata (plain values, JSON where nested).
     source_figures: dict[str, object]
-    state_windows_read: int
-    same_window_earlier_days: list[int]
-    malformed_warn: Verdict
-    malformed_block: Verdict
-    volume: Verdict
-    freshness: Verdict
-    seconds: float
-    reasons: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class IngestedWindow(SourceRead):
+    """One window's tables, figures and check verdicts."""
+
+    start: datetime = field(kw_only=True)
+    end: datetime = field(kw_only=True)
+    state_windows_read: int = field(kw_only=True)
+    same_window_earlier_days: list[int] = field(kw_only=True)
+    malformed_warn: Verdict = field(kw_only=True)
+    malformed_block: Verdict = field(kw_only=True)
+    volume: Verdict = field(kw_only=True)
+    freshness: Verdict = field(kw_only=True)
+    seconds: float = field(kw_only=True)
+    reasons: dict[str, int] = field(kw_only=True, default_factory=dict)
 
     @property
     def figures(self) -> WindowFigures:
@@ -162,19 +168,6 @@ def ingest_consecutive_windows(
         yield window
 
 
-@dataclass
-class _Read:
-    source: str
-    events: pd.DataFrame
-    rejects: pd.DataFrame
-    deliveries: pd.DataFrame
-    state: pd.DataFrame
-    lines_read: int
-    objects_read: int
-    duplicates: dict[str, int]
-    source_figures: dict[str, object]
-
-
 def _read_snowplow(
     readers: EventReaders,
     settings: EventSettings,
@@ -182,11 +175,11 @@ def _read_snowplow(
     end: datetime,
     context: dict[datetime, pd.DataFrame],
     earlier_states: list[pd.DataFrame],
-) -> _Read:
+) -> SourceRead:
     read, cleaned = ingest_events(
         readers.window_objects, start, end, settings, stored=dict(context), earlier_states=earlier_states
     )
-    return _Read(
+    return SourceRead(
         source=SNOWPLOW,
         events=cleaned.events,
         rejects=read.window.rejects,
@@ -209,11 +202,11 @@ def _read_ga4(
     start: datetime,
     end: datetime,
     earlier_states: list[pd.DataFrame],
-) -> _Read:
+) -> SourceRead:
     window = read_ga4_window(
         readers.folder_keys, readers.folder_objects, settings, start, end, carried_state(earlier_states)
     )
-    return _Read(
+    return SourceRead(
         source=GA4,
         events=window.events,
         rejects=window.rejects,
@@ -232,7 +225,7 @@ def _read_ga4(
 
 
 def _judged(
-    read: _Read,
+    read: SourceRead,
     start: datetime,
     end: datetime,
     settings: EventSettings,
@@ -255,17 +248,9 @@ def _judged(
         )
     warn, block = malformed_verdicts(read.lines_read, len(read.rejects), settings)
     return IngestedWindow(
+        **vars(read),
         start=start,
         end=end,
-        source=read.source,
-        events=read.events,
-        rejects=read.rejects,
-        deliveries=read.deliveries,
-        state=read.state,
-        lines_read=read.lines_read,
-        objects_read=read.objects_read,
-        duplicates=read.duplicates,
-        source_figures=read.source_figures,
         state_windows_read=state_windows_read,
         same_window_earlier_days=same_window,
         malformed_warn=warn,
