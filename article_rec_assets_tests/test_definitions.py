@@ -44,7 +44,7 @@ def test_definitions_load() -> None:
         assert defs.resolve_schedule_def(site_name(site, SCHEDULE)).cron_schedule == "15 */2 * * *"
 
 
-def test_a_range_of_windows_is_one_run_per_week_of_windows() -> None:
+def test_a_backfill_runs_a_week_of_windows_at_a_time() -> None:
     graph = defs.resolve_asset_graph()
     for asset in WINDOW_ASSETS:
         policy = graph.get(key(asset)).backfill_policy

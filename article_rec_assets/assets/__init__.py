@@ -28,9 +28,10 @@ from article_rec_assets.partitions import site_key, window_key, window_start
 from article_rec_assets.settings.windows import WINDOW_HOURS
 
 # A backfill's run of a site's window assets covers this many windows at most, oldest first: a
-# week, so a 28-day history is 4 runs (each run's start costs 2.5-3.6 s, and the backfill daemon
-# submits a site's next range only when the one before it is done), and a failure costs at most a
-# week's rerun.
+# week. The backfill daemon submits a site's next week when the one before it is ingested, its
+# ingestion and its sessions and catalogue as two runs (the first week is one): a 28-day history
+# was 7 runs (bench/README.md), each run's start costing a few seconds, and a failure costs at
+# most a week's rerun.
 WINDOWS_PER_BACKFILL_RUN = 7 * 24 // WINDOW_HOURS
 WINDOW_BACKFILL_POLICY = BackfillPolicy.multi_run(max_partitions_per_run=WINDOWS_PER_BACKFILL_RUN)
 
