@@ -67,11 +67,7 @@ def window_of_store(store, asset_key: AssetKey, key: str, log) -> pd.DataFrame:
 
 def windows_of_run(context: AssetExecutionContext) -> list[tuple[str, pd.Timestamp, pd.Timestamp]]:
     """The windows a window asset's step covers, oldest first: (key, start, end) each."""
-    step = pd.Timedelta(hours=WINDOW_HOURS)
-    return [
-        (key, pd.Timestamp(window_start(key)), pd.Timestamp(window_start(key)) + step)
-        for key in context.partition_keys
-    ]
+    return [(key, *window_bounds(key)) for key in context.partition_keys]
 
 
 # A run of the model assets alone (a retrain job has no partitions) is trained as of the window
