@@ -136,7 +136,11 @@ def ingest_consecutive_windows(
     figures: dict[datetime, WindowFigures] = {}
 
     def earlier(memory: dict, from_storage: Callable, when: datetime):
-        return memory.get(when) if first is not None and when >= first else from_storage(when)
+        # A window before the run's first is read from storage once, then kept like the run's
+        # own (the first windows of a range share most of their earlier windows).
+        if when not in memory and (first is None or when < first):
+            memory[when] = from_storage(when)
+        return memory.get(when)
 
     for start in starts:
         started = time.perf_counter()

@@ -40,9 +40,11 @@ class Storage:
     def __init__(self, windows: list) -> None:
         self.by_start = {w.start: w for w in windows}
         self.asked: set[datetime] = set()
+        self.times_asked: dict[tuple[str, datetime], int] = {}
 
     def _get(self, what: str, start: datetime):
         self.asked.add(start)
+        self.times_asked[what, start] = self.times_asked.get((what, start), 0) + 1
         window = self.by_start.get(start)
         if window is None:
             return None
@@ -70,8 +72,9 @@ def test_a_range_gives_each_window_what_it_gets_after_the_windows_before_it(demo
         for table in ("events", "rejects", "deliveries", "state"):
             pd.testing.assert_frame_equal(getattr(alone, table), getattr(ranged, table), obj=table)
         assert alone.volume == ranged.volume and alone.freshness == ranged.freshness
-    # Storage is asked only for windows before the run's first.
+    # Storage is asked only for windows before the run's first, each once.
     assert storage.asked and max(storage.asked) < STARTS[3]
+    assert all(count == 1 for count in storage.times_asked.values()), storage.times_asked
     # The later windows' context came from the earlier windows, not from the bucket again.
     assert later[1].source_figures["context_windows_from_bucket"] == 0
 
