@@ -13,7 +13,12 @@ from article_rec_assets.io_managers import (
 from article_rec_assets.partitions import SITES
 from article_rec_assets.resources import CatalogueSources, EventBucket, ServingDatabase
 from article_rec_assets.schedules import JOBS, SCHEDULES, ga4_daily_tables_rewritten
-from article_rec_assets.sensors import alert_on_check_failure, alert_on_run_failure, site_pools
+from article_rec_assets.sensors import (
+    alert_on_check_failure,
+    alert_on_run_failure,
+    record_checks_not_run,
+    site_pools,
+)
 from article_rec_assets.settings import environment
 
 # One set of assets per site file (asset factory): its key prefix, group and partitions.
@@ -74,7 +79,13 @@ defs = Definitions(
     assets=all_assets,
     jobs=JOBS,
     schedules=SCHEDULES,
-    sensors=[alert_on_run_failure, alert_on_check_failure, ga4_daily_tables_rewritten, site_pools],
+    sensors=[
+        alert_on_run_failure,
+        alert_on_check_failure,
+        record_checks_not_run,
+        ga4_daily_tables_rewritten,
+        site_pools,
+    ],
     resources=resources_for_environment(),
     # One process per run: a site's graph is a chain, so a process per step would only add an
     # interpreter start and a reload of pandas and implicit to every step. Runs scale out (one

@@ -18,7 +18,7 @@ ROOT = Path(article_rec_assets.__file__).parent
 
 # What each layer may import of the project; a stage never imports Dagster or the Dagster glue.
 SETTINGS = "settings"
-STAGES = ("ingestion", "catalogue", "recommenders", "evaluation", "publishing")
+STAGES = ("ingestion", "catalogue", "recommenders", "evaluation", "publishing", "alerting")
 MAY_IMPORT = {
     "settings": set(),
     "ingestion": {"settings"},
@@ -27,6 +27,7 @@ MAY_IMPORT = {
     "evaluation": {"settings", "ingestion", "catalogue", "recommenders"},
     "publishing": {"settings", "catalogue"},
     "generator": {"settings", "ingestion"},
+    "alerting": set(),
 }
 # Function-level imports of the project kept on purpose, with the reason.
 LATE_IMPORTS = {

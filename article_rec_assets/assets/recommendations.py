@@ -232,16 +232,13 @@ def build(name: str) -> list[AssetsDefinition]:
             label = "model" if row["recommender"] == MODEL_NAME else row["recommender"]
             for metric in METRICS:
                 numbers[f"{metric} {label}"] = round(float(row[metric]), 4)
-        # Dagster plots each numeric key over all materializations of the asset (every site mixed)
-        # and one series per chart: so, per site, the judged metric of the model and the baseline,
-        # and their ratio, which puts model and baseline on one chart (above 1: the model wins).
+        # Dagster plots each numeric key over the asset's materializations (this site's windows),
+        # one series per chart: the ratio puts model and baseline on one chart (above 1: the model wins).
         judged, baseline = site.evaluation.metric, LastHourPopularity.name
-        if f"{judged} model" in numbers and f"{judged} {baseline}" in numbers:
-            model_score, baseline_score = numbers[f"{judged} model"], numbers[f"{judged} {baseline}"]
-            numbers[f"{name}: {judged} model"] = model_score
-            numbers[f"{name}: {judged} {baseline}"] = baseline_score
-            if baseline_score > 0:
-                numbers[f"{name}: {judged} model / {baseline}"] = round(model_score / baseline_score, 4)
+        if numbers.get(f"{judged} {baseline}", 0) > 0 and f"{judged} model" in numbers:
+            numbers[f"{judged} model / {baseline}"] = round(
+                numbers[f"{judged} model"] / numbers[f"{judged} {baseline}"], 4
+            )
         yield Output(
             metrics,
             metadata={
@@ -266,8 +263,9 @@ def build(name: str) -> list[AssetsDefinition]:
                 "window": as_of,
                 "judged": result.judged,
                 "metric": site.evaluation.metric,
-                "min_pairs": site.evaluation.min_pairs,
-                "max_drop_vs_published": site.evaluation.max_drop_vs_published,
+                # The site's settings, as text: Dagster plots every number over the windows.
+                "min_pairs": MetadataValue.text(f"{site.evaluation.min_pairs:,}"),
+                "max_drop_vs_published": MetadataValue.text(f"{site.evaluation.max_drop_vs_published:.1%}"),
                 "published_model": published_note,
             },
         )
