@@ -6,7 +6,7 @@ import hashlib
 import random
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -231,9 +231,10 @@ class CatalogueSources(ConfigurableResource):
     files_dir: str
 
     def resolve(
-        self, site: SiteConfig, paths: Iterable[str], cache: CatalogueCache, now: datetime
+        self, site: SiteConfig, paths: Iterable[str] | Mapping[str, int], cache: CatalogueCache, now: datetime
     ) -> Resolution:
-        """Look up the paths the cache does not settle (and refresh the last day's articles)."""
+        """Look up the paths the cache does not settle (and refresh the last day's articles);
+        `paths`: each path as often as it was read, or path -> reads."""
         return resolve_paths(
             paths,
             cache,
@@ -244,6 +245,9 @@ class CatalogueSources(ConfigurableResource):
             excluded_path_prefixes=site.articles.excluded_path_prefixes,
             max_fetch_attempts=site.articles.max_fetch_attempts,
             data_dir=self.files_dir,
+            min_reads=site.articles.min_reads_to_look_up,
+            max_new_paths=site.articles.max_new_paths_per_run,
+            published_after=site.articles.published_after,
         )
 
 

@@ -48,7 +48,9 @@ def build(name: str) -> list[AssetsDefinition]:
         engine = serving_database.engine()
         try:
             for partition, _, end in windows_of_run(context):
-                paths = raw_events[partition]["page_path"].dropna().unique()
+                # Each path with how often the window read it: a path read once in a flood of
+                # made-up paths waits (`min_reads_to_look_up`).
+                paths = raw_events[partition]["page_path"].dropna().value_counts().to_dict()
                 cache = read_catalogue_cache(engine, name)
                 resolution = catalogue_sources.resolve(site, paths, cache, end.to_pydatetime())
                 write_catalogue_resolution(engine, name, resolution)
@@ -68,6 +70,7 @@ def build(name: str) -> list[AssetsDefinition]:
                         "paths_seen": stats.paths_seen,
                         "paths_settled_by_cache": stats.paths_settled_by_cache,
                         "paths_looked_up": stats.paths_looked_up,
+                        "paths_waiting": stats.paths_waiting,
                         "articles_fetched": stats.ids_fetched,
                         "articles_refreshed": stats.ids_refreshed,
                         "source_requests": stats.requests,

@@ -26,11 +26,20 @@ NO_PUBLISH_DATE = "no_publish_date"  # an article without a publish time is neve
 EXCLUDED_TAG = "excluded_tag"  # WordPress: carries one of the site's exclude tags (sponsored, ...)
 EXCLUDED_CATEGORY = "excluded_category"  # WordPress: in one of the site's exclude categories
 DUPLICATE_PATH = "duplicate_path"  # the source's link is another article's address (a re-post)
+# A publish time before the site's `published_after` or more than a day ahead of the run: a CMS
+# default (0001-01-01), a placeholder (9999-12-31) or a unit mix-up, never trusted for ranking.
+IMPLAUSIBLE_PUBLISH_DATE = "implausible_publish_date"
 FETCH_ERROR = "fetch_error"  # the source did not answer usefully; tried again on later runs
 RETRYABLE_REASONS = frozenset({FETCH_ERROR})
 
 # The longest path the `path` table keeps as it is (see `path_key`).
 MAX_PATH_BYTES = 1024
+# The longest title kept (a headline is a line; a CMS sending a page as its title is cut), and
+# how much of a raw title is read at all before cleaning: cleaning time and memory stay bounded.
+MAX_TITLE_CHARS = 1000
+MAX_RAW_TITLE_CHARS = 20 * MAX_TITLE_CHARS
+# How far ahead of the run a publish time may be (scheduled posts and clock skew).
+PUBLISH_TIME_AHEAD = pd.Timedelta(days=1)
 
 ARTICLE_COLUMNS = ("external_id", "path", "title", "published_at", "exclude_reason")
 PATH_COLUMNS = ("path", "external_id", "exclude_reason", "attempts")
@@ -74,7 +83,19 @@ class FetchFailed:
     reason: str
 
 
-Outcome = SourceArticle | NotFound | FetchFailed
+@dataclass(frozen=True)
+class Deferred:
+    """Not asked in this run (its time budget for lookups was spent): asked in a later run, and
+    nothing is cached meanwhile."""
+
+    reason: str
+
+
+Outcome = SourceArticle | NotFound | FetchFailed | Deferred
+
+
+class LookupBudgetSpent(Exception):
+    """A run's time budget for asking the source is spent: what is left waits for the next run."""
 
 
 class ArticleSource(Protocol):
@@ -125,28 +146,77 @@ def path_key(path: str) -> str:
     return f"{head}#sha256:{hashlib.sha256(raw).hexdigest()}"
 
 
+class MalformedAnswer(ValueError):
+    """A field of a source's answer has a shape no article can have (a title that is a list, a
+    link that is a number): that article's `fetch_error`, never the run's."""
+
+
+# A tag, closed or not: `<` then a letter, `/`, `!` or `?`, up to its `>`, the next `<` or the end.
+# No match scans past the next `<`: one linear pass, whatever the title holds. A `<` before a
+# digit or a space is text ("<3", "a < b").
+_TAG = re.compile(r"<[A-Za-z/!?][^<>]*(?:>|(?=<)|$)")
+
+
 def clean_title(raw: object) -> str:
-    """A title as text: tags dropped, HTML entities decoded, whitespace collapsed; quotes and emoji
-    kept; stored text (no NUL, no lone surrogate)."""
+    """A title as text: HTML entities decoded, then tags dropped (an encoded `&lt;script&gt;`
+    leaves no markup either), whitespace collapsed, at most
+    MAX_TITLE_CHARS; quotes and emoji kept; stored text (no NUL, no lone surrogate). Raises
+    `MalformedAnswer` for a title that is not text."""
     if raw is None or (isinstance(raw, float) and pd.isna(raw)):
         return ""
-    text = re.sub(r"<[^>]*>", "", str(raw))
-    return storable_text(" ".join(html.unescape(text).split()))
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        raise MalformedAnswer(f"the title is a {type(raw).__name__}, not text")
+    text = html.unescape(str(raw)[:MAX_RAW_TITLE_CHARS])
+    text = " ".join(_TAG.sub("", text).split())
+    return storable_text(text[:MAX_TITLE_CHARS].strip())
+
+
+# ISO 8601 as CMSs write it: a date, optionally a time and an offset. Anything else (`now`,
+# `yesterday`, `1/2/03`) is no time: pandas would read some of those words as the current time.
+_ISO_TIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d{1,9})?)?)?\s*(?:Z|[+-]\d{2}:?\d{2}|UTC)?",
+    re.IGNORECASE,
+)
+# Epoch numbers from this size on are milliseconds: as seconds they would be after year 5138.
+_EPOCH_MILLISECONDS_FROM = 1e11
 
 
 def parse_time(raw: object) -> pd.Timestamp | None:
-    """A UTC time from an ISO 8601 string (or epoch seconds); a time without offset is UTC
-    (WordPress's `date_gmt`); None when there is no usable time."""
-    if raw is None or isinstance(raw, bool) or (isinstance(raw, str) and not raw.strip()):
+    """A UTC time from an ISO 8601 string, or epoch seconds (milliseconds from 10^11); a time
+    without offset is UTC (WordPress's `date_gmt`); None when there is no usable time. The time
+    may lie far outside what the catalogue accepts: `plausible_publish_time` judges that."""
+    if raw is None or isinstance(raw, bool):
         return None
     try:
-        # A number is seconds since the epoch (pandas would read nanoseconds).
-        moment = pd.Timestamp(raw, unit="s") if isinstance(raw, int | float) else pd.Timestamp(raw)
-    except (TypeError, ValueError):
+        if isinstance(raw, int | float):
+            if pd.isna(raw):
+                return None
+            unit = "ms" if abs(raw) >= _EPOCH_MILLISECONDS_FROM else "s"
+            moment = pd.Timestamp(raw, unit=unit)
+        elif isinstance(raw, str) and _ISO_TIME.fullmatch(raw.strip()):
+            moment = pd.Timestamp(raw.strip())
+        else:
+            return None
+    except (TypeError, ValueError, OverflowError):  # OutOfBoundsDatetime is a ValueError
         return None
     if pd.isna(moment):
         return None
     return moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
+
+
+def plausible_publish_time(moment: pd.Timestamp | None, earliest: pd.Timestamp, now: pd.Timestamp) -> bool:
+    """Whether a publish time lies between the site's earliest plausible date and a day after now."""
+    return moment is None or earliest <= moment <= now + PUBLISH_TIME_AHEAD
+
+
+def link_of(raw: object) -> str | None:
+    """An article's link or path from a source's answer: text or nothing; any other shape raises
+    `MalformedAnswer`."""
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str):
+        raise MalformedAnswer(f"the link is a {type(raw).__name__}, not text")
+    return raw
 
 
 def normalize_path(path_or_url: str) -> str:

@@ -13,6 +13,8 @@ import pandas as pd
 
 from article_rec_assets.catalogue.articles import (
     CatalogueSourceDown,
+    FetchFailed,
+    MalformedAnswer,
     NotFound,
     Outcome,
     SourceArticle,
@@ -42,24 +44,34 @@ def _fingerprint(path: Path) -> tuple[int, int]:
 
 
 @lru_cache(maxsize=8)
-def _records_of(path: Path, mtime_ns: int, size: int) -> dict[str, SourceArticle]:
+def _records_of(path: Path, mtime_ns: int, size: int) -> dict[str, Outcome]:
     """The file's articles by id, parsed once while the file is unchanged (its time and size are
     part of the key): a backfill's run resolves each of its windows against the same file, and a
     large site's file (22,000 articles) takes ~0.8 s to parse."""
     frame = read_catalogue_file(path)
     reasons = frame["exclude_reason"] if "exclude_reason" in frame.columns else None
-    records: dict[str, SourceArticle] = {}
+    records: dict[str, Outcome] = {}
     for position, row in enumerate(frame.itertuples(index=False)):
         reason = None if reasons is None else reasons.iloc[position]
         external_id = str(row.external_id)
-        records[external_id] = SourceArticle(  # a repeated id: the last row wins
-            external_id=external_id,
-            title=clean_title(row.title),
-            published_at=parse_time(None if pd.isna(row.published_at) else str(row.published_at)),
-            url=str(row.path) if not pd.isna(row.path) and str(row.path) else None,
-            exclude_reason=None if reason is None or pd.isna(reason) or reason == "" else str(reason),
-        )
+        try:  # a repeated id: the last row wins
+            records[external_id] = SourceArticle(
+                external_id=external_id,
+                title=clean_title(row.title),
+                published_at=parse_time(_scalar(row.published_at)),
+                url=str(row.path) if _scalar(row.path) is not None and str(row.path) else None,
+                exclude_reason=None if _scalar(reason) in (None, "") else str(reason),
+            )
+        except MalformedAnswer as exc:  # one bad row is that article's, not the file's
+            records[external_id] = FetchFailed(f"{path.name} row {position + 1}: {exc}")
     return records
+
+
+def _scalar(value: object) -> object:
+    """A cell as a value: None for a missing one (NaN, None); a JSON object or list stays itself."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return None
+    return value
 
 
 class FileArticles:

@@ -1,12 +1,21 @@
-"""HTTP, politely: a per-site rate limit shared by all threads, bounded concurrency, timeouts,
-retries with jittered exponential backoff on 429, 5xx and connection errors (honouring
-`Retry-After`), and a User-Agent that says who is asking.
+"""HTTP, politely and defensively: a per-site rate limit shared by all threads, bounded
+concurrency, timeouts, retries with jittered exponential backoff on 429, 5xx and connection
+errors (honouring `Retry-After`), and a User-Agent that says who is asking.
+
+A CMS may also answer badly or with hostility; every answer is bounded: its body is streamed up to
+`max_body_bytes`, it must be complete within `request_deadline_seconds` of wall-clock time (a
+watchdog shuts the socket of a server that trickles bytes), redirects are followed only within
+the configured origin and a few hops (each through the rate limiter and counted), and a run's
+lookups stop after `lookup_budget_seconds` (`LookupBudgetSpent`: the rest wait for the next run).
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
+import json
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -14,11 +23,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from article_rec_assets.catalogue.articles import CatalogueSourceDown
+from article_rec_assets.catalogue.articles import CatalogueSourceDown, LookupBudgetSpent
 from article_rec_assets.settings.catalogue_sources import HttpSourceSettings
 
 
@@ -81,6 +93,8 @@ class PoliteHttpClient:
         self.site = site
         self.settings = settings
         self.limiter = RateLimiter(settings.requests_per_second)
+        self.origin = _origin(settings.base_url)
+        self._budget_ends = time.monotonic() + settings.lookup_budget_seconds
         self.requests = 0  # HTTP requests sent, retries included
         self.answered = 0
         self.failed = 0
@@ -98,7 +112,7 @@ class PoliteHttpClient:
         if session is None:  # one per thread: requests does not promise a shared Session is safe
             session = requests.Session()
             session.headers.update({"User-Agent": self.settings.user_agent, "Accept": "application/json"})
-            adapter = HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
+            adapter = _WatchedAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
             session.mount("http://", adapter)
             session.mount("https://", adapter)
             self._local.session = session
@@ -113,31 +127,18 @@ class PoliteHttpClient:
             session.close()
 
     def get(self, url: str, params: dict[str, Any] | None = None) -> Answer:
-        """The answer to GET `url`; raises `RequestFailed` when there is none after the retries, and
-        `CatalogueSourceDown` when the site looks down."""
+        """The answer to GET `url`; raises `RequestFailed` when there is none after the retries,
+        `CatalogueSourceDown` when the site looks down, and `LookupBudgetSpent` once the run's
+        time for lookups is over."""
         failure = _Failure("not attempted", retry=False, site_level=False)
         for attempt in range(self.settings.max_retries + 1):
-            self._raise_if_down()
-            self.limiter.wait()
-            self._raise_if_down()
-            with self._lock:
-                self.requests += 1
-            try:
-                response = self._session().get(url, params=params, timeout=self.settings.timeout_seconds)
-            except requests.Timeout as exc:
-                failure = _Failure(f"timed out after {self.settings.timeout_seconds:g} s ({exc})", True, True)
-            except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-                failure = _Failure(f"connection failed: {type(exc).__name__}: {exc}", True, True)
-            except requests.RequestException as exc:
-                failure = _Failure(f"request failed: {type(exc).__name__}: {exc}", False, False)
-            else:
-                answer_or_failure = self._read(url, response)
-                if isinstance(answer_or_failure, Answer):
-                    with self._lock:
-                        self.answered += 1
-                        self._consecutive_failures = 0
-                    return answer_or_failure
-                failure = answer_or_failure
+            answer_or_failure = self._attempt(url, params)
+            if isinstance(answer_or_failure, Answer):
+                with self._lock:
+                    self.answered += 1
+                    self._consecutive_failures = 0
+                return answer_or_failure
+            failure = answer_or_failure
             if not failure.retry or attempt == self.settings.max_retries:
                 break
             delay = self._backoff(attempt, failure.retry_after)
@@ -147,13 +148,68 @@ class PoliteHttpClient:
         self._record_failure(url, failure)
         raise RequestFailed(url, failure.reason)
 
-    def _read(self, url: str, response: requests.Response) -> Answer | _Failure:
-        status = response.status_code
-        headers = dict(response.headers)
+    def _attempt(self, url: str, params: dict[str, Any] | None) -> Answer | _Failure:
+        """One GET, following redirects within the origin: each hop waits for the rate limiter
+        and counts as a request."""
+        for _ in range(self.settings.max_redirects + 1):
+            if time.monotonic() > self._budget_ends:
+                raise LookupBudgetSpent(
+                    f"{self.site}: the run's {self.settings.lookup_budget_seconds:g} s for lookups are spent"
+                )
+            self._raise_if_down()
+            self.limiter.wait()
+            self._raise_if_down()
+            with self._lock:
+                self.requests += 1
+            result = self._request(url, params)
+            if not isinstance(result, str):
+                return result
+            target = urljoin(url, result)
+            if _origin(target) != self.origin:
+                origin = urlsplit(self.settings.base_url)
+                return _Failure(
+                    f"redirected off {origin.scheme}://{origin.netloc} to {target[:200]}", False, False
+                )
+            url, params = target, None  # the redirect's URL carries its own query
+        return _Failure(f"more than {self.settings.max_redirects} redirects", False, False)
+
+    def _request(self, url: str, params: dict[str, Any] | None) -> Answer | _Failure | str:
+        """One HTTP exchange, bounded in size and time: an answer, a failure, or a redirect's
+        Location."""
+        deadline = self.settings.request_deadline_seconds
+        watchdog = _Watchdog(deadline)
+        try:
+            with watchdog:
+                response = self._session().get(
+                    url,
+                    params=params,
+                    timeout=self.settings.timeout_seconds,
+                    stream=True,
+                    allow_redirects=False,
+                )
+                with response:
+                    if response.is_redirect and response.headers.get("Location"):
+                        return response.headers["Location"]
+                    body = _capped_body(response, self.settings.max_body_bytes)
+            if watchdog.fired:  # a body read until the connection closes ends "normally" when cut
+                return _Failure(f"no complete answer within the {deadline:g} s deadline", False, True)
+            if isinstance(body, _Failure):
+                return body
+            return self._read(url, response.status_code, dict(response.headers), body)
+        except (requests.RequestException, OSError) as exc:
+            if watchdog.fired:
+                return _Failure(f"no complete answer within the {deadline:g} s deadline", False, True)
+            if isinstance(exc, requests.Timeout):
+                return _Failure(f"timed out after {self.settings.timeout_seconds:g} s ({exc})", True, True)
+            if isinstance(exc, requests.ConnectionError | requests.exceptions.ChunkedEncodingError | OSError):
+                return _Failure(f"connection failed: {type(exc).__name__}: {exc}", True, True)
+            return _Failure(f"request failed: {type(exc).__name__}: {exc}", False, False)
+
+    def _read(self, url: str, status: int, headers: dict[str, str], body: bytes) -> Answer | _Failure:
         if status in (404, 410):
             return Answer(url, status, None, headers)
         if status == 429 or status >= 500:
-            retry_after = _retry_after_seconds(response.headers.get("Retry-After"))
+            retry_after = _retry_after_seconds(headers.get("Retry-After"))
             if retry_after:  # every thread waits, not only this one
                 self.limiter.pause_until(
                     time.monotonic() + min(retry_after, self.settings.max_backoff_seconds)
@@ -162,9 +218,11 @@ class PoliteHttpClient:
             return _Failure(f"HTTP {status}", True, status != 500, retry_after)
         if 200 <= status < 300:
             try:
-                return Answer(url, status, response.json(), headers)
-            except ValueError as exc:
-                return _Failure(f"malformed JSON (HTTP {status}): {exc}", False, False)
+                return Answer(url, status, json.loads(body), headers)
+            except (ValueError, RecursionError) as exc:  # RecursionError: nesting beyond Python's stack
+                return _Failure(
+                    f"malformed JSON (HTTP {status}): {type(exc).__name__}: {str(exc)[:200]}", False, False
+                )
         # 401/403 to an API that should be public is usually a firewall refusing us.
         return _Failure(f"HTTP {status}", False, status in (401, 403))
 
@@ -223,7 +281,7 @@ def _retry_after_seconds(value: str | None) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # `str.isdigit` also says yes to "²" and "٣"
         return float(value)
     try:
         moment = email.utils.parsedate_to_datetime(value)
@@ -232,6 +290,91 @@ def _retry_after_seconds(value: str | None) -> float | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return max(0.0, (moment - datetime.now(UTC)).total_seconds())
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(scheme)
+    except ValueError:  # a port that is not a number
+        port = -1
+    return scheme, (parts.hostname or "").lower(), port
+
+
+def _capped_body(response: requests.Response, limit: int) -> bytes | _Failure:
+    """The body, streamed: a failure as soon as it (or its announced length) passes `limit`."""
+    announced = response.headers.get("Content-Length", "")
+    if announced.isascii() and announced.isdigit() and int(announced) > limit:
+        return _Failure(f"body of {int(announced):,} bytes, above the {limit:,} bytes accepted", False, False)
+    chunks, size = [], 0
+    for chunk in response.iter_content(64 * 1024):
+        size += len(chunk)
+        if size > limit:
+            return _Failure(f"body above the {limit:,} bytes accepted", False, False)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+# The socket each thread's request is being answered on, for its watchdog.
+_ANSWERING = threading.local()
+
+
+class _Watchdog:
+    """Shuts the socket of this thread's request once `seconds` have passed: the blocked read
+    fails at once, however slowly the server trickles its bytes."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.fired = False
+        self._timer: threading.Timer | None = None
+        self._socket: list[socket.socket | None] = [None]
+
+    def __enter__(self) -> _Watchdog:
+        _ANSWERING.socket = self._socket
+        self._timer = threading.Timer(self.seconds, self._fire)
+        self._timer.daemon = True
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        _ANSWERING.socket = None
+
+    def _fire(self) -> None:
+        self.fired = True
+        sock = self._socket[0]
+        if sock is not None:
+            with contextlib.suppress(OSError):  # already closed
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+def _watched(connection_class: type) -> type:
+    class Watched(connection_class):  # type: ignore[misc, valid-type]
+        def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+            holder = getattr(_ANSWERING, "socket", None)
+            if holder is not None:
+                holder[0] = self.sock
+            return super().getresponse(*args, **kwargs)
+
+    return Watched
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _watched(HTTPConnection)
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _watched(HTTPSConnection)
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """requests' adapter whose connections show their socket to the request's watchdog."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
 
 
 class HttpArticleSource:

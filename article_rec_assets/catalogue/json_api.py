@@ -7,11 +7,15 @@ from datetime import datetime
 from urllib.parse import quote
 
 from article_rec_assets.catalogue.articles import (
+    Deferred,
     FetchFailed,
+    LookupBudgetSpent,
+    MalformedAnswer,
     NotFound,
     Outcome,
     SourceArticle,
     clean_title,
+    link_of,
     parse_time,
 )
 from article_rec_assets.catalogue.http import HttpArticleSource, RequestFailed
@@ -36,15 +40,19 @@ class JsonApiArticles(HttpArticleSource):
             answer = self.client.get(url)
         except RequestFailed as exc:
             return FetchFailed(str(exc))
+        except LookupBudgetSpent as exc:
+            return Deferred(str(exc))
         if answer.data is None:
             return NotFound(f"HTTP {answer.status}")
         data = answer.data
         if not isinstance(data, dict):
             return FetchFailed(f"{url}: the answer is not a JSON object")
-        link = data.get(self.settings.url_field)
-        return SourceArticle(
-            external_id=external_id,
-            title=clean_title(data.get(self.settings.title_field)),
-            published_at=parse_time(data.get(self.settings.published_field)),
-            url=link if isinstance(link, str) and link else None,
-        )
+        try:
+            return SourceArticle(
+                external_id=external_id,
+                title=clean_title(data.get(self.settings.title_field)),
+                published_at=parse_time(data.get(self.settings.published_field)),
+                url=link_of(data.get(self.settings.url_field)),
+            )
+        except MalformedAnswer as exc:
+            return FetchFailed(f"{url}: {exc}")

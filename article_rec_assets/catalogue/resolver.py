@@ -15,6 +15,8 @@ serving database's `path` table is the cache of the latter, plus an `attempts` c
 the cache does not settle are looked up; articles published within the last day are fetched again
 every run (newsrooms fix titles and times); a `fetch_error` is tried again on later runs, up to a
 limit. One failing article never fails the run; a source that is down raises `CatalogueSourceDown`.
+A new path is looked up only once a window read it `min_reads` times, and at most `max_new_paths`
+of them a run (the most read first); what waits is not cached, so a later run looks it up.
 
 How sources are asked (rate limits, retries, a User-Agent) is `catalogue.http`. Plain Python: no
 Dagster here.
@@ -23,9 +25,9 @@ Dagster here.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,16 +40,19 @@ from article_rec_assets.catalogue.articles import (
     DUPLICATE_PATH,
     FAILED_SITE_VALIDATION,
     FETCH_ERROR,
+    IMPLAUSIBLE_PUBLISH_DATE,
     NO_EXTERNAL_ID,
     NO_PUBLISH_DATE,
     NOT_FOUND,
     PATH_DTYPES,
     RETRYABLE_REASONS,
     ArticleSource,
+    Deferred,
     NotFound,
     SourceArticle,
     normalize_path,
     path_key,
+    plausible_publish_time,
     storable_text,
 )
 from article_rec_assets.catalogue.sources import open_source
@@ -74,6 +79,9 @@ class ResolutionStats:
     ids_fetched: int = 0
     ids_refreshed: int = 0
     requests: int = 0
+    # New paths left for a later run: read fewer than `min_reads` times, beyond the run's
+    # `max_new_paths`, or not asked before the source's time budget ran out.
+    paths_waiting: int = 0
     path_reasons: dict[str, int] = field(default_factory=dict)
 
 
@@ -87,7 +95,7 @@ class Resolution:
 
 
 def resolve_paths(
-    paths: Iterable[str],
+    paths: Iterable[str] | Mapping[str, int],
     cache: CatalogueCache,
     source: FileSource | WordPressSource | JsonApiSource | ArticleSource,
     *,
@@ -98,15 +106,22 @@ def resolve_paths(
     max_fetch_attempts: int = 3,
     refresh_window: timedelta = timedelta(days=1),
     data_dir: str | Path | None = None,
+    min_reads: int = 1,
+    max_new_paths: int | None = None,
+    published_after: date = date(1990, 1, 1),
 ) -> Resolution:
     """Resolve the paths of new events against the cache and the site's source.
 
-    A path the cache holds is settled, unless it is a `fetch_error` tried fewer than
-    `max_fetch_attempts` times. Other paths are normalized (query, AMP wrappers) and matched with
-    `path_pattern`; every alias of an article gives its external id, and each id is fetched once.
-    Ids the cache already has an article for are not fetched again, except the articles published
-    within `refresh_window` of `now`, which are fetched every run. Raises `CatalogueSourceDown`
-    when the source is down; any other failure stays with its article (`fetch_error`).
+    `paths`: the window's paths, each as often as it was read, or a mapping path -> reads. A path
+    the cache holds is settled, unless it is a `fetch_error` tried fewer than `max_fetch_attempts`
+    times. A new path read fewer than `min_reads` times, or beyond the `max_new_paths` most read,
+    waits (uncached) for a later run. Other paths are normalized (query, AMP wrappers) and matched
+    with `path_pattern`; every alias of an article gives its external id, and each id is fetched
+    once. Ids the cache already has an article for are not fetched again, except the articles
+    published within `refresh_window` of `now`, which are fetched every run. A publish time
+    before `published_after` or more than a day after `now` excludes its article
+    (`implausible_publish_date`). Raises `CatalogueSourceDown` when the source is down; any other
+    failure stays with its article (`fetch_error`).
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -120,18 +135,25 @@ def resolve_paths(
         return match.group("external_id") if match and match.group("external_id") else None
 
     # Paths as the cache keeps them (stored text, long ones shortened): what is looked up is what is stored.
-    seen = sorted({path_key(str(p)) for p in paths if p is not None and not pd.isna(p) and str(p).strip()})
+    reads = _reads(paths)
+    seen = sorted(reads)
     cached_paths = _CacheIndex(cache.paths, "path", PATH_DTYPES)
     cached_articles = _CacheIndex(cache.articles, "external_id", ARTICLE_DTYPES)
 
     # Which paths to look up, and what the cache and the pattern alone settle.
     lookups: dict[str, int] = {}  # path -> attempts before this run
+    new_paths = []
     for path in seen:
         row = cached_paths.get(path)
         if row is None:
-            lookups[path] = 0
+            if reads[path] >= min_reads:
+                new_paths.append(path)
         elif row.exclude_reason in RETRYABLE_REASONS and row.attempts < max_fetch_attempts:
             lookups[path] = int(row.attempts)
+    new_paths.sort(key=lambda path: (-reads[path], path))  # the most read first
+    asked = new_paths if max_new_paths is None else new_paths[:max_new_paths]
+    waiting = len([p for p in seen if cached_paths.get(p) is None]) - len(asked)
+    lookups.update({path: 0 for path in asked})
     settled: dict[str, tuple[str | None, str | None]] = {}  # path -> (external_id, reason)
     known: dict[str, str] = {}  # path -> external id of an article the cache has
     ids_of_paths: dict[str, str] = {}  # path -> external id to fetch
@@ -165,6 +187,7 @@ def resolve_paths(
     seen_paths_of: dict[str, list[str]] = {}
     for path, external_id in ids_of_paths.items():
         seen_paths_of.setdefault(external_id, []).append(normalize_path(path))
+    earliest = pd.Timestamp(published_after).tz_localize("UTC")
     records = {i: o for i, o in outcomes.items() if isinstance(o, SourceArticle)}
     owner_of: dict[str, str] = {}  # fetched id -> the id of the article its paths name
     articles: dict[str, dict[str, Any]] = {}
@@ -183,7 +206,10 @@ def resolve_paths(
         owner_of[external_id] = owner
         if owner != external_id and owner in records:
             continue  # that article's own record makes its row
-        if reason is None and record.published_at is None:
+        published_at = record.published_at
+        if not plausible_publish_time(published_at, earliest, now_ts):
+            reason, published_at = reason or IMPLAUSIBLE_PUBLISH_DATE, None
+        if reason is None and published_at is None:
             reason = NO_PUBLISH_DATE
         cached = cached_articles.get(owner)
         path = canonical or min(seen_paths_of.get(external_id, []), default=None)
@@ -194,7 +220,7 @@ def resolve_paths(
             "external_id": owner,
             "path": path,
             "title": storable_text(record.title),  # whatever the source sent
-            "published_at": record.published_at,
+            "published_at": published_at,
             "exclude_reason": reason,
         }
     for external_id, outcome in outcomes.items():
@@ -218,6 +244,9 @@ def resolve_paths(
     for path, attempts in lookups.items():
         if path in settled:
             external_id, reason = settled[path]
+        elif isinstance(outcomes.get(ids_of_paths.get(path, "")), Deferred):
+            waiting += attempts == 0  # not asked: no row, so a later run asks
+            continue
         else:
             external_id, reason = answer_for(ids_of_paths.get(path) or known[path])
         path_rows[path] = (path, external_id, reason, attempts + 1)
@@ -248,9 +277,22 @@ def resolve_paths(
         ids_fetched=len(wanted),
         ids_refreshed=len(refresh - wanted),
         requests=requests_made,
+        paths_waiting=waiting,
         path_reasons={str(k): int(v) for k, v in sorted(reasons.items())},
     )
     return Resolution(article_frame, path_frame, stats)
+
+
+def _reads(paths: Iterable[str] | Mapping[str, int]) -> dict[str, int]:
+    """Reads per path as the cache keeps it (stored text, long paths shortened); blank ones dropped."""
+    pairs = paths.items() if isinstance(paths, Mapping) else ((p, 1) for p in paths)
+    reads: dict[str, int] = {}
+    for path, count in pairs:
+        if path is None or pd.isna(path) or not str(path).strip():
+            continue
+        key = path_key(str(path))
+        reads[key] = reads.get(key, 0) + int(count)
+    return reads
 
 
 def merge_resolution(cache: CatalogueCache, resolution: Resolution) -> CatalogueCache:

@@ -15,11 +15,15 @@ from article_rec_assets.catalogue.articles import (
     EXCLUDED_CATEGORY,
     EXCLUDED_TAG,
     NOT_PUBLISHED,
+    Deferred,
     FetchFailed,
+    LookupBudgetSpent,
+    MalformedAnswer,
     NotFound,
     Outcome,
     SourceArticle,
     clean_title,
+    link_of,
     parse_time,
 )
 from article_rec_assets.catalogue.http import Answer, HttpArticleSource, RequestFailed
@@ -44,7 +48,7 @@ class WordPressArticles(HttpArticleSource):
         outcomes: dict[str, Outcome] = {}
         if self.settings.refresh_by_modified:
             # A failed listing still leaves the ids below to ask for; an outage is noticed there.
-            with contextlib.suppress(RequestFailed):
+            with contextlib.suppress(RequestFailed, LookupBudgetSpent):
                 outcomes.update(self._modified_since(modified_since))
         todo = sorted((i for i in set(external_ids) if i not in outcomes), key=int)
         size = self.settings.ids_per_request
@@ -73,8 +77,8 @@ class WordPressArticles(HttpArticleSource):
             if not isinstance(answer.data, list):
                 raise RequestFailed(answer.url, "the posts listing is not a JSON list")
             for post in answer.data:
-                if isinstance(post, dict) and str(post.get("id", "")).isdigit():
-                    outcomes[str(post["id"])] = self._parse(str(post["id"]), post)
+                if isinstance(post, dict) and _post_id(post).isdigit():
+                    outcomes[_post_id(post)] = self._parse(_post_id(post), post)
         return outcomes
 
     def _fetch_batch(self, ids: list[str]) -> dict[str, Outcome]:
@@ -90,6 +94,8 @@ class WordPressArticles(HttpArticleSource):
         except RequestFailed:
             # One broken post can break the whole answer: ask for each on its own.
             return {external_id: self._fetch_one(external_id) for external_id in ids}
+        except LookupBudgetSpent as exc:
+            return {external_id: Deferred(str(exc)) for external_id in ids}
         posts = {str(p.get("id")): p for p in answer.data if isinstance(p, dict)}
         return {
             i: self._parse(i, posts[i]) if i in posts else NotFound("not among the published posts")
@@ -101,26 +107,52 @@ class WordPressArticles(HttpArticleSource):
             answer = self.client.get(f"{self.posts_url}/{external_id}", {"_fields": _WP_FIELDS})
         except RequestFailed as exc:
             return FetchFailed(str(exc))
+        except LookupBudgetSpent as exc:
+            return Deferred(str(exc))
         if answer.data is None:
             return NotFound(f"HTTP {answer.status}")
         return self._parse(external_id, answer.data)
 
     def _parse(self, external_id: str, post: Any) -> Outcome:
+        """A post as an article; a post of an unexpected shape (a link that is a number, tags
+        that are not a list of term ids) is that article's `fetch_error`: its tags cannot be
+        trusted to exclude it."""
         try:
+            if not isinstance(post, dict):
+                raise MalformedAnswer(f"the post is a {type(post).__name__}, not an object")
             title = post.get("title")
+            tags, categories = (
+                _term_ids(post.get("tags"), "tags"),
+                _term_ids(post.get("categories"), "categories"),
+            )
             reason = None
             if post.get("status", "publish") != "publish":
                 reason = NOT_PUBLISHED
-            elif set(post.get("tags") or ()) & set(self.settings.exclude_tags):
+            elif tags & set(self.settings.exclude_tags):
                 reason = EXCLUDED_TAG
-            elif set(post.get("categories") or ()) & set(self.settings.exclude_categories):
+            elif categories & set(self.settings.exclude_categories):
                 reason = EXCLUDED_CATEGORY
             return SourceArticle(
                 external_id=external_id,
                 title=clean_title(title.get("rendered") if isinstance(title, dict) else title),
                 published_at=parse_time(post.get("date_gmt")),
-                url=post.get("link") or None,
+                url=link_of(post.get("link")),
                 exclude_reason=reason,
             )
-        except (AttributeError, TypeError, ValueError) as exc:
+        except (MalformedAnswer, AttributeError, TypeError, ValueError) as exc:
             return FetchFailed(f"malformed post {external_id}: {type(exc).__name__}: {exc}")
+
+
+def _post_id(post: dict) -> str:
+    """A post's id as text; "" when it is not a plain (ASCII) number."""
+    value = str(post.get("id", ""))
+    return value if value.isascii() else ""
+
+
+def _term_ids(raw: Any, field: str) -> set[int]:
+    """A post's tag or category ids: a list of integers (missing: none)."""
+    if raw is None:
+        return set()
+    if not isinstance(raw, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in raw):
+        raise MalformedAnswer(f"`{field}` is not a list of term ids: {str(raw)[:80]!r}")
+    return set(raw)

@@ -33,6 +33,15 @@ class HttpSourceSettings(_SourceSettings):
     user_agent: str = Field(DEFAULT_USER_AGENT, min_length=1)
     # This many requests failing in a row (after their retries) mean the site is down.
     outage_after_failures: int = Field(5, ge=1)
+    # Bounds on one answer: a body is read up to this size (a WordPress page of 100 posts is
+    # ~50 KB) and an answer must be complete within this wall-clock time (`timeout_seconds` only
+    # bounds each wait for the next bytes).
+    max_body_bytes: int = Field(5_000_000, ge=1024)
+    request_deadline_seconds: float = Field(30.0, gt=0)
+    # Redirects are followed only within `base_url`'s scheme, host and port, at most this many.
+    max_redirects: int = Field(3, ge=0, le=10)
+    # A run asks the source for at most this long; what is left waits, uncached, for the next run.
+    lookup_budget_seconds: float = Field(600.0, gt=0)
 
     @field_validator("base_url")
     @classmethod

@@ -6,7 +6,7 @@ Adding a site is adding a file; no code branches on a site's name.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -142,6 +142,15 @@ class ArticleSettings(_Settings):
     catalogue: CatalogueSource
     # A path that failed to resolve (`fetch_error`) is tried again on this many runs at most.
     max_fetch_attempts: int = Field(3, ge=1)
+    # A new path is looked up once a window has read it this often, and a run looks up at most
+    # this many new paths (the most read first): a flood of made-up paths (a bot, a scanner) can
+    # neither occupy the source for hours nor fill the path cache. The rest wait, uncached.
+    min_reads_to_look_up: int = Field(2, ge=1)
+    max_new_paths_per_run: int = Field(1000, ge=1)
+    # Publish times before this date are implausible for the site (a CMS's 0001-01-01 default, an
+    # epoch misread): such an article is excluded. Older than the tracked history is fine:
+    # evergreen articles are read years after they appeared.
+    published_after: date = date(1990, 1, 1)
 
     @field_validator("path_pattern")
     @classmethod

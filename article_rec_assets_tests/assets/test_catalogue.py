@@ -65,7 +65,10 @@ def test_the_catalogue_resolves_new_paths_into_the_serving_database(
     city_newsroom(server)
     base = SITES[SITE]
     source = WordPressSource(base_url=url, exclude_tags=(77,), exclude_categories=(9,), **FAST)
-    articles = base.articles.model_copy(update={"catalogue": source, "excluded_path_prefixes": ("/about",)})
+    # The window reads each path once: every path is looked up from its first read.
+    articles = base.articles.model_copy(
+        update={"catalogue": source, "excluded_path_prefixes": ("/about",), "min_reads_to_look_up": 1}
+    )
     monkeypatch.setitem(SITES, SITE, base.model_copy(update={"articles": articles}))
     write_window(tmp_path / "data")
     resources = {
