@@ -279,7 +279,9 @@ def alert_on_check_failure(context: SensorEvaluationContext):
     for alert in messages:
         send_alert(alert, context.log)
     # Only after every message went out: a webhook that fails makes the next tick send them again.
-    context.update_cursor(json.dumps({"seen": seen, "reported": reported}))
+    new_cursor = json.dumps({"seen": seen, "reported": reported})
+    if new_cursor != context.cursor:  # a tick stores its cursor: only a changed one
+        context.update_cursor(new_cursor)
     return SkipReason(
         f"{len(failures)} failed checks in {len(messages)} messages" if failures else "no new failed checks"
     )

@@ -22,8 +22,9 @@ from typing import Any
 
 ERROR, WARN = "ERROR", "WARN"
 MAX_REASON_CHARS = 500
-# Incidents and warnings remembered as sent (oldest forgotten first): weeks of a bad site.
-MAX_REMEMBERED = 2000
+# Incidents and warnings remembered as sent (oldest forgotten first): days of every site's
+# windows, while the sensor's cursor (stored with each tick that changes it) stays small.
+MAX_REMEMBERED = 500
 
 # Sent so far: "site|window" -> ERROR for an incident, "site|window|asset|check" -> WARN for a warning.
 Reported = dict[str, str]
