@@ -9,8 +9,10 @@ instance storage, with the serving database of the same kind.
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import os
+import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,10 +23,11 @@ from urllib.parse import urlsplit
 
 import psycopg
 from dagster import AssetRecordsFilter, DagsterInstance, DagsterRunStatus, Field, RunsFilter
-from dagster._core.events import DagsterEvent, DagsterEventType
+from dagster._core.events import DagsterEvent, DagsterEventType, EngineEventData
 from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, RunLauncher, WorkerStatus
 from dagster._core.remote_origin import InProcessCodeLocationOrigin
 from dagster._core.storage.dagster_run import DagsterRun
+from dagster._core.storage.tags import GRPC_INFO_TAG
 from dagster._core.test_utils import create_test_daemon_workspace_context, freeze_time, instance_for_test
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster._core.workspace.context import WorkspaceProcessContext
@@ -33,6 +36,7 @@ from dagster._daemon.backfill import execute_backfill_iteration
 from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
 from dagster._scheduler.scheduler import launch_scheduled_runs
 from dagster._serdes import ConfigurableClass, ConfigurableClassData
+from dagster._time import get_current_datetime
 from dagster_graphql.client.query import (
     LAUNCH_PARTITION_BACKFILL_MUTATION,
     LAUNCH_PIPELINE_EXECUTION_MUTATION,
@@ -41,6 +45,8 @@ from dagster_graphql.test.utils import execute_dagster_graphql
 
 import article_rec_assets.definitions
 from article_rec_assets.partitions import site_key
+from article_rec_assets.run_heartbeat import HEARTBEAT_TAG
+from article_rec_assets.run_launcher import WORKER_STARTED_PREFIX, LocalWorkerRunLauncher
 from article_rec_assets.schedules import site_name
 from article_rec_assets.sensors import ensure_site_pools
 from article_rec_assets.settings import environment
@@ -254,6 +260,12 @@ def operated_instance(
         importlib.reload(article_rec_assets.definitions)
 
 
+def instance_on(storage: str, tmp_path: Path, overrides: dict):
+    """An instance on `storage` (`sqlite` or `postgresql`, a fresh database) with `overrides` over
+    the test defaults (runs in this process), without a code location: a context manager."""
+    return _instance(storage, tmp_path, overrides)
+
+
 @contextmanager
 def _instance(storage: str, tmp_path: Path, overrides: dict) -> Iterator[DagsterInstance]:
     home = tmp_path / "dagster_home"
@@ -310,3 +322,54 @@ class KilledWorkerLauncher(RunLauncher, ConfigurableClass):
 
     def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
         return CheckRunHealthResult(WorkerStatus.FAILED, "the task stopped (exit code 137: killed)")
+
+
+def report_worker_started(instance: DagsterInstance, run: DagsterRun, pid: int) -> None:
+    """The engine event a run worker writes as it starts (dagster/_grpc/impl.py), with `pid`."""
+    instance.report_engine_event(
+        f"{WORKER_STARTED_PREFIX} (pid: {pid}).", run, EngineEventData.in_process(pid)
+    )
+
+
+class KilledLocalWorkerLauncher(LocalWorkerRunLauncher):
+    """The shipped default launcher with the code server's part of a launch done here: the run is
+    tagged with its code server's address (`code_server_host`: `localhost`, a unix socket on this
+    host; any other name, a code server on another host), its worker process starts, writes its pid
+    as Dagster's worker does, reports the run STARTED, and is killed. The health check is
+    `LocalWorkerRunLauncher`'s own."""
+
+    def __init__(
+        self, inst_data: ConfigurableClassData | None = None, code_server_host: str = "localhost"
+    ) -> None:
+        super().__init__(inst_data=inst_data)
+        self.code_server_host = code_server_host
+
+    @classmethod
+    def config_type(cls) -> dict:
+        return {"code_server_host": Field(str, is_required=False, default_value="localhost")}
+
+    @classmethod
+    def from_config_value(
+        cls, inst_data: ConfigurableClassData, config_value: dict
+    ) -> KilledLocalWorkerLauncher:
+        return cls(inst_data=inst_data, **config_value)
+
+    def launch_run(self, context: LaunchRunContext) -> None:
+        run = context.dagster_run
+        if self.code_server_host == "localhost":
+            # What DefaultRunLauncher writes for `dagster dev`'s code servers; nothing listens there.
+            address = {"host": "localhost", "socket": f"/nonexistent/{run.run_id}.sock"}
+        else:
+            address = {"host": self.code_server_host, "port": 4000}
+        self._instance.add_run_tags(run.run_id, {GRPC_INFO_TAG: json.dumps(address)})
+        worker = subprocess.Popen(["sleep", "60"])
+        report_worker_started(self._instance, run, worker.pid)
+        # Its first heartbeat, as the shipped executor's thread writes it when the run starts.
+        stamp = get_current_datetime().isoformat(timespec="seconds")
+        self._instance.add_run_tags(run.run_id, {HEARTBEAT_TAG: stamp})
+        self._instance.report_dagster_event(
+            DagsterEvent(event_type_value=DagsterEventType.RUN_START.value, job_name=run.job_name),
+            run_id=run.run_id,
+        )
+        worker.kill()
+        worker.wait()

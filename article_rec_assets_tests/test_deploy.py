@@ -7,8 +7,12 @@ from pathlib import Path
 import yaml
 from dagster._config import process_config
 from dagster._core.instance.config import dagster_instance_config
+from dagster._core.launcher import RunLauncher
+from dagster._serdes import ConfigurableClassData
 from dagster_aws.ecs import EcsRunLauncher
 from dagster_k8s import K8sRunLauncher
+
+from article_rec_assets.run_launcher import LocalWorkerRunLauncher
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,6 +38,18 @@ def test_the_embedded_default_is_local_and_runs_one_run_per_site() -> None:
     assert config["run_coordinator"]["class"] == "QueuedRunCoordinator"
     assert config["concurrency"]["pools"] == ONE_RUN_PER_SITE
     assert config["telemetry"]["enabled"] is False
+
+
+def test_the_default_launcher_instances_use_the_launcher_that_checks_its_workers() -> None:
+    """The embedded default and the production file launch with Dagster's default launcher plus a
+    worker health check (article_rec_assets/run_launcher.py), loaded as the daemon loads it."""
+    for folder in (REPO, REPO / "deploy"):
+        config, _ = dagster_instance_config(str(folder))
+        launcher = config["run_launcher"]
+        assert launcher == {"module": "article_rec_assets.run_launcher", "class": "LocalWorkerRunLauncher"}
+        loaded = ConfigurableClassData(launcher["module"], launcher["class"], "{}").rehydrate(RunLauncher)
+        assert type(loaded) is LocalWorkerRunLauncher and loaded.supports_check_run_worker_health
+        assert config["run_monitoring"]["enabled"] and config["run_monitoring"]["poll_interval_seconds"] <= 60
 
 
 def test_ecs_run_launcher_config_passes_its_schema() -> None:

@@ -16,6 +16,7 @@ from article_rec_assets.generator.clickstream import generate_site
 from article_rec_assets.partitions import SITES, site_key, window_key, window_partitions
 from article_rec_assets.publishing.api import current_model
 from article_rec_assets.publishing.schema import connect
+from article_rec_assets.run_heartbeat import HEARTBEAT_TAG
 from article_rec_assets.schedules import MODEL_ASSETS, SCHEDULE, WINDOW_ASSETS, site_name
 from article_rec_assets.settings.sites import SiteConfig
 from article_rec_assets_tests import keys
@@ -60,6 +61,8 @@ def test_two_scheduled_ticks_and_a_rerun_of_a_past_window(operated: Operated) ->
     )
     assert sorted((r.tags["site"], r.tags["dagster/partition"]) for r in runs) == expected
     assert {r.tags.get("dagster/schedule_name") for r in runs} == {site_name(s, SCHEDULE) for s in SITES}
+    # Each run's worker beat while it ran (what run monitoring reads where it cannot see the pid).
+    assert all(HEARTBEAT_TAG in r.tags for r in runs)
     engine = connect(operated.serving_url)
     try:
         for site in SITES:

@@ -11,6 +11,7 @@ from article_rec_assets.assets.ingestion import build
 from article_rec_assets.io_managers import ParquetIOManager
 from article_rec_assets.partitions import window_key
 from article_rec_assets.resources import EventBucket
+from article_rec_assets.run_launcher import LocalWorkerRunLauncher
 from article_rec_assets_tests.conftest import DEMO_END, POSTGRES_DSN, production_home
 
 REPO = Path(__file__).resolve().parents[1]
@@ -26,6 +27,7 @@ def test_production_instance_keeps_runs_in_postgres(
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
         assert type(instance.schedule_storage).__name__ == "PostgresScheduleStorage"
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        assert type(instance.run_launcher) is LocalWorkerRunLauncher
         assert instance.run_retries_enabled
         partition = window_key(DEMO_END.replace(hour=20))
         ingest_window, _ = build("demo-tribune")
