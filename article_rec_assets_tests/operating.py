@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 from dagster import AssetRecordsFilter, DagsterInstance, DagsterRunStatus, Field, RunsFilter
+from dagster._core.definitions.reconstruct import ReconstructableJob
 from dagster._core.events import DagsterEvent, DagsterEventType, EngineEventData
 from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, RunLauncher, WorkerStatus
 from dagster._core.remote_origin import InProcessCodeLocationOrigin
@@ -238,7 +239,7 @@ def operated_instance(
     os.environ[environment.DATA_DIR_VAR] = str(data_dir)
     os.environ[environment.SERVING_DATABASE_URL_VAR] = serving_url
     # Resources are chosen when the definitions load: load them again under this environment.
-    importlib.reload(article_rec_assets.definitions)
+    load_definitions_again()
     try:
         with _instance(storage, tmp_path, overrides or {}) as instance:
             target = InProcessWorkspaceLoadTarget(
@@ -257,7 +258,17 @@ def operated_instance(
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        importlib.reload(article_rec_assets.definitions)
+        load_definitions_again()
+
+
+def load_definitions_again() -> None:
+    """The definitions loaded afresh under the current environment, and Dagster's cache of the
+    last job it reconstructed for an in-process run emptied: that cache is keyed by the job's
+    module and name, so a run of the same job in the next instance would use the definitions (and
+    the data folder) of the previous one."""
+    importlib.reload(article_rec_assets.definitions)
+    ReconstructableJob.get_repository_definition.cache_clear()
+    ReconstructableJob.get_definition.cache_clear()
 
 
 def instance_on(storage: str, tmp_path: Path, overrides: dict):
