@@ -22,7 +22,8 @@ test: $(INSTALLED)
 	$(BIN)/pytest
 
 # The Dagster UI on the demo's instance and data: http://127.0.0.1:3000
-# Started inside the Dagster home: dagster dev loads its .env (written by the demo) from there.
+# Started inside the Dagster home: dagster dev loads its .env (written by the demo) from there; the
+# .env's paths start from DAGSTER_HOME, so they follow this checkout wherever it is.
 ui: $(INSTALLED)
 	cd .demo/dagster_home && DAGSTER_HOME=$(CURDIR)/.demo/dagster_home \
 		$(CURDIR)/$(BIN)/dagster dev -w $(CURDIR)/workspace.yaml -h 127.0.0.1 -p 3000

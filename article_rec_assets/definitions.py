@@ -1,9 +1,10 @@
 """All Dagster definitions, in one place; resources are chosen from the environment here."""
 
-from dagster import Definitions, EnvVar, in_process_executor
+from dagster import Definitions, EnvVar
 from dagster_aws.s3 import S3Resource
 
 from article_rec_assets.assets.sites import site_assets
+from article_rec_assets.demo_sensor import demo_sensors
 from article_rec_assets.io_managers import (
     ParquetIOManager,
     PickleIOManager,
@@ -12,6 +13,7 @@ from article_rec_assets.io_managers import (
 )
 from article_rec_assets.partitions import SITES
 from article_rec_assets.resources import CatalogueSources, EventBucket, ServingDatabase
+from article_rec_assets.run_heartbeat import in_process_executor_with_heartbeat
 from article_rec_assets.schedules import JOBS, SCHEDULES, ga4_daily_tables_rewritten
 from article_rec_assets.sensors import (
     alert_on_check_failure,
@@ -85,10 +87,13 @@ defs = Definitions(
         record_checks_not_run,
         ga4_daily_tables_rewritten,
         site_pools,
+        # Only with the demo's home: each new hour's synthetic events (demo_sensor.py).
+        *demo_sensors(),
     ],
     resources=resources_for_environment(),
     # One process per run: a site's graph is a chain, so a process per step would only add an
     # interpreter start and a reload of pandas and implicit to every step. Runs scale out (one
-    # per site and window, or range of windows), not steps.
-    executor=in_process_executor,
+    # per site and window, or range of windows), not steps. The run's heartbeat tells run
+    # monitoring its worker lives (run_heartbeat.py).
+    executor=in_process_executor_with_heartbeat,
 )

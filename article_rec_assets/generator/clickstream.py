@@ -177,23 +177,34 @@ def make_articles(
     for day in range(days):
         day_start = first_day + timedelta(days=day)
         for _ in range(demo.articles_per_day):
-            # Newsrooms publish in working hours (UTC here, for simplicity).
-            published_at = day_start + timedelta(seconds=float(rng.uniform(6, 22) * 3600))
+            published_at = published_time(day_start, rng)
             if published_at >= end:
                 continue
-            topic = int(rng.integers(len(demo.topics)))
-            words = [WORDS[i] for i in rng.choice(len(WORDS), size=4, replace=False)]
-            title = f"{demo.topics[topic].title()}: {' '.join(words).capitalize()}"
-            slug = "-".join(words) + f"-{next_id}"
-            external_id = str(next_id) if "{external_id}" in demo.path_template else slug
-            path = demo.path_template.format(
-                external_id=external_id, slug=slug, date=published_at.strftime("%Y/%m/%d")
-            )
-            appeal = float(rng.lognormal(0.0, 1.0))
-            articles.append(Article(external_id, path, title, topic, published_at, appeal))
+            articles.append(draw_article(demo, published_at, next_id, rng))
             next_id += 1
     articles.sort(key=lambda a: a.published_at)
     return articles
+
+
+def published_time(day_start: datetime, rng: np.random.Generator) -> datetime:
+    # Newsrooms publish in working hours (UTC here, for simplicity).
+    return day_start + timedelta(seconds=float(rng.uniform(6, 22) * 3600))
+
+
+def draw_article(
+    demo: DemoSettings, published_at: datetime, number: int, rng: np.random.Generator
+) -> Article:
+    """An article's topic, title, path and appeal, numbered `number` (its id, or in its slug)."""
+    topic = int(rng.integers(len(demo.topics)))
+    words = [WORDS[i] for i in rng.choice(len(WORDS), size=4, replace=False)]
+    title = f"{demo.topics[topic].title()}: {' '.join(words).capitalize()}"
+    slug = "-".join(words) + f"-{number}"
+    external_id = str(number) if "{external_id}" in demo.path_template else slug
+    path = demo.path_template.format(
+        external_id=external_id, slug=slug, date=published_at.strftime("%Y/%m/%d")
+    )
+    appeal = float(rng.lognormal(0.0, 1.0))
+    return Article(external_id, path, title, topic, published_at, appeal)
 
 
 def _article_weights(appeal: np.ndarray, published: np.ndarray, at: float) -> np.ndarray:
@@ -405,6 +416,7 @@ def generate_site(
     noise: NoiseSettings | None = DEFAULT_NOISE,
     world: tuple[datetime, datetime] | None = None,
     part: tuple[int, int] | None = None,
+    readership: Readership | None = None,
 ) -> GenerationSummary:
     """Write `start`..`end` (UTC) of clickstream, the site's catalogue and the ground truth under
     `data_dir`. `noise=None` writes the clean human web traffic only.
@@ -415,7 +427,10 @@ def generate_site(
 
     `part=(i, n)` (with `world`): the i-th of n calls that together write the span's traffic,
     each 1/n of the sessions (and of the noise that scales with them) in objects of its own
-    (`-part<i>of<n>`), so that a very large site's hour fits in memory a part at a time."""
+    (`-part<i>of<n>`), so that a very large site's hour fits in memory a part at a time.
+
+    `readership`: these articles and readers instead of drawing them (like `world`, each piece
+    then has its own random streams): the live demo's hours after the history (generator/live.py)."""
     if site.demo is None:
         raise ValueError(f"site {site.name!r} has no `demo` settings to generate data from")
     if part is not None:
@@ -426,13 +441,15 @@ def generate_site(
     demo = site.demo
     seed = demo.seed if seed is None else seed
     noisy = noise is not None
-    piece = [] if world is None else [int(start.timestamp()), *(part or ())]
+    pieced = world is not None or readership is not None
+    piece = [int(start.timestamp()), *(part or ())] if pieced else []
     nrng = np.random.default_rng([seed, _NOISE_STREAM, *piece]) if noisy else None
     nids = random.Random(f"{seed}/{_NOISE_STREAM}" + "".join(f"/{p}" for p in piece)) if noisy else None
 
-    readership = draw_readership(demo, *(world or (start, end)), seed)
+    if readership is None:
+        readership = draw_readership(demo, *(world or (start, end)), seed)
     rng, ids, articles = readership.rng, readership.ids, readership.articles
-    if world is not None:
+    if pieced:
         rng, ids = np.random.default_rng([seed, *piece]), random.Random(f"{seed}/{piece}")
     published, topics, appeal = readership.published, readership.topics, readership.appeal
     reader_ids, preferences, activity = readership.reader_ids, readership.preferences, readership.activity
