@@ -1,13 +1,16 @@
 """Shared fixtures: a PostgreSQL schema of our own, a generated demo clickstream, and an S3 API
 (moto's server, over real HTTP on localhost) holding the same clickstream."""
 
+import json
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -21,6 +24,7 @@ from article_rec_assets.generator.clickstream import generate_site
 from article_rec_assets.io_managers import ParquetIOManager
 from article_rec_assets.recommenders.click_log import training_clicks
 from article_rec_assets.resources import CatalogueSources, EventBucket, ServingDatabase
+from article_rec_assets.settings import environment
 from article_rec_assets.settings.sites import load_sites
 from article_rec_assets_tests.recommenders.clicks import HAND, T0, log_of
 
@@ -229,3 +233,27 @@ def hand():
     """The hand-made click log of the recommender and evaluation tests, with its training clicks."""
     log = log_of(HAND)
     return log, training_clicks(log, T0, train_days=1)
+
+
+@pytest.fixture
+def webhook(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict]]:
+    """A local HTTP server that keeps every JSON body POSTed to it; its URL is the alerts' webhook."""
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append(json.loads(body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv(environment.ALERT_WEBHOOK_URL_VAR, f"http://127.0.0.1:{server.server_port}/hook")
+    monkeypatch.setenv(environment.UI_URL_VAR, "http://dagster.example:3000")
+    yield received
+    server.shutdown()

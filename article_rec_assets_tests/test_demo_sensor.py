@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from dagster import DagsterEventType, DagsterRunStatus, DefaultSensorStatus, build_sensor_context
 from dagster._core.test_utils import freeze_time
+from dagster._daemon.sensor import execute_sensor_iteration
 
 import article_rec_assets.definitions
 from article_rec_assets.demo_sensor import DEMO_SENSOR, demo_sensors
@@ -19,7 +20,7 @@ from article_rec_assets.partitions import SITES, window_key
 from article_rec_assets.schedules import INGEST_WINDOW_JOB, SCHEDULE, site_name
 from article_rec_assets.settings import environment
 from article_rec_assets_tests.conftest import DEMO_DAYS, DEMO_END
-from article_rec_assets_tests.operating import Operated, operated_instance, postgres_or_sqlite_url
+from article_rec_assets_tests.operating import LOG, Operated, operated_instance, postgres_or_sqlite_url
 
 HISTORY = environment.demo_history_value(DEMO_END - timedelta(days=DEMO_DAYS), DEMO_END)
 SITE = "demo-tribune"
@@ -63,11 +64,17 @@ def live_demo(demo_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
             os.environ.pop(environment.DEMO_HISTORY_VAR, None)
 
 
+def sensor_daemon(operated: Operated, at) -> None:
+    """One iteration of the sensor daemon at `at`: every running sensor evaluated."""
+    with freeze_time(at):
+        list(execute_sensor_iteration(operated.workspace, LOG, None, None))
+
+
 def bucket_files(data_dir: Path) -> dict[str, float]:
     return {str(p.relative_to(data_dir)): p.stat().st_mtime_ns for p in data_dir.rglob("*") if p.is_file()}
 
 
-def test_the_sensor_feeds_the_schedules_next_tick(live_demo: Operated) -> None:
+def test_the_sensor_feeds_the_schedules_next_tick(live_demo: Operated, webhook: list[dict]) -> None:
     data_dir = environment.data_dir()
     assert live_demo.repository().has_sensor(DEMO_SENSOR)
     sensor = article_rec_assets.definitions.defs.get_sensor_def(DEMO_SENSOR)
@@ -93,7 +100,11 @@ def test_the_sensor_feeds_the_schedules_next_tick(live_demo: Operated) -> None:
     day_before = window_key(WINDOW - timedelta(days=1))
     live_demo.launch_job(SITE, INGEST_WINDOW_JOB, day_before, at=NOW)
     live_demo.start_schedule(site_name(SITE, SCHEDULE), at=NOW)
+    sensor_daemon(live_demo, TICK)  # every sensor's first tick, the alerts' included
     live_demo.tick_scheduler(TICK + timedelta(minutes=1))
+    for minutes in (3, 5):
+        sensor_daemon(live_demo, TICK + timedelta(minutes=minutes))
+    assert webhook == []  # nothing to page anyone about
 
     runs = live_demo.runs(tags={"dagster/schedule_name": site_name(SITE, SCHEDULE)})
     assert [(r.tags["dagster/partition"], r.status) for r in runs] == [

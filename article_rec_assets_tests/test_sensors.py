@@ -2,12 +2,8 @@
 here), and log it when no webhook is set."""
 
 import gzip
-import json
 import shutil
-import threading
-from collections.abc import Iterator
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -56,30 +52,6 @@ from article_rec_assets_tests.operating import LOG, operated_instance, postgres_
 PARTITION = "2026-03-03-10:00"
 SITE = "demo-tribune"
 PARTITIONS = window_partitions("demo-tribune")
-
-
-@pytest.fixture
-def webhook(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict]]:
-    """A local HTTP server that keeps every JSON body POSTed to it; its URL is the webhook."""
-    received: list[dict] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append(json.loads(body))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv(environment.ALERT_WEBHOOK_URL_VAR, f"http://127.0.0.1:{server.server_port}/hook")
-    monkeypatch.setenv(environment.UI_URL_VAR, "http://dagster.example:3000")
-    yield received
-    server.shutdown()
 
 
 RAW_EVENTS = site_key("demo-tribune", "raw_events")
