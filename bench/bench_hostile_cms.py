@@ -3,6 +3,7 @@
 still resolves, how long it took and the peak memory; for one or more checkouts of the code.
 
     python bench/bench_hostile_cms.py [--code CHECKOUT ...] [--cases endless,huge,...]
+    python bench/bench_hostile_cms.py --flood READS   # 100,000 made-up paths, each read READS times
 
 Each case runs in its own process (memory limited to --memory-gb, stopped after --seconds), with
 the checkout's `article_rec_assets` first on its path; the server is this checkout's
@@ -112,6 +113,39 @@ def run_case(code: Path, key: str, url: str, memory_gb: int, seconds: float) -> 
     }
 
 
+def flood(reads: int, paths: int = 100_000) -> None:
+    """`paths` made-up article paths, each read `reads` times in the window, beside a good article
+    read 50 times, resolved with the demo-tribune site's lookup settings against the local server."""
+    import resource
+    from datetime import UTC, datetime
+
+    from article_rec_assets.catalogue.resolver import empty_cache, resolve_paths
+    from article_rec_assets.partitions import SITES
+    from article_rec_assets.settings.catalogue_sources import JsonApiSource
+
+    articles = SITES["demo-tribune"].articles
+    with hostile_cms() as url:
+        window = {f"/news/made-up-{i}/": reads for i in range(paths)} | {"/news/good/": 50}
+        started = time.monotonic()
+        r = resolve_paths(
+            window,
+            empty_cache(),
+            JsonApiSource(base_url=url),
+            site="flood",
+            path_pattern=r"^/news/(?P<external_id>[a-z0-9-]+)/?$",
+            now=datetime(2024, 5, 10, 12, tzinfo=UTC),
+            min_reads=articles.min_reads_to_look_up,
+            max_new_paths=articles.max_new_paths_per_run,
+        )
+        s = r.stats
+        print(
+            f"{paths:,} paths read {reads}x: looked up {s.paths_looked_up:,}, {s.requests:,} requests, "
+            f"{s.paths_waiting:,} waiting, {len(r.paths):,} path rows, good resolved: "
+            f"{'/news/good/' in set(r.paths['path'])}, {time.monotonic() - started:.1f} s, "
+            f"peak {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--code", type=Path, action="append", help="a checkout (default: this one)")
@@ -121,7 +155,11 @@ def main() -> None:
     parser.add_argument("--trickle-seconds", type=float, default=5.0)
     parser.add_argument("--huge-bytes", type=int, default=2 * 1024**3)
     parser.add_argument("--parallel", type=int, default=6, help="cases at once (they mostly wait)")
+    parser.add_argument("--flood", type=int, metavar="READS", help="instead: the flood of made-up paths")
     args = parser.parse_args()
+    if args.flood:
+        flood(args.flood)
+        return
     codes = args.code or [ROOT]
     cases = args.cases.split(",")
     print(f"load average {os.getloadavg()[0]:.2f}")
