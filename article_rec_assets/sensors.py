@@ -87,7 +87,9 @@ def alert_on_run_failure(context: RunFailureSensorContext) -> None:
     run = context.dagster_run
     if run.tags.get(WILL_RETRY_TAG) == "true":
         return  # the retry's outcome is the news
-    failure = run_failure(context.instance, run, context.get_step_failure_events())
+    failure = run_failure(
+        context.instance, run, context.get_step_failure_events(), context.failure_event.message
+    )
     if failure is None:
         return
     assets, reason = failure
@@ -106,7 +108,9 @@ def alert_on_run_failure(context: RunFailureSensorContext) -> None:
     )
 
 
-def run_failure(instance: DagsterInstance, run: DagsterRun, step_failures) -> tuple[list, str] | None:
+def run_failure(
+    instance: DagsterInstance, run: DagsterRun, step_failures, run_failure_message: str | None
+) -> tuple[list, str] | None:
     """(the failed steps' assets, the exception's last line) of a run that failed on its own;
     None when every failed step was stopped by a blocking check."""
     own = [
@@ -116,12 +120,13 @@ def run_failure(instance: DagsterInstance, run: DagsterRun, step_failures) -> tu
     ]
     if step_failures and not own:
         return None
-    assets = [key for event in own for key in _step_assets(instance, run).get(event.step_key, [])]
+    step_assets = _step_assets(instance, run) if own else {}
+    assets = [key for event in own for key in step_assets.get(event.step_key, [])]
     if own and _error(own[0]) is not None:
         error = _root_cause(_error(own[0]))
         return assets, error_line(error.cls_name, error.message)
     # No step failed: the run itself did (a killed worker, a timeout, a launch error).
-    return assets, _run_failure_reason(instance, run)
+    return assets, error_line(None, run_failure_message or "")
 
 
 def _error(step_failure_event):
@@ -134,12 +139,6 @@ def _root_cause(error):
     while getattr(error, "cause", None) is not None:
         error = error.cause
     return error
-
-
-def _run_failure_reason(instance: DagsterInstance, run: DagsterRun) -> str:
-    records = instance.all_logs(run.run_id, of_type=DagsterEventType.RUN_FAILURE)
-    text = records[-1].message if records else ""
-    return error_line(None, text) if text else "run failed"
 
 
 def _step_assets(instance: DagsterInstance, run: DagsterRun) -> dict[str, list]:
@@ -184,7 +183,9 @@ def _run_windows(tags: dict[str, str]) -> str | None:
 )
 def record_checks_not_run(context: RunFailureSensorContext) -> None:
     run = context.dagster_run
-    failure = run_failure(context.instance, run, context.get_step_failure_events())
+    failure = run_failure(
+        context.instance, run, context.get_step_failure_events(), context.failure_event.message
+    )
     why = None  # stopped by a blocking check: named from the run's log
     if failure is not None:
         assets, reason = failure

@@ -142,17 +142,18 @@ def resolve_paths(
 
     # Which paths to look up, and what the cache and the pattern alone settle.
     lookups: dict[str, int] = {}  # path -> attempts before this run
-    new_paths = []
+    new_paths, uncached = [], 0
     for path in seen:
         row = cached_paths.get(path)
         if row is None:
+            uncached += 1
             if reads[path] >= min_reads:
                 new_paths.append(path)
         elif row.exclude_reason in RETRYABLE_REASONS and row.attempts < max_fetch_attempts:
             lookups[path] = int(row.attempts)
     new_paths.sort(key=lambda path: (-reads[path], path))  # the most read first
     asked = new_paths if max_new_paths is None else new_paths[:max_new_paths]
-    waiting = len([p for p in seen if cached_paths.get(p) is None]) - len(asked)
+    waiting = uncached - len(asked)
     lookups.update({path: 0 for path in asked})
     settled: dict[str, tuple[str | None, str | None]] = {}  # path -> (external_id, reason)
     known: dict[str, str] = {}  # path -> external id of an article the cache has
