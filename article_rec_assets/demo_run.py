@@ -24,7 +24,7 @@ SUMMARY_ASSETS = (
     "quarantined_event_lines",
     "sessionized_interactions",
     "article_catalogue",
-    "interaction_matrix",
+    "ranker_examples",
     "trained_model",
     "article_popularity",
     "article_recommendations",
@@ -77,7 +77,7 @@ def _latest_size(instance: DagsterInstance, site: str, asset: str, partition: st
     if not records or records[0].asset_materialization is None:
         return "not materialized"
     metadata = records[0].asset_materialization.metadata
-    for key, label in (("dagster/row_count", "rows"), ("nonzeros", "nonzeros"), ("articles", "articles")):
+    for key, label in (("dagster/row_count", "rows"), ("rows", "rows"), ("nonzeros", "nonzeros")):
         if key in metadata:
             return f"{metadata[key].value:,} {label}"
     return "materialized"

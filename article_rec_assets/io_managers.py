@@ -43,7 +43,7 @@ from dagster_aws.s3 import S3Resource
 from dagster_aws.s3.io_manager import PickledObjectS3IOManager
 from upath import UPath
 
-from article_rec_assets.settings.windows import parse_window
+from article_rec_assets.settings.windows import WINDOW_HOURS, WINDOW_KEY_FORMAT, parse_window
 
 # How a load is reported in the step's log (the large-site benchmark reads it back).
 LOADED = "loaded"
@@ -95,7 +95,9 @@ class _WindowTables:
         return self._with_extension(self._base_path.joinpath(*asset_key.path, key))  # type: ignore[attr-defined]
 
     def write_window(self, asset_key: AssetKey, key: str, value) -> None:
-        self.dump_to_path(None, value, self.window_path(asset_key, key))  # type: ignore[attr-defined]
+        path = self.window_path(asset_key, key)
+        self.make_directory(path.parent)  # type: ignore[attr-defined]
+        self.dump_to_path(None, value, path)  # type: ignore[attr-defined]
 
     def load_input(self, context: InputContext):
         started = time.perf_counter()
@@ -339,8 +341,7 @@ class _KeepRecentWindows:
     """Pickled values partitioned by window are kept for `keep_days` before the newest written:
     writing a window's value removes the site's values of windows older than that, so storage
     stays bounded however long the schedule runs. A pruned window is rebuilt by re-materializing
-    it. (The model assets, the matrix and the model of 60 and 160 MB for a large site, are one
-    value per site, replaced by each retrain: nothing of theirs is pruned.)
+    it. (The model assets, one value per site, keep their newest two: `_ValuesAsOfWindow`.)
 
     A window that a run not yet finished is working on is never removed: a backfill's runs
     write and read their windows side by side (days apart), and a window's rerun of only its
@@ -381,6 +382,58 @@ class _KeepRecentWindows:
                 f"{exc}: the stored values of {context.asset_key.to_user_string()} are kept for "
                 f"{self.keep_days:g} days; re-materialize it for this window"
             ) from exc
+
+
+class _ValuesAsOfWindow:
+    """A model asset's value (one per site, trained as of one window: the `window` of its output
+    metadata) is stored under that window, `<site>/<asset>/<window>`, beside the value of the
+    window before it, which the next window's backtest evaluates (`recommendation_backtest`);
+    older ones are removed when a newer one is written. Dagster's own load of the asset reads the
+    window of its latest materialization. A value without a window keeps the asset's own path."""
+
+    def _get_path(self, context: InputContext | OutputContext) -> UPath:
+        if context.has_asset_key and not context.has_asset_partitions:
+            window = _as_of_window(context)
+            if window is not None:
+                return self.window_path(context.asset_key, window)  # type: ignore[attr-defined]
+        return super()._get_path(context)  # type: ignore[misc]
+
+    def handle_output(self, context: OutputContext, obj) -> None:
+        super().handle_output(context, obj)  # type: ignore[misc]
+        window = _as_of_window(context) if not context.has_asset_partitions else None
+        if window is None:
+            return
+        kept = {window, window_key_before(window)}
+        folder = self.window_path(context.asset_key, window).parent  # type: ignore[attr-defined]
+        for name in self.window_names(folder):  # type: ignore[attr-defined]
+            if name not in kept and _is_window(name):
+                self.remove(folder / name)  # type: ignore[attr-defined]
+
+
+def _as_of_window(context: InputContext | OutputContext) -> str | None:
+    """The window a model asset's value was trained as of: the output's metadata when it is
+    written, the latest materialization's when it is read."""
+    if isinstance(context, OutputContext):
+        value = context.output_metadata.get("window")
+    else:
+        event = context.instance.get_latest_materialization_event(context.asset_key)
+        materialization = event.asset_materialization if event is not None else None
+        value = materialization.metadata.get("window") if materialization is not None else None
+    value = getattr(value, "value", value)
+    return value if isinstance(value, str) and _is_window(value) else None
+
+
+def _is_window(name: str) -> bool:
+    try:
+        parse_window(name)
+    except ValueError:
+        return False
+    return True
+
+
+def window_key_before(key: str) -> str:
+    start, _ = parse_window(key)
+    return (start - timedelta(hours=WINDOW_HOURS)).strftime(WINDOW_KEY_FORMAT)
 
 
 def _windows_of_unfinished_runs(instance: DagsterInstance) -> Callable[[str], bool]:
@@ -426,7 +479,9 @@ def _window_before(name: str, cutoff: datetime) -> bool:
     return start < cutoff
 
 
-class _PickleIOManager(_KeepRecentWindows, _WindowTables, PickledObjectFilesystemIOManager):
+class _PickleIOManager(
+    _ValuesAsOfWindow, _KeepRecentWindows, _WindowTables, PickledObjectFilesystemIOManager
+):
     def window_names(self, folder: UPath) -> list[str]:
         return [entry.name for entry in folder.iterdir()] if folder.exists() else []
 
@@ -434,7 +489,7 @@ class _PickleIOManager(_KeepRecentWindows, _WindowTables, PickledObjectFilesyste
         path.unlink(missing_ok=True)
 
 
-class _S3PickleIOManager(_KeepRecentWindows, _WindowTables, PickledObjectS3IOManager):
+class _S3PickleIOManager(_ValuesAsOfWindow, _KeepRecentWindows, _WindowTables, PickledObjectS3IOManager):
     def window_names(self, folder: UPath) -> list[str]:
         prefix = folder.as_posix().rstrip("/") + "/"
         names = []

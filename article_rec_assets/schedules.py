@@ -34,14 +34,17 @@ WINDOW_ASSETS = (
     "sessionized_interactions",
     "article_catalogue",
 )
+# The ranker's examples of a window are built when the window is new (the schedule's run), not by a
+# backfill of history: the first retrain after it builds the label windows it lacks itself.
+LABEL_ASSETS = ("ranker_examples",)
 MODEL_ASSETS = (
-    "interaction_matrix",
     "trained_model",
     "article_popularity",
     "article_recommendations",
     "recommendation_backtest",
     "published_recommendations",
 )
+ALS_ASSETS = ("interaction_matrix",)  # only for a site whose model adds ALS neighbours
 RECOMMENDATIONS_JOB, INGEST_WINDOW_JOB, RETRAIN_JOB, SCHEDULE = (
     "recommendations_job",
     "ingest_window_job",
@@ -55,6 +58,11 @@ def site_name(site: str, what: str) -> str:
     return f"{site_prefix(site)}__{what}"
 
 
+def model_assets(site: str) -> tuple[str, ...]:
+    """The site's model assets: with the interaction matrix where its model adds ALS neighbours."""
+    return (*ALS_ASSETS, *MODEL_ASSETS) if SITES[site].model.als_weight > 0 else MODEL_ASSETS
+
+
 def site_selection(site: str, assets: tuple[str, ...]) -> AssetSelection:
     """Some of a site's assets, by name."""
     return AssetSelection.assets(*(site_key(site, name) for name in assets))
@@ -64,7 +72,7 @@ def site_jobs(site: str) -> list[UnresolvedAssetJobDefinition]:
     return [
         define_asset_job(
             site_name(site, RECOMMENDATIONS_JOB),
-            selection=site_selection(site, WINDOW_ASSETS + MODEL_ASSETS),
+            selection=site_selection(site, WINDOW_ASSETS + LABEL_ASSETS + model_assets(site)),
             description=f"{site}: ingest a 2-hour window (or a range), retrain as of its newest "
             "window on the trailing weeks, backtest, publish.",
             tags={"dagster/max_retries": 1},
@@ -79,7 +87,7 @@ def site_jobs(site: str) -> list[UnresolvedAssetJobDefinition]:
         # After a backfill: retrain, backtest and publish once, as of the newest window ingested.
         define_asset_job(
             site_name(site, RETRAIN_JOB),
-            selection=site_selection(site, MODEL_ASSETS),
+            selection=site_selection(site, model_assets(site)),
             description=f"{site}: retrain on the stored windows up to the newest ingested, backtest, "
             "publish. Launch it once after a backfill of history.",
             tags={"dagster/max_retries": 1},

@@ -10,6 +10,7 @@ from article_rec_assets.partitions import SITES, site_key, site_pool, site_prefi
 from article_rec_assets.resources import ServingDatabase
 from article_rec_assets.schedules import (
     INGEST_WINDOW_JOB,
+    LABEL_ASSETS,
     MODEL_ASSETS,
     RECOMMENDATIONS_JOB,
     RETRAIN_JOB,
@@ -29,14 +30,15 @@ def key(asset: str) -> AssetKey:
 def test_definitions_load() -> None:
     Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
-    expected = {site_key(site, asset) for site in SITES for asset in WINDOW_ASSETS + MODEL_ASSETS}
+    every = WINDOW_ASSETS + LABEL_ASSETS + MODEL_ASSETS
+    expected = {site_key(site, asset) for site in SITES for asset in every}
     assert set(graph.get_all_asset_keys()) == expected
     for site in SITES:
-        for asset in WINDOW_ASSETS + MODEL_ASSETS:
+        for asset in every:
             node = graph.get(site_key(site, asset))
             assert node.group_name == site_prefix(site), asset
             # Window assets by the site's own windows; model assets one value per site.
-            want = window_partitions(site) if asset in WINDOW_ASSETS else None
+            want = window_partitions(site) if asset not in MODEL_ASSETS else None
             assert node.partitions_def == want, asset
             assert node.pools == {site_pool(site)}, asset
         for job in (RECOMMENDATIONS_JOB, INGEST_WINDOW_JOB, RETRAIN_JOB):
@@ -46,7 +48,7 @@ def test_definitions_load() -> None:
 
 def test_a_backfill_runs_a_week_of_windows_at_a_time() -> None:
     graph = defs.resolve_asset_graph()
-    for asset in WINDOW_ASSETS:
+    for asset in WINDOW_ASSETS + LABEL_ASSETS:
         policy = graph.get(key(asset)).backfill_policy
         assert policy is not None and policy.max_partitions_per_run == 7 * 12, asset
 
@@ -64,19 +66,39 @@ def test_lineage_runs_from_raw_events_to_the_serving_database() -> None:
     assert parents("delivered_events") == {"delivered_events"}
     assert parents("sessionized_interactions") == {"raw_events"}
     assert parents("article_catalogue") == {"raw_events"}
-    assert parents("interaction_matrix") == {"sessionized_interactions", "article_catalogue"}
-    assert parents("trained_model") == {"interaction_matrix", "sessionized_interactions", "article_catalogue"}
+    assert parents("ranker_examples") == {"sessionized_interactions", "article_catalogue"}
+    # The demo sites' models add no ALS neighbours: no interaction matrix on their path.
+    assert parents("trained_model") == {"ranker_examples", "sessionized_interactions", "article_catalogue"}
     assert parents("article_popularity") == {"sessionized_interactions"}
     assert parents("article_recommendations") == {"trained_model", "article_popularity", "article_catalogue"}
-    assert parents("recommendation_backtest") == {"sessionized_interactions", "article_catalogue"}
+    # The backtest evaluates the stored trained_model of the window before.
+    assert parents("recommendation_backtest") == {
+        "trained_model",
+        "sessionized_interactions",
+        "article_catalogue",
+    }
     assert parents("published_recommendations") == {
         "article_recommendations",
         "article_catalogue",
         "recommendation_backtest",
     }
     # Sites never feed each other.
-    for asset in WINDOW_ASSETS + MODEL_ASSETS:
+    for asset in WINDOW_ASSETS + LABEL_ASSETS + MODEL_ASSETS:
         assert {k.path[0] for k in graph.get(key(asset)).parent_keys} <= {site_prefix(SITE)}
+
+
+def test_a_site_that_turns_als_on_trains_its_model_on_its_interaction_matrix(monkeypatch) -> None:
+    from article_rec_assets.assets import training
+    from article_rec_assets.schedules import model_assets
+
+    site = SITES[SITE]
+    monkeypatch.setitem(
+        SITES, SITE, site.model_copy(update={"model": site.model.model_copy(update={"als_weight": 0.5})})
+    )
+    built = {a.key.path[-1]: a for a in training.build(SITE)}
+    assert set(built) == {"interaction_matrix", "ranker_examples", "trained_model"}
+    assert key("interaction_matrix") in built["trained_model"].asset_deps[key("trained_model")]
+    assert model_assets(SITE)[0] == "interaction_matrix"
 
 
 def test_blocking_checks_guard_publishing() -> None:

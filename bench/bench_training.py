@@ -32,8 +32,9 @@ STEPS = (
     ("matrix", "a. build_interaction_matrix ({signal}, {training_days} days)"),
     ("als", "b. train_article_embeddings (ALS, {factors} factors, {iterations} iterations)"),
     ("clicks", "c. site_click_log + candidate_mask + training_clicks ({session_days} days)"),
-    ("fit", "d. fit_article_model (learned ranker {ranker}, als_weight {als_weight})"),
-    ("topk", "e. article_model_recommendations (k={k})"),
+    ("examples", "d. window_examples of the ranker's label windows (each built once in the pipeline)"),
+    ("fit", "e. fit_article_model (learned ranker {ranker}, als_weight {als_weight})"),
+    ("topk", "f. article_model_recommendations (k={k})"),
 )
 
 
@@ -268,9 +269,11 @@ def child_run(args: argparse.Namespace) -> None:
             candidate_mask,
             fit_article_model,
             site_click_log,
+            window_examples,
         )
         from article_rec_assets.recommenders.click_log import training_clicks
         from article_rec_assets.recommenders.interaction_matrix import build_interaction_matrix
+        from article_rec_assets.recommenders.ranker import label_window_starts
         from article_rec_assets.settings.sites import ModelSettings, TrainingSettings
 
         result["blas"] = [
@@ -304,7 +307,14 @@ def child_run(args: argparse.Namespace) -> None:
             return log, training_clicks(log, as_of, model_settings.session_days, candidates=mask)
 
         log, train = step("clicks", clicks)
-        model = step("fit", lambda: fit_article_model(train, model_settings, embeddings))
+        examples = step(
+            "examples",
+            lambda: [
+                window_examples(log, start, model_settings, candidates=candidate_mask(log, catalogue, start))
+                for start in label_window_starts(train.t0, model_settings.ranker)
+            ],
+        )
+        model = step("fit", lambda: fit_article_model(train, model_settings, examples, embeddings))
         recs = step("topk", lambda: article_model_recommendations(model, k=args.k))
 
         result.update(

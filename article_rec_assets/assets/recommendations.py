@@ -26,10 +26,11 @@ from article_rec_assets.assets import (
     window_bounds,
     window_of_store,
 )
-from article_rec_assets.assets.training import CLICK_COLUMNS
-from article_rec_assets.evaluation.backtest import METRICS, backtest
+from article_rec_assets.assets.training import CLICK_COLUMNS, fit_site_model, interactions_as_received
+from article_rec_assets.evaluation.backtest import BACKTEST_K, METRICS, backtest
 from article_rec_assets.evaluation.metrics import markdown_table
 from article_rec_assets.ingestion.sessions import empty_interactions
+from article_rec_assets.io_managers import window_key_before
 from article_rec_assets.partitions import SITES, site_key, site_pool, site_prefix, window_check
 from article_rec_assets.publishing.api import current_model
 from article_rec_assets.recommenders.article_model import (
@@ -37,9 +38,8 @@ from article_rec_assets.recommenders.article_model import (
     ArticleModel,
     article_model_recommendations,
     candidate_mask,
-    known_at_start,
+    reuse_problem,
     site_click_log,
-    window_als,
 )
 from article_rec_assets.recommenders.baselines import LastHourPopularity
 from article_rec_assets.recommenders.serving import article_popularity as compute_popularity
@@ -155,7 +155,8 @@ def build(name: str) -> list[AssetsDefinition]:
 
     @asset(
         key=key("recommendation_backtest"),
-        deps=model_inputs(name),
+        # trained_model: its stored value of the window before this one (see `_model_before`).
+        deps=[*model_inputs(name), key("trained_model")],
         io_manager_key="table_io_manager",
         check_specs=[
             window_check(
@@ -174,22 +175,25 @@ def build(name: str) -> list[AssetsDefinition]:
         **common,
     )
     def recommendation_backtest(
-        context: AssetExecutionContext, serving_database: ServingDatabase, table_io_manager: WindowStore
+        context: AssetExecutionContext,
+        serving_database: ServingDatabase,
+        table_io_manager: WindowStore,
+        io_manager: WindowStore,
     ):
-        """The article model trained on the reading up to the start of the window, asked for the
-        next article of every reading pair (a -> b) inside it; the same for last-hour popularity,
+        """The article model trained on the reading up to the start of the window (the stored
+        `trained_model` of the window before, fitted again only where it is not stored), asked for
+        the next article of every reading pair (a -> b) inside it; the same for last-hour popularity,
         successor counts and the lists published now. HR@10, MRR@10, NDCG@10, coverage and fallback
         share per recommender (plotted over time in the asset's metadata)."""
         site = SITES[name]  # read at run time (a test or a reload may change it)
         as_of = as_of_window(context, name)
         start, end = window_bounds(as_of)
         article_catalogue = window_of_store(table_io_manager, key("article_catalogue"), as_of, context.log)
+        model, model_note = _model_before(context, table_io_manager, io_manager, name, as_of)
         # The window itself, and the model's training days before its start.
         keys = trailing_window_keys(as_of, site.model.session_days, extra_windows=1)
-        frames = dict(trailing_interactions(context, table_io_manager, name, keys, CLICK_COLUMNS))
-        window = frames.pop(as_of, empty_interactions())
-        interactions = known_at_start(concat_partitions(frames, empty_interactions()), window, start)
-        log = site_click_log(interactions, article_catalogue)
+        frames = trailing_interactions(context, table_io_manager, name, keys, CLICK_COLUMNS)
+        log = site_click_log(interactions_as_received(frames), article_catalogue)
         engine = serving_database.engine()
         try:
             current = current_model(engine, name, "article")
@@ -216,15 +220,10 @@ def build(name: str) -> list[AssetsDefinition]:
             candidate_mask(log, article_catalogue, start),
             start,
             end,
-            site.model,
+            model,
+            site.model.session_days,
             site.evaluation,
             published=published,
-            # ALS as the offline evaluation trains it (on the clicks before the window): the
-            # trained_model's ALS has seen the window.
-            embed=(lambda train: window_als(train, site.training, site.model))
-            if site.model.als_weight > 0
-            else None,
-            freshness_half_life_days=site.recommendations.freshness_half_life_days,
         )
         metrics = result.metrics
         numbers = {}
@@ -245,7 +244,8 @@ def build(name: str) -> list[AssetsDefinition]:
                 "window": as_of,
                 "pairs": int(metrics["pairs"].iloc[0]) if len(metrics) else 0,
                 "training_clicks": result.train_clicks,
-                "window_interactions": len(window),
+                "window_interactions": len(frames[as_of]) if as_of in frames else 0,
+                "model": model_note,
                 "published_model": published_note,
                 **numbers,
                 "backtest_seconds": round(result.seconds, 3),
@@ -271,3 +271,22 @@ def build(name: str) -> list[AssetsDefinition]:
         )
 
     return [article_popularity, article_recommendations, recommendation_backtest]
+
+
+def _model_before(
+    context: AssetExecutionContext, store, model_store, name: str, as_of: str
+) -> tuple[ArticleModel | None, str]:
+    """The model the backtest of window `as_of` evaluates: trained as of the window before (so
+    on nothing of this window), the stored `trained_model` where it is what a fit would give now,
+    else fitted here the same way; None where that window was never ingested."""
+    site = SITES[name]
+    previous = window_key_before(as_of)
+    start, _ = window_bounds(as_of)
+    stored = model_store.load_windows(site_key(name, "trained_model"), [previous], context.log)
+    problem = reuse_problem(stored.get(previous), site.model, start, BACKTEST_K)
+    if problem is None:
+        return stored[previous], f"trained_model of window {previous} (stored)"
+    if previous not in store.load_windows(site_key(name, "article_catalogue"), [previous], context.log):
+        return None, f"none: window {previous} has no article_catalogue (never ingested)"
+    model, _ = fit_site_model(context, store, model_store, name, previous)
+    return model, f"fitted here as of window {previous}: the stored one could not serve ({problem})"

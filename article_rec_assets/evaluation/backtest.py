@@ -13,7 +13,7 @@ import pandas as pd
 
 from article_rec_assets.evaluation.folds import fold_pairs, session_pairs
 from article_rec_assets.evaluation.replay import evaluate_fold
-from article_rec_assets.recommenders.article_model import MODEL_NAME, ProjectModel
+from article_rec_assets.recommenders.article_model import MODEL_NAME, ArticleModel
 from article_rec_assets.recommenders.base import Recommender
 from article_rec_assets.recommenders.baselines import LastHourPopularity, SuccessorCounts
 from article_rec_assets.recommenders.click_log import (
@@ -22,14 +22,11 @@ from article_rec_assets.recommenders.click_log import (
     TrainingClicks,
     training_clicks,
 )
-from article_rec_assets.settings.sites import (
-    EvaluationSettings,
-    ModelSettings,
-    RecommendationSettings,
-)
+from article_rec_assets.settings.sites import EvaluationSettings
 
 PUBLISHED_NAME = "published model"
 METRICS = ("HR@10", "MRR@10", "NDCG@10", "coverage", "fallback share")
+BACKTEST_K = 10  # the list length the metrics are at
 
 
 class PublishedLists(Recommender):
@@ -63,6 +60,40 @@ class PublishedLists(Recommender):
         return out
 
 
+class ModelLists(Recommender):
+    """A fitted article model asked, by article id, for the lists it scored at its fit (all a
+    stored model holds): the backtest's model, trained before the window. Its articles outside
+    the fold's catalogue are dropped (the fold's fallback fills their slots, as for every model),
+    and a source it never saw has no list, as in serving."""
+
+    name = MODEL_NAME
+
+    def __init__(self, model: ArticleModel, article_ids: np.ndarray):
+        self.model = model
+        ids = np.asarray(article_ids).astype(str)
+        model_ids = np.asarray(model.article_ids).astype(str)
+        model_code = pd.Series(np.arange(len(model_ids)), index=model_ids)
+        log_code = pd.Series(np.arange(len(ids)), index=ids)
+        self.model_code = model_code.reindex(ids).fillna(-1).to_numpy(dtype=np.int64)
+        self.log_code = log_code.reindex(model_ids).fillna(-1).to_numpy(dtype=np.int64)
+
+    def fit(self, train: TrainingClicks, t0: pd.Timestamp) -> None:
+        self.in_catalogue = train.in_catalogue()
+
+    def recommend(self, source_ids: np.ndarray, k: int) -> np.ndarray:
+        source_ids = np.asarray(source_ids, dtype=np.int64)
+        out = np.full((len(source_ids), k), NO_ARTICLE, dtype=np.int64)
+        sources = self.model_code[source_ids]
+        known = sources >= 0
+        listed = self.model.listed(sources[known], k)[0]
+        mapped = np.where(listed >= 0, self.log_code[np.maximum(listed, 0)], NO_ARTICLE)
+        valid = (mapped >= 0) & self.in_catalogue[np.maximum(mapped, 0)] & (mapped != source_ids[known, None])
+        order = np.argsort(~valid, axis=1, kind="stable")  # the kept ones first, in the model's order
+        mapped = np.take_along_axis(np.where(valid, mapped, NO_ARTICLE), order, axis=1)
+        out[known] = mapped
+        return out
+
+
 NOT_JUDGED = "not judged"
 
 
@@ -85,23 +116,25 @@ def backtest(
     candidates: np.ndarray,
     window_start: pd.Timestamp,
     window_end: pd.Timestamp,
-    settings: ModelSettings,
+    model: ArticleModel | None,
+    train_days: float,
     evaluation: EvaluationSettings,
     published: pd.DataFrame | None = None,
-    embed=None,
-    freshness_half_life_days: float = RecommendationSettings().freshness_half_life_days,
 ) -> Backtest:
-    """Train on the clicks before `window_start`, score the pairs whose second click falls in the
-    window, for the model, last-hour popularity, successor counts and the published lists."""
+    """Score the pairs whose second click falls in the window for `model` (trained on the clicks
+    before `window_start`: the stored model of the window before, or one fitted the same way),
+    and for last-hour popularity, successor counts and the published lists trained on the
+    `train_days` before it. Without a model (no window before this one), nothing is judged."""
     started = time.perf_counter()
-    train = training_clicks(log, window_start, settings.session_days, candidates=candidates)
+    train = training_clicks(log, window_start, train_days, candidates=candidates)
     hours = (window_end - window_start).total_seconds() / 3600
     pairs = fold_pairs(session_pairs(log), window_start, hours)
-    model = ProjectModel(settings, embed, freshness_half_life_days)
-    recommenders: list[Recommender] = [model, LastHourPopularity(), SuccessorCounts()]
+    recommenders: list[Recommender] = [LastHourPopularity(), SuccessorCounts()]
+    if model is not None:
+        recommenders.insert(0, ModelLists(model, log.article_ids))
     if published is not None and len(published):
         recommenders.append(PublishedLists(published, log.article_ids))
-    results = evaluate_fold(train, pairs, recommenders, k=10)
+    results = evaluate_fold(train, pairs, recommenders, k=BACKTEST_K)
     rows = []
     for r in results:
         n = max(r.pairs, 1)
@@ -117,7 +150,10 @@ def backtest(
             }
         )
     metrics = pd.DataFrame(rows, columns=["recommender", "pairs", *METRICS])
-    passed, reason = verdict(metrics, evaluation)
+    if model is None:
+        passed, reason = True, f"{NOT_JUDGED}: no model trained before the window"
+    else:
+        passed, reason = verdict(metrics, evaluation)
     return Backtest(metrics, passed, reason, len(train), time.perf_counter() - started)
 
 

@@ -10,7 +10,8 @@ blend of `recommenders.blend` proposes candidates, the learned ranker of `recomm
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -21,12 +22,23 @@ from article_rec_assets.recommenders.als import ALSEmbedder, ArticleEmbeddings
 from article_rec_assets.recommenders.base import Recommender
 from article_rec_assets.recommenders.blend import RecencySuccessorBlend
 from article_rec_assets.recommenders.click_log import (
+    MS_PER_HOUR,
     NO_ARTICLE,
     ClickLog,
     TrainingClicks,
     click_log,
+    epoch_ms_of,
+    training_clicks,
 )
-from article_rec_assets.recommenders.ranker import LearnedRanker, fit_ranker
+from article_rec_assets.recommenders.ranker import (
+    LearnedRanker,
+    RankerExamples,
+    Signals,
+    count_pairs,
+    fit_ranker,
+    label_examples,
+    label_window_starts,
+)
 from article_rec_assets.recommenders.serving import ARTICLE_MODEL, RECOMMENDATION_COLUMNS, similar_articles
 from article_rec_assets.recommenders.top_k import top_k_sparse
 from article_rec_assets.settings.sites import (
@@ -36,6 +48,9 @@ from article_rec_assets.settings.sites import (
 )
 
 MODEL_NAME = "article model"
+# The version of the fit (the code version of `trained_model` and `ranker_examples`): a stored
+# model or examples of another version are not reused. Change it when the fit's results change.
+MODEL_VERSION = "4"
 
 # How many ALS neighbours per article join the blend (further ones are noise at that weight).
 ALS_NEIGHBOURS = 50
@@ -82,15 +97,20 @@ def site_click_log(interactions: pd.DataFrame, catalogue: pd.DataFrame) -> Click
     return click_log(clicks, published.dropna())
 
 
-def known_at_start(earlier: pd.DataFrame, window: pd.DataFrame, start: pd.Timestamp) -> pd.DataFrame:
-    """The reading as the pipeline knew it at `start`, plus the window's own partition.
-
-    The window's rows were received during it; a click stamped before `start` but received late
-    counts from `start`, so the backtest never trains on it (it still orders the window's pairs).
-    """
-    window = window.assign(first_seen=window["first_seen"].clip(lower=start))
-    parts = [frame for frame in (earlier, window) if len(frame)]
-    return pd.concat(parts, ignore_index=True) if parts else earlier
+def as_received(whole: pd.DataFrame, windows: Sequence[tuple[pd.Timestamp, int]]) -> pd.DataFrame:
+    """Interactions of consecutive windows stacked in `whole`, `windows` giving each window's start
+    and rows in that order, with each click counted from its window's start at the earliest: a
+    click received late was not known before its window began, so nothing trained before that
+    window sees it (the window's own examples and backtest still order its pairs with it)."""
+    if not len(whole):
+        return whole
+    stamps = whole["first_seen"]
+    unit = stamps.dt.unit
+    starts = np.repeat(
+        [pd.Timestamp(start).as_unit(unit).value for start, _ in windows], [n for _, n in windows]
+    )
+    received = np.maximum(stamps.array.asi8, starts)
+    return whole.assign(first_seen=pd.to_datetime(received, unit=unit, utc=True))
 
 
 def candidate_mask(log: ClickLog, catalogue: pd.DataFrame, as_of: pd.Timestamp) -> np.ndarray:
@@ -103,35 +123,104 @@ def candidate_mask(log: ClickLog, catalogue: pd.DataFrame, as_of: pd.Timestamp) 
 
 @dataclass
 class ArticleModel:
-    """A fitted blend over one training window (article codes of `article_ids`), its candidates
-    ordered by the learned ranker when one was trained (`recommenders/ranker.py`), and optionally
-    each candidate's nearest ALS neighbours (cosine rescaled to [0, 1]), added with `als_weight`."""
+    """A fitted article model over one training window (article codes of `article_ids`): the blend,
+    its candidates ordered by the learned ranker when one was trained (`recommenders/ranker.py`),
+    optionally each candidate's nearest ALS neighbours (cosine rescaled to [0, 1]) added with
+    `als_weight`; and the top lists of every article clicked in the window, scored once at the fit.
+
+    Stored (pickled), a model keeps its lists, not its scorers (the blend's and the ranker's
+    signals are 20 times their size): a stored model answers for the articles of its training
+    window, as the published lists do."""
 
     article_ids: np.ndarray  # external id of each article code
     catalogue: np.ndarray  # codes that may be recommended
-    blend: RecencySuccessorBlend
     tie_rank: np.ndarray
     as_of: pd.Timestamp
+    blend: RecencySuccessorBlend | None = None  # None in a stored model (as the scorers below)
     als_neighbours: sparse.csr_matrix | None = None  # articles x articles, ALS_NEIGHBOURS per row
     als_weight: float = 0.0
     ranker: LearnedRanker | None = None  # orders the blend's candidates when it was trained
+    list_sources: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))  # sorted codes
+    lists: np.ndarray = field(default_factory=lambda: np.empty((0, 0), dtype=np.int64))
+    list_scores: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
+    settings: dict = field(default_factory=dict)  # the ModelSettings it was fitted with
     stats: dict[str, float | str] = field(default_factory=dict)
+    version: str = MODEL_VERSION
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state["blend"] = None
+        state["als_neighbours"] = None
+        if self.ranker is not None:
+            state["ranker"] = replace(self.ranker, signals=None)
+        return state
+
+    @property
+    def can_score(self) -> bool:
+        """Whether the scorers are here (a model just fitted), not only the lists (a stored one)."""
+        return self.blend is not None
 
     def score_rows(self, source_ids: np.ndarray) -> sparse.csr_matrix:
         """Scores of every article for each source (rows), zero outside the catalogue: both
         components score candidates only (the blend's cat(b), `als_neighbours`)."""
+        if not self.can_score:
+            raise ValueError("a stored article model keeps its lists, not its scorers: refit to score")
         source_ids = np.asarray(source_ids, dtype=np.int64)
         if self.ranker is not None and self.ranker.booster is not None:
             rows = self.ranker.score_rows(source_ids)  # in (0, 1), as the ALS neighbours' scores
         else:
             rows = self.blend.score_rows(source_ids)
+        return self._with_als(rows, source_ids)
+
+    def _with_als(self, rows: sparse.csr_matrix, source_ids: np.ndarray) -> sparse.csr_matrix:
         if self.als_neighbours is not None and self.als_weight > 0:
             rows = (rows + self.als_weight * self.als_neighbours[source_ids]).tocsr()
         return rows
 
-    def recommend_with_scores(self, source_ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def score_lists(self, train: TrainingClicks, length: int) -> None:
+        """The top `length` of every article clicked in the training window, in one pass of the
+        ranker (which counts the catalogue's lists for its spread penalty on the way)."""
+        sources = np.flatnonzero(train.window_clicks > 0).astype(np.int64)
+        if self.ranker is not None and self.ranker.booster is not None:
+            rows = self.ranker.score_lists(sources, train.catalogue)
+        else:
+            rows = self.blend.score_rows(sources)
+        rows = self._with_als(rows, sources)
+        self.list_sources = sources
+        self.lists, self.list_scores = top_k_sparse(rows, sources, length, self.tie_rank, with_scores=True)
+
+    def listed(self, source_ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The lists scored at the fit, first k: (codes, scores, whether the source had a list);
+        an empty row for a source without one."""
         source_ids = np.asarray(source_ids, dtype=np.int64)
-        return top_k_sparse(self.score_rows(source_ids), source_ids, k, self.tie_rank, with_scores=True)
+        if k > self.lists.shape[1]:
+            raise ValueError(f"the article model keeps its top {self.lists.shape[1]}, not {k}")
+        lists = np.full((len(source_ids), k), NO_ARTICLE, dtype=np.int64)
+        scores = np.zeros((len(source_ids), k))
+        found = np.zeros(len(source_ids), dtype=bool)
+        if len(self.list_sources):
+            position = np.minimum(np.searchsorted(self.list_sources, source_ids), len(self.list_sources) - 1)
+            found = self.list_sources[position] == source_ids
+            lists[found] = self.lists[position[found], :k]
+            scores[found] = self.list_scores[position[found], :k]
+        return lists, scores, found
+
+    def recommend_with_scores(self, source_ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Each source's k best (codes, NO_ARTICLE pads) and their scores: the lists scored at the
+        fit where they hold the source and k, else scored now (a stored model cannot: it answers
+        only for the articles of its window, as the published lists do)."""
+        source_ids = np.asarray(source_ids, dtype=np.int64)
+        if k <= self.lists.shape[1]:
+            lists, scores, found = self.listed(source_ids, k)
+        else:
+            lists = np.full((len(source_ids), k), NO_ARTICLE, dtype=np.int64)
+            scores, found = np.zeros((len(source_ids), k)), np.zeros(len(source_ids), dtype=bool)
+        missing = ~found
+        if missing.any():
+            lists[missing], scores[missing] = top_k_sparse(
+                self.score_rows(source_ids[missing]), source_ids[missing], k, self.tie_rank, with_scores=True
+            )
+        return lists, scores
 
 
 def als_neighbours(
@@ -173,19 +262,41 @@ def als_neighbours(
     )
 
 
+def window_examples(
+    log: ClickLog,
+    start: pd.Timestamp,
+    settings: ModelSettings,
+    candidates: np.ndarray | None = None,
+    ties: str = "popularity",
+    signals: Signals | None = None,
+) -> RankerExamples | None:
+    """The ranker's examples of the window starting at `start` (`recommenders/ranker.py`): its
+    within-session next clicks, over candidates and features from the `session_days` of clicks
+    before it (`signals`, when the caller already has them: a model trained as of `start`)."""
+    history = training_clicks(log, start, settings.session_days, ties, candidates)
+    begin = epoch_ms_of(start)
+    source, target, stamp = log.next_clicks
+    end = begin + round(settings.ranker.window_hours * MS_PER_HOUR)
+    pairs = count_pairs(source, target, stamp, begin, end)
+    return label_examples(history, pairs, settings.ranker, settings.blend, signals)
+
+
 def fit_article_model(
     train: TrainingClicks,
     settings: ModelSettings,
+    examples: Sequence[RankerExamples | None] = (),
     embeddings: ArticleEmbeddings | None = None,
     freshness_half_life_days: float = RecommendationSettings().freshness_half_life_days,
+    list_length: int = 10,
 ) -> ArticleModel:
-    """The blend fitted on `train` (its catalogue = the candidates), with the ALS neighbours of
-    `embeddings` (freshness-weighted with the site's half-life) when given and
-    `settings.als_weight` > 0."""
+    """The model fitted on `train` (its catalogue = the candidates): the ranker learns from the
+    `examples` of its label windows (`window_examples`), the ALS neighbours of `embeddings` join
+    (freshness-weighted with the site's half-life) when given and `settings.als_weight` > 0, and
+    the top `list_length` of every article of the window are scored."""
     started = time.perf_counter()
     ranker = None
     if settings.ranker.enabled:
-        ranker = fit_ranker(train, settings.ranker, settings.blend)
+        ranker = fit_ranker(train, settings.ranker, settings.blend, [e for e in examples if e is not None])
         blend = ranker.signals.blend  # the serving signals hold the blend fitted on all of train
     else:
         blend = RecencySuccessorBlend(settings.blend)
@@ -194,26 +305,50 @@ def fit_article_model(
     neighbours = None
     if embeddings is not None and settings.als_weight > 0:
         neighbours = als_neighbours(embeddings, train, freshness_half_life_days)
-    return ArticleModel(
+    model = ArticleModel(
         article_ids=np.asarray(train.article_ids),
         catalogue=train.catalogue,
-        blend=blend,
         tie_rank=train.tie_rank,
         as_of=train.t0,
+        blend=blend,
         als_neighbours=neighbours,
         als_weight=settings.als_weight if neighbours is not None else 0.0,
         ranker=ranker,
-        stats={
-            "clicks": len(train),
-            "sessions": int(np.count_nonzero(np.diff(train.session)) + 1) if len(train) else 0,
-            "candidate_articles": len(train.catalogue),
-            # > 1: a quiet site, whose decay times stretch with its traffic (recommenders/blend.py).
-            "time_scale": round(blend.time_scale, 3),
-            "blend_fit_seconds": round(fitted - started, 3),
-            "als_neighbour_seconds": round(time.perf_counter() - fitted, 3),
-            **(ranker.stats if ranker is not None else {"ranker": "off"}),
-        },
+        settings=settings.model_dump(mode="json"),
     )
+    neighboured = time.perf_counter()
+    model.score_lists(train, list_length)
+    model.stats = {
+        "clicks": len(train),
+        "sessions": int(np.count_nonzero(np.diff(train.session)) + 1) if len(train) else 0,
+        "candidate_articles": len(train.catalogue),
+        "articles_with_lists": len(model.list_sources),
+        # > 1: a quiet site, whose decay times stretch with its traffic (recommenders/blend.py).
+        "time_scale": round(blend.time_scale, 3),
+        "fit_seconds": round(fitted - started, 3),
+        "als_neighbour_seconds": round(neighboured - fitted, 3),
+        "list_seconds": round(time.perf_counter() - neighboured, 3),
+        **(ranker.stats if ranker is not None else {"ranker": "off"}),
+    }
+    return model
+
+
+def reuse_problem(
+    model: ArticleModel | None, settings: ModelSettings, as_of: pd.Timestamp, k: int
+) -> str | None:
+    """Why a stored model cannot stand for a fit with `settings` as of `as_of` that lists k
+    articles (None: it can, its lists are what that fit would give)."""
+    if model is None:
+        return "none stored"
+    if getattr(model, "version", None) != MODEL_VERSION:
+        return f"stored by fit version {getattr(model, 'version', '?')}, the code's is {MODEL_VERSION}"
+    if model.as_of != as_of:
+        return f"stored as of {model.as_of:%Y-%m-%d %H:%M}, not {as_of:%Y-%m-%d %H:%M}"
+    if model.settings != settings.model_dump(mode="json"):
+        return "the site's model settings changed since it was stored"
+    if model.lists.shape[1] < k:
+        return f"it keeps {model.lists.shape[1]} articles a list, fewer than {k}"
+    return None
 
 
 def window_als(
@@ -231,7 +366,11 @@ def window_als(
 
 
 class ProjectModel(Recommender):
-    """The pipeline's model as a recommender of the offline evaluation (`--models project`)."""
+    """The pipeline's model as a recommender of the offline evaluation (`--models project`).
+
+    As the pipeline stores each window's examples once, a replay keeps them across its folds: a
+    fold labels only the windows the previous folds had not, over the signals the previous fold
+    served with where that fold ended where the window starts."""
 
     name = MODEL_NAME
 
@@ -244,10 +383,37 @@ class ProjectModel(Recommender):
         self.settings = settings or ModelSettings()
         self.embed = embed  # optional: TrainingClicks -> ArticleEmbeddings (ALS on the window)
         self.freshness_half_life_days = freshness_half_life_days
+        self._log: ClickLog | None = None
+        self._examples: dict[pd.Timestamp, RankerExamples | None] = {}
+        self._signals: tuple[pd.Timestamp, Signals] | None = None
 
     def fit(self, train: TrainingClicks, t0: pd.Timestamp) -> None:
         embeddings = self.embed(train) if self.embed is not None and self.settings.als_weight > 0 else None
-        self.model = fit_article_model(train, self.settings, embeddings, self.freshness_half_life_days)
+        examples = self.examples_for(train)
+        self.model = fit_article_model(
+            train, self.settings, examples, embeddings, self.freshness_half_life_days
+        )
+        same_days = train.train_days == self.settings.session_days and train.candidates is None
+        if self.model.ranker is not None and same_days:
+            self._signals = (train.t0, self.model.ranker.signals)
+
+    def examples_for(self, train: TrainingClicks) -> list[RankerExamples | None]:
+        """The examples of the label windows before `train.t0`, each labelled once per log."""
+        if not self.settings.ranker.enabled:
+            return []
+        if train.log is None:
+            raise ValueError("the ranker's label windows need the log: make train with training_clicks")
+        if train.log is not self._log:
+            self._log, self._examples, self._signals = train.log, {}, None
+        starts = label_window_starts(train.t0, self.settings.ranker)
+        for start in starts:
+            if start not in self._examples:
+                signals = self._signals[1] if self._signals and self._signals[0] == start else None
+                self._examples[start] = window_examples(
+                    train.log, start, self.settings, train.candidates, train.ties, signals
+                )
+        self._examples = {start: self._examples[start] for start in starts}
+        return list(self._examples.values())
 
     def recommend(self, source_ids: np.ndarray, k: int) -> np.ndarray:
         return self.model.recommend_with_scores(source_ids, k)[0]

@@ -5,6 +5,7 @@ dense integer codes, sorted by session and time; and the training clicks of a fo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -38,6 +39,15 @@ class ClickLog:
 
     def __len__(self) -> int:
         return len(self.article)
+
+    @cached_property
+    def next_clicks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(a, b, b's timestamp) for every click b right after a in one session, a != b (computed
+        once: the ranker's label windows each take theirs from it)."""
+        same = self.session[1:] == self.session[:-1]
+        source, target, stamp = self.article[:-1][same], self.article[1:][same], self.timestamp[1:][same]
+        keep = source != target
+        return source[keep], target[keep], stamp[keep]
 
 
 def _epoch_ms(values: pd.Series) -> np.ndarray:
@@ -133,6 +143,10 @@ class TrainingClicks:
     published_ms: np.ndarray
     ties: str = "popularity"
     candidates: np.ndarray | None = None
+    # The log and the days these clicks were taken from (`training_clicks`): the ranker's label
+    # windows take the days before their own start from it.
+    log: ClickLog | None = field(default=None, repr=False, compare=False)
+    train_days: float | None = None
     catalogue: np.ndarray = field(init=False)
     window_clicks: np.ndarray = field(init=False)
     last_hour_clicks: np.ndarray = field(init=False)
@@ -140,12 +154,9 @@ class TrainingClicks:
     fallback_rank: np.ndarray = field(init=False)
     tie_rank: np.ndarray = field(init=False)
     # session_pairs by distance, computed once: the blend and the ranker's signals read each
-    # several times, and the ranker's label windows take theirs from the whole train's.
+    # several times.
     _pairs: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
         init=False, default_factory=dict, repr=False, compare=False
-    )
-    _earlier_of: tuple[TrainingClicks, int] | None = field(
-        init=False, default=None, repr=False, compare=False
     )
 
     def __post_init__(self) -> None:
@@ -199,40 +210,13 @@ class TrainingClicks:
     def session_pairs(self, distance: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(a, b, b's timestamp) for each click b `distance` clicks after a in the window's part of
         one session, a != b."""
-        if distance not in self._pairs and self._earlier_of is not None:
-            whole, end = self._earlier_of
-            source, target, stamp = whole.session_pairs(distance)
-            kept = stamp < end
-            self._pairs[distance] = source[kept], target[kept], stamp[kept]
-        elif distance not in self._pairs:
+        if distance not in self._pairs:
             d = distance
             same = self.session[d:] == self.session[:-d]
             source, target, stamp = self.article[:-d][same], self.article[d:][same], self.timestamp[d:][same]
             keep = source != target
             self._pairs[distance] = source[keep], target[keep], stamp[keep]
         return self._pairs[distance]
-
-    def before(self, start: pd.Timestamp) -> TrainingClicks:
-        """The clicks stamped before `start`, as they were known then (t0 = start).
-
-        Clicks are sorted by session then time, so each session keeps a prefix: its pairs are
-        those of the whole whose later click is before `start` (the whole's, computed once)."""
-        end = epoch_ms_of(start)
-        keep = self.timestamp < end
-        earlier = TrainingClicks(
-            reader=self.reader[keep],
-            session=self.session[keep],
-            article=self.article[keep],
-            timestamp=self.timestamp[keep],
-            t0=start,
-            n_articles=self.n_articles,
-            article_ids=self.article_ids,
-            published_ms=self.published_ms,
-            ties=self.ties,
-            candidates=self.candidates,
-        )
-        earlier._earlier_of = (self, end)
-        return earlier
 
 
 def training_clicks(
@@ -256,4 +240,6 @@ def training_clicks(
         published_ms=log.published_ms,
         ties=ties,
         candidates=candidates,
+        log=log,
+        train_days=train_days,
     )

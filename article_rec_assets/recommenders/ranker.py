@@ -30,6 +30,7 @@ Too few labelled sources (a quiet site, the first hours of its history): the ble
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -192,36 +193,57 @@ class Signals:
         return row, candidate, matrix
 
 
-def window_pairs(train: TrainingClicks, start: int, end: int) -> pd.DataFrame:
-    """Within-session next clicks (a -> b, a != b) whose b falls in [start, end) ms, counted."""
-    source, target, stamp = train.session_pairs()
+def count_pairs(
+    source: np.ndarray, target: np.ndarray, stamp: np.ndarray, start: int, end: int
+) -> pd.DataFrame:
+    """Within-session next clicks (a -> b, a != b) whose b falls in [start, end) ms, counted
+    (`source`, `target`, `pairs`)."""
     keep = (stamp >= start) & (stamp < end)
     pairs = pd.DataFrame({"source": source[keep], "target": target[keep]})
     return pairs.value_counts().rename("pairs").reset_index()
 
 
+def label_window_starts(t0: pd.Timestamp, settings: RankerSettings) -> list[pd.Timestamp]:
+    """Starts of the `label_windows` windows before t0 that a retrain at t0 learns from, oldest first."""
+    hours = pd.Timedelta(hours=settings.window_hours)
+    return [t0 - back * hours for back in range(settings.label_windows, 0, -1)]
+
+
 @dataclass
-class LabelledWindow:
-    sources: np.ndarray  # per row: the source article code
-    candidates: np.ndarray  # per row: the candidate article code
-    features: np.ndarray
-    labels: np.ndarray
-    group_sizes: np.ndarray
-    weights: np.ndarray
+class RankerExamples:
+    """The ranker's labelled examples of one window: its sources' candidates and their features as
+    of the window's start (from the clicks before it), labelled with the window's next clicks.
+    Code-free (features, labels, query sizes and weights only), so a window's examples are built
+    once, stored, and read by every retrain that learns from that window."""
+
+    window_start: pd.Timestamp
+    features: np.ndarray  # rows x FEATURES, float32
+    labels: np.ndarray  # per row: the pairs a -> b of the window, capped at max_label
+    group_sizes: np.ndarray  # rows per source (a LambdaRank query), in row order
+    weights: np.ndarray  # per row: its query's pairs / its rows
     pairs: int  # the window's pairs whose target was among its source's candidates
-    all_pairs: int
+    all_pairs: int  # the window's pairs of the (sampled) sources
+
+    def __len__(self) -> int:
+        return len(self.labels)
 
 
-def labelled_window(
-    train: TrainingClicks, start: pd.Timestamp, hours: float, settings: RankerSettings, blend: BlendSettings
-) -> LabelledWindow | None:
-    """Candidates and features of the window [start, start + hours) from the clicks before it,
-    labelled with the window's next clicks. None when no pair's target was a candidate."""
-    begin = start.value // 1_000_000
-    pairs = window_pairs(train, begin, begin + round(hours * MS_PER_HOUR))
+def label_examples(
+    history: TrainingClicks,
+    pairs: pd.DataFrame,
+    settings: RankerSettings,
+    blend: BlendSettings,
+    signals: Signals | None = None,
+) -> RankerExamples | None:
+    """Examples of the window starting at `history.t0`: `pairs` (source, target, pairs: its
+    within-session next clicks, in `history`'s article codes) labelled over the candidates and
+    features of `signals` (the signals of `history`, built here unless given). None when no pair's
+    target was a candidate."""
+    start = history.t0
     if not len(pairs):
         return None
-    signals = Signals.of(train.before(start), blend)
+    if signals is None:
+        signals = Signals.of(history, blend)
     sources = np.unique(pairs["source"].to_numpy(dtype=np.int64))
     if len(sources) > settings.max_sources_per_window:
         # A busy site: a seeded sample of the sources (their weights still count their pairs),
@@ -231,25 +253,24 @@ def labelled_window(
         pairs = pairs[pairs["source"].isin(sources)]
     row, candidate, matrix = signals.features(sources, settings.candidates)
     source = sources[row]
-    n = train.n_articles
+    n = history.n_articles
     counted = pd.Series(
         pairs["pairs"].to_numpy(), index=pairs["source"].to_numpy() * n + pairs["target"].to_numpy()
     )
     labels = counted.reindex(source * n + candidate, fill_value=0).to_numpy(dtype=np.int64)
     labelled_rows = pd.Series(labels).groupby(row).transform("sum").to_numpy()
     keep = labelled_rows > 0  # sources none of whose pairs is among the candidates teach nothing
-    row, candidate, matrix, labels = row[keep], candidate[keep], matrix[keep], labels[keep]
+    row, matrix, labels = row[keep], matrix[keep], labels[keep]
     if not len(row):
         return None
     # Rows arrive grouped by source (top_k_sparse's order); a query weighs its pairs.
     sizes = np.bincount(row)[np.unique(row)]
     query_pairs = np.bincount(row, weights=labels)[np.unique(row)]
     weights = np.repeat(query_pairs / sizes, sizes)
-    return LabelledWindow(
-        sources=sources[row],
-        candidates=candidate,
+    return RankerExamples(
+        window_start=start,
         features=matrix,
-        labels=np.minimum(labels, settings.max_label),
+        labels=np.minimum(labels, settings.max_label).astype(np.int32),
         group_sizes=sizes,
         weights=weights,
         pairs=int(labels.sum()),
@@ -276,12 +297,30 @@ class LearnedRanker:
         source_ids = np.asarray(source_ids, dtype=np.int64)
         if self.booster is None:
             return self.signals.blend.score_rows(source_ids)
-        penalty = None
-        if self.list_counts is not None and self.settings.spread_weight > 0:
-            penalty = self.settings.spread_weight * np.log1p(self.list_counts)
-        return self._scores(source_ids, penalty)
+        return _sigmoid(self._predictions(source_ids), self._penalty())
 
-    def _scores(self, source_ids: np.ndarray, penalty: np.ndarray | None) -> sparse.csr_matrix:
+    def score_lists(self, source_ids: np.ndarray, catalogue: np.ndarray) -> sparse.csr_matrix:
+        """`score_rows` of `source_ids`, which hold the `catalogue`, in one pass of the booster:
+        the catalogue's rows give the list counts of the spread penalty on the way."""
+        source_ids = np.asarray(source_ids, dtype=np.int64)
+        if self.booster is None:
+            return self.signals.blend.score_rows(source_ids)
+        predictions = self._predictions(source_ids)
+        if self.settings.spread_weight > 0:
+            rows = np.flatnonzero(np.isin(source_ids, catalogue))
+            alone = _sigmoid(predictions[rows], None)
+            lists = top_k_sparse(alone, source_ids[rows], self.settings.list_length, self.signals.tie_rank)
+            listed = lists[lists != NO_ARTICLE]
+            self.list_counts = np.bincount(listed, minlength=predictions.shape[1]).astype(np.float64)
+        return _sigmoid(predictions, self._penalty())
+
+    def _penalty(self) -> np.ndarray | None:
+        if self.list_counts is None or self.settings.spread_weight <= 0:
+            return None
+        return self.settings.spread_weight * np.log1p(self.list_counts)
+
+    def _predictions(self, source_ids: np.ndarray) -> sparse.csr_matrix:
+        """The booster's raw output for each source's candidates (explicit entries, one row per source)."""
         n = self.signals.blend.scores.shape[1]
         parts = []
         for start in range(0, len(source_ids), SERVE_BATCH_SOURCES):
@@ -293,27 +332,35 @@ class LearnedRanker:
                 else []
             )
             predicted = np.asarray(predicted, dtype=np.float64)
-            if penalty is not None:
-                predicted = predicted - penalty[candidate]
-            score = 1.0 / (1.0 + np.exp(-predicted))
-            parts.append(sparse.csr_matrix((score, (row, candidate)), shape=(len(batch), n)))
+            parts.append(sparse.csr_matrix((predicted, (row, candidate)), shape=(len(batch), n)))
         return sparse.vstack(parts).tocsr() if parts else sparse.csr_matrix((0, n))
 
 
-def fit_ranker(train: TrainingClicks, settings: RankerSettings, blend: BlendSettings) -> LearnedRanker:
-    """Label the `label_windows` windows before t0, fit LambdaRank on them, and keep the signals
-    of all clicks before t0 to serve with."""
+def _sigmoid(predictions: sparse.csr_matrix, penalty: np.ndarray | None) -> sparse.csr_matrix:
+    """sigmoid(prediction - penalty[candidate]) at each explicit entry: a score in (0, 1)."""
+    scores = predictions.copy()
+    values = scores.data if penalty is None else scores.data - penalty[scores.indices]
+    scores.data = 1.0 / (1.0 + np.exp(-values))
+    return scores
+
+
+def fit_ranker(
+    train: TrainingClicks,
+    settings: RankerSettings,
+    blend: BlendSettings,
+    examples: Sequence[RankerExamples],
+    signals: Signals | None = None,
+) -> LearnedRanker:
+    """Fit LambdaRank on the examples of the label windows before t0 (`examples`, built once per
+    window: `label_examples`), and keep the signals of all clicks before t0 (`signals`, built here
+    unless given) to serve with."""
     import lightgbm  # here, not at import: every Dagster process loads this module, few train
 
     started = time.perf_counter()
-    hours = settings.window_hours
-    windows = []
-    for back in range(1, settings.label_windows + 1):
-        window = labelled_window(train, train.t0 - pd.Timedelta(hours=back * hours), hours, settings, blend)
-        if window is not None:
-            windows.append(window)
-    labelled = time.perf_counter()
-    signals = Signals.of(train, blend)
+    windows = [w for w in examples if w is not None and len(w)]
+    if signals is None:
+        signals = Signals.of(train, blend)
+    signalled = time.perf_counter()
     queries = int(sum(len(w.group_sizes) for w in windows))
     stats: dict[str, float | str] = {
         "ranker_label_windows": len(windows),
@@ -322,7 +369,7 @@ def fit_ranker(train: TrainingClicks, settings: RankerSettings, blend: BlendSett
         "ranker_candidate_recall": round(
             sum(w.pairs for w in windows) / max(sum(w.all_pairs for w in windows), 1), 4
         ),
-        "ranker_label_seconds": round(labelled - started, 3),
+        "ranker_signals_seconds": round(signalled - started, 3),
     }
     columns = feature_columns(settings)
     booster = None
@@ -339,7 +386,7 @@ def fit_ranker(train: TrainingClicks, settings: RankerSettings, blend: BlendSett
         )
         params = {
             "objective": "lambdarank",
-            "lambdarank_truncation_level": 20,
+            "lambdarank_truncation_level": settings.truncation_level,
             "label_gain": list(range(settings.max_label + 1)),
             "eval_at": [10],
             "learning_rate": settings.learning_rate,
@@ -354,21 +401,8 @@ def fit_ranker(train: TrainingClicks, settings: RankerSettings, blend: BlendSett
         }
         booster = lightgbm.train(params, data, num_boost_round=settings.rounds)
         stats["ranker"] = f"LambdaRank, {settings.rounds} rounds on {queries} labelled sources"
-    ranker = LearnedRanker(signals=signals, booster=booster, settings=settings, columns=columns, stats=stats)
-    if booster is not None and settings.spread_weight > 0:
-        ranker.list_counts = list_counts(ranker, train.catalogue, settings.list_length)
-    stats["ranker_fit_seconds"] = round(time.perf_counter() - started, 3)
-    return ranker
-
-
-def list_counts(ranker: LearnedRanker, sources: np.ndarray, k: int) -> np.ndarray:
-    """Per article code, in how many of the sources' top-k lists the booster alone puts it.
-    The spread penalty lowers articles by this count, so that the lists of the catalogue reach
-    more articles than the few read everywhere (the catalogue coverage the old lists had)."""
-    scores = ranker._scores(np.asarray(sources, dtype=np.int64), None)
-    lists = top_k_sparse(scores, np.asarray(sources, dtype=np.int64), k, ranker.signals.tie_rank)
-    listed = lists[lists != NO_ARTICLE]
-    return np.bincount(listed, minlength=scores.shape[1]).astype(np.float64)
+    stats["ranker_fit_seconds"] = round(time.perf_counter() - signalled, 3)
+    return LearnedRanker(signals=signals, booster=booster, settings=settings, columns=columns, stats=stats)
 
 
 def feature_columns(settings: RankerSettings) -> np.ndarray:

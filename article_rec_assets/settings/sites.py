@@ -254,6 +254,8 @@ class RankerSettings(_Settings):
     num_leaves: int = Field(15, ge=2)
     min_data_in_leaf: int = Field(100, ge=1)
     max_label: int = Field(30, ge=1)  # a pair's count is capped here (LambdaRank's gains are linear)
+    # LambdaRank's pairs are those with one of a query's `truncation_level` best rows (cost grows with it).
+    truncation_level: int = Field(20, ge=1)
     min_queries: int = Field(50, ge=1)  # fewer labelled sources: the blend serves alone
     # A busier window's sources are sampled down to this many (bounds the fit on large sites).
     max_sources_per_window: int = Field(800, ge=1)

@@ -24,6 +24,7 @@ from dagster._serdes import serialize_value
 from sqlalchemy import select
 
 from article_rec_assets.assets import WINDOW_TAG
+from article_rec_assets.assets.sites import site_assets
 from article_rec_assets.definitions import all_assets
 from article_rec_assets.ingestion.bucket import hour_folder, site_bucket_dir
 from article_rec_assets.io_managers import ParquetIOManager, PickleIOManager
@@ -128,7 +129,9 @@ def pipeline(demo_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
             ASSET_PARTITION_RANGE_START_TAG: window_key(WINDOWS[0]),
             ASSET_PARTITION_RANGE_END_TAG: window_key(WINDOWS[-2]),
         }
-        pipe.run(None, selection=keys.ingestion(SITE), tags=history)
+        pipe.run(
+            None, selection=keys.ingestion(SITE) | keys.selection(SITE, "article_catalogue"), tags=history
+        )
         pipe.run(NEWEST)
         yield pipe
 
@@ -183,11 +186,13 @@ def test_exactly_one_current_model_per_type_and_site(pipeline: Pipeline) -> None
 
 
 def test_training_reads_every_ingested_window(pipeline: Pipeline) -> None:
-    matrix = pipeline.latest_metadata("interaction_matrix", NEWEST)
-    assert matrix["windows_read"] == len(WINDOWS)
-    assert matrix["readers"] > 100 and matrix["articles"] > 50
-    # The learned ranker trained (not the blend's fallback), so reruns and backfills walk it.
-    assert pipeline.latest_metadata("trained_model", NEWEST)["ranker"].startswith("LambdaRank")
+    model = pipeline.latest_metadata("trained_model", NEWEST)
+    assert model["windows_read"] == len(WINDOWS)
+    assert model["sessions"] > 100 and model["candidate_articles"] > 50
+    # The learned ranker trained (not the blend's fallback), so reruns and backfills walk it; the
+    # history's windows were backfilled without examples, so its first retrain built them.
+    assert model["ranker"].startswith("LambdaRank")
+    assert model["label_windows_stored"] + model["label_windows_built_here"] == 12
     raw = pipeline.latest_metadata("raw_events", NEWEST)
     assert raw["objects_read"] >= WINDOW_HOURS
     quarantined = pd.read_parquet(
@@ -337,9 +342,16 @@ def test_a_site_that_weighs_in_als_gets_its_neighbours(
     with_als = site.model_copy(update={"model": site.model.model_copy(update={"als_weight": 0.3})})
     monkeypatch.setitem(SITES, SITE, with_als)  # what the assets look up at run time
     without = pipeline.recommendations()
-    pipeline.run(
-        NEWEST,
-        selection=keys.selection(SITE, "trained_model", "article_recommendations", "recommendation_backtest"),
+    # The definitions reloaded with the site's new settings: its interaction matrix joins the graph.
+    with_matrix = site_assets(SITE)
+    materialize(
+        with_matrix,
+        selection=keys.selection(
+            SITE, "interaction_matrix", "trained_model", "article_recommendations", "recommendation_backtest"
+        ),
+        tags={WINDOW_TAG: NEWEST},
+        resources=pipeline.resources,
+        instance=pipeline.instance,
     )
     model = pipeline.latest_metadata("trained_model", NEWEST)
     assert model["als"].endswith(" s") and "articles" in model["als"]  # trained, not "off"
@@ -351,6 +363,7 @@ def test_a_site_that_weighs_in_als_gets_its_neighbours(
     pairs = ["source_entity_id", "recommended_external_id"]
     assert len(recs[pairs].merge(without[pairs], how="left", indicator=True).query("_merge == 'left_only'"))
     backtest = pipeline.latest_metadata("recommendation_backtest", NEWEST)
+    assert "HR@10 model" in backtest, backtest["model"]
     assert backtest["HR@10 model"] > backtest["HR@10 last-hour popularity"]
 
 

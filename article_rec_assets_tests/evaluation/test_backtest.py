@@ -9,8 +9,12 @@ from article_rec_assets.recommenders.article_model import (
     MODEL_NAME,
     article_model_recommendations,
     candidate_mask,
+    fit_article_model,
     site_click_log,
+    window_examples,
 )
+from article_rec_assets.recommenders.click_log import training_clicks
+from article_rec_assets.recommenders.ranker import label_window_starts
 from article_rec_assets.settings.sites import EvaluationSettings, ModelSettings, RankerSettings
 from article_rec_assets_tests.recommenders.model_data import (
     SESSIONS,
@@ -19,6 +23,16 @@ from article_rec_assets_tests.recommenders.model_data import (
     fitted_model,
     interactions,
 )
+
+
+def model_before(log, cat, settings: ModelSettings, t0=T0):
+    """The model the pipeline stores as of t0 (what the backtest of the window from t0 evaluates)."""
+    examples = [
+        window_examples(log, start, settings, candidates=candidate_mask(log, cat, start))
+        for start in label_window_starts(t0, settings.ranker)
+    ]
+    train = training_clicks(log, t0, settings.session_days, candidates=candidate_mask(log, cat, t0))
+    return fit_article_model(train, settings, examples)
 
 
 def test_verdict_blocks_below_last_hour_popularity_or_far_below_the_published_model() -> None:
@@ -77,7 +91,8 @@ def test_backtest_scores_the_model_the_baselines_and_the_published_lists_on_the_
         candidate_mask(log, cat, T0),
         T0,
         T0 + pd.Timedelta(hours=2),
-        ModelSettings(ranker=RankerSettings(enabled=False)),
+        model_before(log, cat, ModelSettings(ranker=RankerSettings(enabled=False))),
+        7,
         EvaluationSettings(min_pairs=50),
         published=published,
     )
@@ -105,7 +120,8 @@ def test_the_default_model_s_learned_ranker_learns_the_habit_better_than_the_ble
             candidate_mask(log, cat, T0),
             T0,
             T0 + pd.Timedelta(hours=2),
-            ModelSettings(ranker=ranker),
+            model_before(log, cat, ModelSettings(ranker=ranker)),
+            7,
             EvaluationSettings(min_pairs=50),
         )
         m = result.metrics.set_index("recommender")
@@ -118,14 +134,11 @@ def test_backtest_approves_a_model_above_last_hour_popularity_when_none_is_publi
     cat = catalogue([f"a{i}" for i in range(30)] + ["p"])
     log = site_click_log(interactions(sessions), cat)
     window = (T0, T0 + pd.Timedelta(hours=2))
-    result = backtest(
-        log, candidate_mask(log, cat, T0), *window, ModelSettings(), EvaluationSettings(min_pairs=50)
-    )
+    model = model_before(log, cat, ModelSettings())
+    result = backtest(log, candidate_mask(log, cat, T0), *window, model, 7, EvaluationSettings(min_pairs=50))
     assert list(result.metrics["recommender"]) == [MODEL_NAME, "last-hour popularity", "successor counts"]
     assert result.passed is True and "no model published yet" in result.reason
-    few = backtest(
-        log, candidate_mask(log, cat, T0), *window, ModelSettings(), EvaluationSettings(min_pairs=10_000)
-    )
+    few = backtest(log, candidate_mask(log, cat, T0), *window, model, 7, EvaluationSettings(min_pairs=10_000))
     assert few.passed is True and "not judged" in few.reason
 
 

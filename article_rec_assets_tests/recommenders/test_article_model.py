@@ -6,10 +6,10 @@ import pandas as pd
 from article_rec_assets.evaluation.backtest import backtest
 from article_rec_assets.recommenders.article_model import (
     article_model_recommendations,
+    as_received,
     candidate_mask,
     fit_article_model,
     interaction_clicks,
-    known_at_start,
     site_click_log,
 )
 from article_rec_assets.recommenders.click_log import training_clicks
@@ -70,7 +70,7 @@ def test_als_neighbours_join_the_blend_only_among_candidates() -> None:
         fit_article_model(train, settings.model_copy(update={"als_weight": 0})), 3
     )
     assert "b" not in set(without.loc[without["source_entity_id"] == "a", "recommended_external_id"])
-    model = fit_article_model(train, settings, embeddings)
+    model = fit_article_model(train, settings, embeddings=embeddings)
     recs = article_model_recommendations(model, 3)
     a_list = list(recs.loc[recs["source_entity_id"] == "a", "recommended_external_id"])
     assert sorted(a_list[:2]) == ["b", "x"]  # the successor and the ALS twin
@@ -105,7 +105,8 @@ def test_a_click_received_late_is_not_trained_on_but_still_orders_the_windows_pa
     earlier = interactions({"s1": [("a", -50), ("b", -49)]})
     # Received during the window, stamped 5 minutes before it began: a -> c, then c -> b inside it.
     window = interactions({"s2": [("a", -6), ("c", -5), ("b", 10)]})
-    known = known_at_start(earlier, window, T0)
+    whole = pd.concat([earlier, window], ignore_index=True)
+    known = as_received(whole, [(T0 - pd.Timedelta(hours=2), len(earlier)), (T0, len(window))])
     clicks = interaction_clicks(known).set_index(["session_id", "article_id"])["timestamp"]
     assert clicks[("s1", "a")] == T0 - pd.Timedelta(minutes=50)  # earlier partitions as they were
     assert clicks[("s2", "a")] == T0 and clicks[("s2", "c")] == T0  # counted from the window's start
@@ -116,7 +117,8 @@ def test_a_click_received_late_is_not_trained_on_but_still_orders_the_windows_pa
         candidate_mask(log, cat, T0),
         T0,
         T0 + pd.Timedelta(hours=2),
-        ModelSettings(),
+        None,
+        7,
         EvaluationSettings(),
     )
     assert result.train_clicks == 2  # s1 only

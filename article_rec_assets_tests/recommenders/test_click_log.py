@@ -1,5 +1,5 @@
-"""The training clicks: session pairs at each distance, and the clicks before a time with the
-pairs they would have on their own, taken from the whole's."""
+"""The training clicks: session pairs at each distance, and the log's next clicks (the ranker's
+label windows take their pairs from them)."""
 
 import numpy as np
 import pandas as pd
@@ -24,19 +24,13 @@ def random_log(seed: int = 7, clicks: int = 3000):
     return click_log(frame)
 
 
-def test_the_clicks_before_a_time_have_the_pairs_they_would_have_on_their_own() -> None:
-    train = training_clicks(random_log(), T0, 1)
-    start = T0 - pd.Timedelta(hours=5)
-    earlier = train.before(start)
-    assert earlier.t0 == start and len(earlier) == int(
-        np.count_nonzero(train.timestamp < start.value // 10**6)
-    )
-    alone = training_clicks(random_log(), start, 1 - 5 / 24)  # the same clicks, not derived
-    assert len(alone) == len(earlier)
-    for distance in (1, 2, 3):
-        for derived, own in zip(earlier.session_pairs(distance), alone.session_pairs(distance), strict=True):
-            np.testing.assert_array_equal(derived, own)
-        assert len(earlier.session_pairs(distance)[0]) < len(train.session_pairs(distance)[0])
+def test_the_logs_next_clicks_are_the_pairs_of_all_its_clicks_computed_once() -> None:
+    log = random_log()
+    everything = training_clicks(log, T0 + pd.Timedelta(minutes=1), 2)
+    assert len(everything) == len(log)
+    for whole, own in zip(log.next_clicks, everything.session_pairs(1), strict=True):
+        np.testing.assert_array_equal(whole, own)
+    assert all(a is b for a, b in zip(log.next_clicks, log.next_clicks, strict=True))
 
 
 def test_pairs_are_computed_once_per_distance() -> None:

@@ -7,15 +7,20 @@ from typing import get_args
 import numpy as np
 import pandas as pd
 
-from article_rec_assets.recommenders.article_model import article_model_recommendations, fit_article_model
+from article_rec_assets.recommenders.article_model import (
+    article_model_recommendations,
+    fit_article_model,
+    window_examples,
+)
 from article_rec_assets.recommenders.blend import RecencySuccessorBlend
 from article_rec_assets.recommenders.click_log import click_log, training_clicks
 from article_rec_assets.recommenders.ranker import (
     FEATURE_GROUPS,
     FEATURES,
+    _sigmoid,
     feature_columns,
     fit_ranker,
-    labelled_window,
+    label_window_starts,
 )
 from article_rec_assets.settings.sites import (
     BlendSettings,
@@ -53,28 +58,43 @@ def _train(hours: int = 30):
 SETTINGS = RankerSettings(min_queries=10, min_data_in_leaf=20)
 
 
+def _examples(log, settings: RankerSettings = SETTINGS, blend: BlendSettings | None = None):
+    """The examples of the label windows before T0, each built from the log as the pipeline does."""
+    model = ModelSettings(ranker=settings, blend=blend or BlendSettings())
+    return [window_examples(log, start, model) for start in label_window_starts(T0, settings)]
+
+
 def test_a_windows_labels_are_its_next_clicks_and_its_features_come_from_before_it() -> None:
-    log, train = _train(hours=6)
+    log, _ = _train(hours=6)
     start = T0 - pd.Timedelta(hours=2)
-    window = labelled_window(train, start, 2, SETTINGS, BlendSettings())
-    assert window is not None
-    code = {article: c for c, article in enumerate(log.article_ids)}
+    window = window_examples(log, start, ModelSettings(ranker=SETTINGS))
+    assert window is not None and window.window_start == start
     # 2 hours = 6 steps of the stream: each source's successor is its next click 6 times.
-    pairs = pd.DataFrame({"source": window.sources, "candidate": window.candidates, "label": window.labels})
-    labelled = pairs[pairs["label"] > 0]
-    assert len(labelled) == SOURCES
-    assert (labelled["label"] == 6).all()
-    assert (
-        labelled["candidate"].to_numpy()
-        == np.array([code[100 + log.article_ids[s]] for s in labelled["source"]])
-    ).all()
+    labelled = window.labels > 0
+    assert labelled.sum() == SOURCES and (window.labels[labelled] == 6).all()
+    assert len(window.group_sizes) == SOURCES and window.group_sizes.sum() == len(window)
     # The plain successor count is of the 4 hours before the window: 12 steps, none of the window's 6.
     count = window.features[:, FEATURES.index("successor_count")]
-    assert set(count[pairs["label"].to_numpy() > 0]) == {12.0}
+    assert set(count[labelled]) == {12.0}
     assert window.all_pairs == window.pairs == 6 * SOURCES
-    # The popular article is a candidate everywhere (the blend's prior) and never a label.
-    popular = pairs[pairs["candidate"] == code[POPULAR]]
-    assert popular["source"].nunique() == SOURCES and (popular["label"] == 0).all()
+    # The popular article is a candidate everywhere (the blend's prior) and never a label: it is
+    # the candidate read most in the last hour, in every query.
+    reads = window.features[:, FEATURES.index("reads_1h")]
+    assert (window.labels[reads == reads.max()] == 0).all() and (reads == reads.max()).sum() == SOURCES
+
+
+def test_a_windows_examples_do_not_depend_on_what_the_log_holds_after_it() -> None:
+    """What makes a window's stored examples the ones a retrain would build from scratch."""
+    log, _ = _train(hours=10)
+    start = T0 - pd.Timedelta(hours=4)
+    stream = _stream(10)
+    shorter = click_log(stream[stream["timestamp"] < start + pd.Timedelta(hours=2)])
+    a = window_examples(log, start, ModelSettings(ranker=SETTINGS))
+    b = window_examples(shorter, start, ModelSettings(ranker=SETTINGS))
+    assert a is not None and b is not None
+    np.testing.assert_array_equal(a.features, b.features)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_array_equal(a.group_sizes, b.group_sizes)
 
 
 def test_the_ranker_learns_that_successors_beat_the_popular_article_the_blend_puts_first() -> None:
@@ -87,7 +107,7 @@ def test_the_ranker_learns_that_successors_beat_the_popular_article_the_blend_pu
     blend.fit(train, train.t0)
     assert (log.article_ids[blend.recommend(sources, 1)[:, 0]] == POPULAR).all()  # the prior wins
 
-    ranker = fit_ranker(train, SETTINGS, overweighted)
+    ranker = fit_ranker(train, SETTINGS, overweighted, _examples(log, blend=overweighted))
     assert ranker.booster is not None and ranker.stats["ranker_queries"] == 12 * SOURCES
     scores = ranker.score_rows(sources).toarray()
     first = log.article_ids[scores.argmax(axis=1)]
@@ -96,8 +116,9 @@ def test_the_ranker_learns_that_successors_beat_the_popular_article_the_blend_pu
 
 
 def test_too_few_labelled_sources_leave_the_blend_serving_alone() -> None:
-    _, train = _train(hours=4)
-    ranker = fit_ranker(train, RankerSettings(min_queries=SOURCES + 1), BlendSettings())
+    log, train = _train(hours=4)
+    settings = RankerSettings(min_queries=SOURCES + 1)
+    ranker = fit_ranker(train, settings, BlendSettings(), _examples(log, settings))
     assert ranker.booster is None and ranker.stats["ranker"].startswith("blend alone: 40 labelled sources")
     sources = np.arange(SOURCES)
     assert (ranker.score_rows(sources) != ranker.signals.blend.score_rows(sources)).nnz == 0
@@ -110,7 +131,8 @@ def test_the_published_lists_of_a_trained_ranker_keep_the_contract_and_survive_p
     catalogue[excluded] = False
     train = training_clicks(log, T0, train_days=7, candidates=catalogue)
     settings = ModelSettings(ranker=SETTINGS)
-    model = fit_article_model(train, settings)
+    examples = _examples(log)
+    model = fit_article_model(train, settings, examples)
     assert model.ranker is not None and model.ranker.booster is not None
     recs = article_model_recommendations(model, k=10)
     assert not (recs["source_entity_id"] == recs["recommended_external_id"]).any()
@@ -119,7 +141,7 @@ def test_the_published_lists_of_a_trained_ranker_keep_the_contract_and_survive_p
     for _, group in recs.groupby("source_entity_id"):
         assert (np.diff(group["score"].to_numpy()) < 0).all()
     # A rerun gives the same lists, and so does the model read back from storage.
-    again = article_model_recommendations(fit_article_model(train, settings), k=10)
+    again = article_model_recommendations(fit_article_model(train, settings, examples), k=10)
     pd.testing.assert_frame_equal(recs, again)
     stored = pickle.loads(pickle.dumps(model))
     pd.testing.assert_frame_equal(recs, article_model_recommendations(stored, k=10))
@@ -138,11 +160,13 @@ def test_the_spread_penalty_lowers_an_article_by_the_number_of_lists_it_is_in() 
     log, train = _train()
     code = {article: c for c, article in enumerate(log.article_ids)}
     sources = np.array([code[i] for i in range(SOURCES)])
-    ranker = fit_ranker(train, SETTINGS.model_copy(update={"spread_weight": 0.5}), BlendSettings())
+    settings = SETTINGS.model_copy(update={"spread_weight": 0.5})
+    ranker = fit_ranker(train, settings, BlendSettings(), _examples(log, settings))
+    ranker.score_lists(train.catalogue, train.catalogue)
     # Every list of the catalogue (sources, successors, the popular one) holds the popular article.
     assert ranker.list_counts is not None
     assert ranker.list_counts[code[POPULAR]] == len(train.catalogue) - 1
-    plain = ranker._scores(sources, None).toarray()
+    plain = _sigmoid(ranker._predictions(sources), None).toarray()
     spread = ranker.score_rows(sources).toarray()
     ratio = plain[:, code[POPULAR]] / spread[:, code[POPULAR]]
     assert (ratio > 1).all()
