@@ -403,10 +403,11 @@ class _ValuesAsOfWindow:
         window = _as_of_window(context) if not context.has_asset_partitions else None
         if window is None:
             return
-        kept = {window, window_key_before(window)}
+        # Only older ones: a retrain as of an earlier window (a backfill's) leaves the newest alone.
+        oldest_kept = parse_window(window_key_before(window))[0]
         folder = self.window_path(context.asset_key, window).parent  # type: ignore[attr-defined]
         for name in self.window_names(folder):  # type: ignore[attr-defined]
-            if name not in kept and _is_window(name):
+            if _is_window(name) and parse_window(name)[0] < oldest_kept:
                 self.remove(folder / name)  # type: ignore[attr-defined]
 
 

@@ -3,6 +3,7 @@ table IO manager) read only the named columns, text as categories that all parti
 (sorted), missing partitions skipped, with the same results downstream as the plain frames give;
 pickled values are kept for `keep_days` (local and S3)."""
 
+import logging
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from dagster import (
     DagsterRun,
     DagsterRunStatus,
     DailyPartitionsDefinition,
+    Output,
     ResourceParam,
     TimeWindowPartitionsDefinition,
     asset,
@@ -305,3 +307,39 @@ def test_a_large_partition_reads_as_one_dictionary_where_its_batches_share_it(
     assert column.num_chunks == 1 if row_group_size >= rows else column.num_chunks >= 3
     assert column.to_pylist() == readers.tolist()
     assert table.column("engaged_seconds").to_pylist() == frame["engaged_seconds"].tolist()
+
+
+def test_a_model_value_is_stored_under_its_window_and_read_as_of_the_latest_materialization(
+    tmp_path: Path,
+) -> None:
+    """One value per site, trained as of a window: stored under the window its metadata names,
+    the newest two kept (the next window's backtest reads the one before), a retrain as of an
+    older window (a backfill's) removing nothing newer; a downstream load reads the window of the
+    asset's latest materialization."""
+    manager = PickleIOManager(base_dir=str(tmp_path))
+    seen: list[dict] = []
+
+    def trained_as_of(window: str):
+        @asset(name="model")
+        def model() -> Output[dict]:
+            return Output({"as_of": window}, metadata={"window": window})
+
+        @asset
+        def reader(model: dict) -> None:
+            seen.append(model)
+
+        return [model, reader]
+
+    stored = lambda: sorted(p.name for p in (tmp_path / "model").iterdir())  # noqa: E731
+    with DagsterInstance.ephemeral() as instance:
+        for window in (KEYS[2], KEYS[3], KEYS[4], KEYS[0]):
+            assert materialize(
+                trained_as_of(window), resources={"io_manager": manager}, instance=instance
+            ).success
+            assert seen[-1] == {"as_of": window}
+        # 00:00 on the 3rd kept the window before it (02:00 on the 2nd is older than that: gone);
+        # the retrain as of the 1st removed nothing newer.
+        assert stored() == [KEYS[0], KEYS[4]]
+        assert manager.create_io_manager(None).load_windows(
+            AssetKey("model"), [KEYS[4]], logging.getLogger("test")
+        )[KEYS[4]] == {"as_of": KEYS[4]}

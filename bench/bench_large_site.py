@@ -178,11 +178,12 @@ def one_scale(events: float, articles: float, raw_windows: int, work: Path, time
     from dagster._core.workspace.load_target import WorkspaceFileTarget
     from dagster._scheduler.scheduler import launch_scheduled_runs
 
+    from article_rec_assets.assets import WINDOW_TAG
     from article_rec_assets.definitions import all_assets, defs
     from article_rec_assets.generator.clickstream import generate_site
     from article_rec_assets.generator.history import generate_history
     from article_rec_assets.partitions import SITES, site_key, site_prefix, window_key
-    from article_rec_assets.schedules import SCHEDULE, WINDOW_ASSETS, site_name, site_selection
+    from article_rec_assets.schedules import LABEL_ASSETS, SCHEDULE, WINDOW_ASSETS, site_name, site_selection
 
     site = SITES[SITE]
     result: dict = {"scale": f"{events:g}x{articles:g}", "events_scale": events, "articles_scale": articles}
@@ -264,6 +265,44 @@ def one_scale(events: float, articles: float, raw_windows: int, work: Path, time
             assert outcome.success
         result["backfill"] = {"windows": backfilled, "seconds": round(time.perf_counter() - started, 1)}
         print(f"[{result['scale']}] backfill of the raw windows: {result['backfill']}", flush=True)
+
+        # The ticks of the day before, as the schedule leaves them: each window's ranker examples
+        # and the model of the window before the tick's (which its backtest evaluates). Generated
+        # windows have no catalogue of their own: they take the first ingested window's (articles
+        # published later are never candidates, as of any earlier window).
+        started = time.perf_counter()
+        previous = [WINDOW - timedelta(hours=2 * i) for i in range(11, 0, -1)]
+        ingested = site_storage / "article_catalogue" / f"{window_key(raw_start)}.parquet"
+        for start in previous:
+            table = site_storage / "article_catalogue" / f"{window_key(start)}.parquet"
+            if not table.exists():
+                shutil.copy(ingested, table)
+        outcome = materialize(
+            all_assets,
+            selection=site_selection(SITE, LABEL_ASSETS),
+            tags={
+                ASSET_PARTITION_RANGE_START_TAG: window_key(previous[0]),
+                ASSET_PARTITION_RANGE_END_TAG: window_key(previous[-1]),
+            },
+            instance=instance,
+            resources=defs.resources,
+        )
+        assert outcome.success
+        examples_seconds = time.perf_counter() - started
+        outcome = materialize(
+            all_assets,
+            selection=site_selection(SITE, ("trained_model",)),
+            tags={WINDOW_TAG: window_key(previous[-1])},
+            instance=instance,
+            resources=defs.resources,
+        )
+        assert outcome.success
+        result["day_before"] = {
+            "ranker_examples_windows": len(previous),
+            "ranker_examples_seconds": round(examples_seconds, 1),
+            "trained_model_seconds": round(time.perf_counter() - started - examples_seconds, 1),
+        }
+        print(f"[{result['scale']}] the day before the tick: {result['day_before']}", flush=True)
 
         sampler.start()
         with WorkspaceProcessContext(
@@ -452,6 +491,7 @@ def print_table(results: list[dict]) -> None:
             f"peak RSS {res.get('peak_rss_mb')} MB, load average {res.get('load_average')}"
         )
         print(f"   raw {res['raw']}; history {res['history']}; backfill {res['backfill']}")
+        print(f"   the day before the tick: {res.get('day_before')}")
         print(
             f"   {'step':<40} {'wall s':>8} {'inputs':>7} {'io':>7} {'compute':>8} "
             f"{'out+chk':>8} {'RSS MB':>7}"
@@ -477,12 +517,20 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--scales", nargs="+", default=["1x1"], help="EVENTSxARTICLES, e.g. 1x1 4x1 1x2")
-    parser.add_argument("--raw-windows", type=int, default=12, help="newest windows as real events")
+    parser.add_argument(
+        "--raw-windows",
+        type=int,
+        default=12,
+        help="newest windows as real events (at least 2: the windows before the tick's take the "
+        "first one's catalogue)",
+    )
     parser.add_argument("--timeout", type=int, default=3600)
     parser.add_argument("--workdir", type=Path, default=None, help="kept after the run when given")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--one", nargs=2, type=float, help=argparse.SUPPRESS)  # a child: one scale
     args = parser.parse_args()
+    if args.raw_windows < 2:
+        parser.error("--raw-windows must be at least 2")
 
     if args.one:
         result = one_scale(args.one[0], args.one[1], args.raw_windows, args.workdir, args.timeout)

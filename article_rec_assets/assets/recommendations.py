@@ -26,7 +26,7 @@ from article_rec_assets.assets import (
     window_bounds,
     window_of_store,
 )
-from article_rec_assets.assets.training import CLICK_COLUMNS, fit_site_model, interactions_as_received
+from article_rec_assets.assets.training import fit_site_model, window_click_log
 from article_rec_assets.evaluation.backtest import BACKTEST_K, METRICS, backtest
 from article_rec_assets.evaluation.metrics import markdown_table
 from article_rec_assets.ingestion.sessions import empty_interactions
@@ -39,7 +39,6 @@ from article_rec_assets.recommenders.article_model import (
     article_model_recommendations,
     candidate_mask,
     reuse_problem,
-    site_click_log,
 )
 from article_rec_assets.recommenders.baselines import LastHourPopularity
 from article_rec_assets.recommenders.serving import article_popularity as compute_popularity
@@ -191,9 +190,7 @@ def build(name: str) -> list[AssetsDefinition]:
         article_catalogue = window_of_store(table_io_manager, key("article_catalogue"), as_of, context.log)
         model, model_note = _model_before(context, table_io_manager, io_manager, name, as_of)
         # The window itself, and the model's training days before its start.
-        keys = trailing_window_keys(as_of, site.model.session_days, extra_windows=1)
-        frames = trailing_interactions(context, table_io_manager, name, keys, CLICK_COLUMNS)
-        log = site_click_log(interactions_as_received(frames), article_catalogue)
+        log, _ = window_click_log(context, table_io_manager, name, as_of)
         engine = serving_database.engine()
         try:
             current = current_model(engine, name, "article")
@@ -244,7 +241,9 @@ def build(name: str) -> list[AssetsDefinition]:
                 "window": as_of,
                 "pairs": int(metrics["pairs"].iloc[0]) if len(metrics) else 0,
                 "training_clicks": result.train_clicks,
-                "window_interactions": len(frames[as_of]) if as_of in frames else 0,
+                "window_clicks": int(
+                    ((log.timestamp >= start.value // 10**6) & (log.timestamp < end.value // 10**6)).sum()
+                ),
                 "model": model_note,
                 "published_model": published_note,
                 **numbers,

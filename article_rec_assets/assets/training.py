@@ -65,6 +65,30 @@ def interactions_as_received(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame
     return as_received(whole, [(pd.Timestamp(window_start(key)), len(frames[key])) for key in keys])
 
 
+# The click log of a window's last days as the steps of one run build it: the window's examples,
+# the model and the backtest read the same one, so a tick builds it once (a run's steps share a
+# process with the in-process executor). Keyed by the run, so nothing crosses runs.
+_RUN_LOGS: dict[tuple, tuple[ClickLog, int]] = {}
+
+
+def window_click_log(
+    context: AssetExecutionContext, store, name: str, as_of: str, extra_windows: int = 1
+) -> tuple[ClickLog, int]:
+    """The site's click log of the session days up to window `as_of` and `extra_windows` more
+    before them (one by default: the examples of `as_of` need the days before its start), with
+    that window's catalogue; and how many windows it read."""
+    keys = trailing_window_keys(as_of, SITES[name].model.session_days, extra_windows=extra_windows)
+    memo = (context.run_id, name, tuple(keys))
+    if memo not in _RUN_LOGS:
+        frames = trailing_interactions(context, store, name, keys, CLICK_COLUMNS)
+        catalogue = window_of_store(store, site_key(name, "article_catalogue"), as_of, context.log)
+        _RUN_LOGS.clear()
+        _RUN_LOGS[memo] = (site_click_log(interactions_as_received(frames), catalogue), len(frames))
+    else:
+        context.log.info(f"click log of {len(keys)} windows up to {as_of}: built earlier in this run")
+    return _RUN_LOGS[memo]
+
+
 def load_examples(model_store, name: str, keys: list[str], log) -> dict[str, RankerExamples | None]:
     """The stored examples of the windows `keys` that were built (absent: never materialized, or
     older than the store keeps)."""
@@ -89,11 +113,9 @@ def fit_site_model(
     examples = load_examples(model_store, name, label_keys, context.log)
     missing = [k for k in label_keys if k not in examples]
     # The oldest missing window needs the session days before it as well.
-    extra = len(label_keys) - label_keys.index(missing[0]) if missing else 0
-    keys = trailing_window_keys(as_of, settings.session_days, extra_windows=extra)
-    frames = trailing_interactions(context, store, name, keys, CLICK_COLUMNS)
+    extra = len(label_keys) - label_keys.index(missing[0]) if missing else 1
+    log, windows_read = window_click_log(context, store, name, as_of, extra)
     catalogue = window_of_store(store, key("article_catalogue"), as_of, context.log)
-    log = site_click_log(interactions_as_received(frames), catalogue)
     for label_key in missing:
         examples[label_key] = _window_examples(store, name, log, label_key, catalogue, context.log)
     embeddings, als_note = None, "off (als_weight 0)"
@@ -118,7 +140,7 @@ def fit_site_model(
     )
     read = {
         "window": as_of,
-        "windows_read": len(frames),
+        "windows_read": windows_read,
         "label_windows_stored": len(label_keys) - len(missing),
         "label_windows_built_here": len(missing),
         "als": als_note,
@@ -160,10 +182,8 @@ def build(name: str) -> list[AssetsDefinition]:
         site = SITES[name]  # read at run time (a test or a reload may change it)
         written = WrittenWindows()
         for partition, start, _ in windows_of_run(context):
-            keys = trailing_window_keys(partition, site.model.session_days, extra_windows=1)
-            frames = trailing_interactions(context, table_io_manager, name, keys, CLICK_COLUMNS)
+            log, windows_read = window_click_log(context, table_io_manager, name, partition)
             catalogue = window_of_store(table_io_manager, key("article_catalogue"), partition, context.log)
-            log = site_click_log(interactions_as_received(frames), catalogue)
             examples = window_examples(
                 log, start, site.model, candidates=candidate_mask(log, catalogue, start)
             )
@@ -175,7 +195,7 @@ def build(name: str) -> list[AssetsDefinition]:
                     "sources": len(examples.group_sizes) if examples is not None else 0,
                     "pairs": examples.all_pairs if examples is not None else 0,
                     "pairs_among_candidates": examples.pairs if examples is not None else 0,
-                    "windows_read": len(frames),
+                    "windows_read": windows_read,
                 },
                 partition_key=partition,
             )

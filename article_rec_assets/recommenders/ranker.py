@@ -62,6 +62,10 @@ FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
     "popularity": ("reads_15m", "reads_1h", "reads_6h", "reads_24h", "reads_trend"),
     "freshness": ("age_hours", "source_age_hours", "age_gap_hours"),
     "source": ("source_reads_1h", "source_reads_24h", "source_successors"),
+    # Where in sessions an article is read: opening them (arrivals from outside), or ending them.
+    "session": ("entry_share", "exit_share", "source_exit_share"),
+    # How deep into sessions an article is read on average (clicks before it in its session).
+    "order": ("mean_position", "source_mean_position", "position_gap"),
 }
 FEATURES = tuple(name for names in FEATURE_GROUPS.values() for name in names)
 SERVE_BATCH_SOURCES = 4096  # sources scored at a time: bounds the feature matrix in memory
@@ -89,12 +93,35 @@ class _PairTable:
         keys, values = _sorted_keys(matrix)
         return cls(keys, values, matrix.shape[1])
 
-    def at(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    @classmethod
+    def sharing_keys(cls, matrices: dict[str, sparse.csr_matrix]) -> dict[str, _PairTable]:
+        """Tables of matrices with one pattern (the same pairs, other weights) share one key
+        array, so a lookup of all of them searches once (`positions`)."""
+        tables: dict[str, _PairTable] = {}
+        for name, matrix in matrices.items():
+            table = cls.of(matrix)
+            first = next(iter(tables.values()), None)
+            if first is not None and np.array_equal(first.keys, table.keys):
+                table.keys = first.keys
+            tables[name] = table
+        return tables
+
+    def positions(self, wanted: np.ndarray) -> np.ndarray:
+        """Per wanted key (row * n + column): its position in the table, -1 where it is absent."""
         if not len(self.keys):
-            return np.zeros(len(rows))
-        wanted = rows.astype(np.int64) * self.n + cols.astype(np.int64)
+            return np.full(len(wanted), -1, dtype=np.int64)
         position = np.minimum(np.searchsorted(self.keys, wanted), len(self.keys) - 1)
-        return np.where(self.keys[position] == wanted, self.values[position], 0.0)
+        return np.where(self.keys[position] == wanted, position, -1)
+
+    def at(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return self.values_at(self.positions(rows.astype(np.int64) * self.n + cols.astype(np.int64)))
+
+    def values_at(self, positions: np.ndarray) -> np.ndarray:
+        return (
+            np.where(positions >= 0, self.values[np.maximum(positions, 0)], 0.0)
+            if len(self.values)
+            else (np.zeros(len(positions)))
+        )
 
 
 def _decayed_successors(
@@ -108,6 +135,24 @@ def _decayed_successors(
     matrix = sparse.csr_matrix((weight, (source, target)), shape=(n, n))
     matrix.sum_duplicates()
     return matrix
+
+
+def _session_shares(train: TrainingClicks) -> dict[str, np.ndarray]:
+    """Per article, the share of its clicks that open their session and that end it, and how many
+    clicks of their session come before them on average."""
+    n = train.n_articles
+    if not len(train):
+        return {name: np.zeros(n) for name in ("entry_share", "exit_share", "mean_position")}
+    change = train.session[1:] != train.session[:-1]
+    first, last = np.r_[True, change], np.r_[change, True]
+    starts = np.flatnonzero(first)
+    position = np.arange(len(train)) - np.repeat(starts, np.diff(np.r_[starts, len(train)]))
+    clicks = np.maximum(np.bincount(train.article, minlength=n), 1).astype(np.float64)
+    return {
+        "entry_share": np.bincount(train.article[first], minlength=n) / clicks,
+        "exit_share": np.bincount(train.article[last], minlength=n) / clicks,
+        "mean_position": np.bincount(train.article, weights=position, minlength=n) / clicks,
+    }
 
 
 @dataclass
@@ -131,11 +176,15 @@ class Signals:
         out_count = np.asarray(forward_count.sum(axis=1)).ravel()
         share = sparse.diags(1.0 / np.where(out_count > 0, out_count, 1.0)) @ forward_count
         pairs = {
-            "successor_short": _PairTable.of(_decayed_successors(train, end, 1, 0.5 * scale)),
-            "successor_long": _PairTable.of(forward_long),
-            "successor_day": _PairTable.of(_decayed_successors(train, end, 1, 24.0 * scale)),
-            "successor_count": _PairTable.of(forward_count),
-            "successor_share": _PairTable.of(share.tocsr()),
+            **_PairTable.sharing_keys(
+                {
+                    "successor_short": _decayed_successors(train, end, 1, 0.5 * scale),
+                    "successor_long": forward_long,
+                    "successor_day": _decayed_successors(train, end, 1, 24.0 * scale),
+                    "successor_count": forward_count,
+                    "successor_share": share.tocsr(),
+                }
+            ),
             "backward_long": _PairTable.of(forward_long.T.tocsr()),
             "two_apart_long": _PairTable.of(_decayed_successors(train, end, 2, 3.0 * scale)),
             "covisitation": _PairTable.of(blend.covisitation),
@@ -153,6 +202,7 @@ class Signals:
             "reads_trend": (reads["1h"] + 1) / (reads["6h"] / 6 + 1),
             "age_hours": age,
             "successors": out_count,
+            **_session_shares(train),
         }
         return cls(blend, pairs, article, train.tie_rank)
 
@@ -171,12 +221,17 @@ class Signals:
         source = sources[row]
         best = np.zeros(len(sources))
         np.maximum.at(best, row, score)
-        a, b = self.article, self.pairs
+        a = self.article
+        wanted = source.astype(np.int64) * len(self.tie_rank) + candidate.astype(np.int64)
+        found: dict[int, np.ndarray] = {}  # positions by key array: tables sharing keys search once
+        for table in self.pairs.values():
+            if id(table.keys) not in found:
+                found[id(table.keys)] = table.positions(wanted)
         columns = {
             "blend_score": score,
-            "blend_rank": rank.astype(np.float64),
+            "blend_rank": rank,
             "blend_share_of_best": score / np.where(best[row] > 0, best[row], 1.0),
-            **{name: table.at(source, candidate) for name, table in b.items()},
+            **{name: table.values_at(found[id(table.keys)]) for name, table in self.pairs.items()},
             "reads_15m": a["reads_15m"][candidate],
             "reads_1h": a["reads_1h"][candidate],
             "reads_6h": a["reads_6h"][candidate],
@@ -188,8 +243,17 @@ class Signals:
             "source_successors": a["successors"][source],
             "source_age_hours": a["age_hours"][source],
             "age_gap_hours": a["age_hours"][candidate] - a["age_hours"][source],
+            "entry_share": a["entry_share"][candidate],
+            "exit_share": a["exit_share"][candidate],
+            "source_exit_share": a["exit_share"][source],
+            "mean_position": a["mean_position"][candidate],
+            "source_mean_position": a["mean_position"][source],
+            "position_gap": a["mean_position"][candidate] - a["mean_position"][source],
         }
-        matrix = np.column_stack([columns[name] for name in FEATURES]).astype(np.float32)
+        # Column by column into one float32 matrix (column-major: LightGBM reads it as it is).
+        matrix = np.empty((len(row), len(FEATURES)), dtype=np.float32, order="F")
+        for i, name in enumerate(FEATURES):
+            matrix[:, i] = columns[name]
         return row, candidate, matrix
 
 
@@ -326,11 +390,9 @@ class LearnedRanker:
         for start in range(0, len(source_ids), SERVE_BATCH_SOURCES):
             batch = source_ids[start : start + SERVE_BATCH_SOURCES]
             row, candidate, matrix = self.signals.features(batch, self.settings.candidates)
-            predicted = (
-                self.booster.predict(matrix[:, self.columns], num_threads=self.settings.threads)
-                if len(row)
-                else []
-            )
+            if len(self.columns) < matrix.shape[1]:  # an ablation: some features left out
+                matrix = matrix[:, self.columns]
+            predicted = self.booster.predict(matrix, num_threads=self.settings.threads) if len(row) else []
             predicted = np.asarray(predicted, dtype=np.float64)
             parts.append(sparse.csr_matrix((predicted, (row, candidate)), shape=(len(batch), n)))
         return sparse.vstack(parts).tocsr() if parts else sparse.csr_matrix((0, n))
@@ -385,9 +447,12 @@ def fit_ranker(
             free_raw_data=True,
         )
         params = {
-            "objective": "lambdarank",
+            "objective": settings.objective,
             "lambdarank_truncation_level": settings.truncation_level,
-            "label_gain": list(range(settings.max_label + 1)),
+            "label_gain": [
+                float(label) if settings.gain == "linear" else 2.0**label - 1
+                for label in range(settings.max_label + 1)
+            ],
             "eval_at": [10],
             "learning_rate": settings.learning_rate,
             "num_leaves": settings.num_leaves,

@@ -19,6 +19,10 @@ def top_k_sparse(
     ascending `tiebreak[column]`; NO_ARTICLE pads rows with fewer than k. With `with_scores`,
     also the (n, k) scores (0 in padded slots)."""
     n = scores.shape[0]
+    if sparse.issparse(scores) and scores.format == "csr" and n:
+        longest = int(np.diff(scores.indptr).max())
+        if longest <= max(SHORT_ROWS, 4 * k):
+            return _top_k_short_rows(scores, sources, k, tiebreak, longest, with_scores)
     coo = sparse.coo_matrix(scores)
     rows, cols, values = coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data
     keep = (values > 0) & (cols != sources[rows])
@@ -36,6 +40,44 @@ def top_k_sparse(
         return out
     top_scores = np.zeros((n, k), dtype=np.float64)
     top_scores[rows[take], position[take]] = values[take]
+    return out, top_scores
+
+
+# Rows this short (a ranker's scored candidates) are ranked as a dense (rows x longest) block.
+SHORT_ROWS = 256
+
+
+def _top_k_short_rows(
+    scores: sparse.csr_matrix,
+    sources: np.ndarray,
+    k: int,
+    tiebreak: np.ndarray,
+    longest: int,
+    with_scores: bool,
+):
+    """`top_k_sparse` of rows with at most `longest` entries each: every row's entries sorted in a
+    dense block, by ascending tiebreak and then (stably) by descending score; the same lists."""
+    n = scores.shape[0]
+    lengths = np.diff(scores.indptr)
+    row = np.repeat(np.arange(n), lengths)
+    slot = np.arange(len(row)) - scores.indptr[row]
+    values = np.full((n, max(longest, 1)), -np.inf)
+    cols = np.full((n, max(longest, 1)), -1, dtype=np.int64)
+    values[row, slot] = scores.data
+    cols[row, slot] = scores.indices
+    values[(values <= 0) | (cols == np.asarray(sources)[:, None])] = -np.inf
+    ties = np.where(cols >= 0, tiebreak[np.maximum(cols, 0)], np.iinfo(np.int64).max)
+    by_tie = np.argsort(ties, axis=1, kind="stable")
+    values, cols = np.take_along_axis(values, by_tie, 1), np.take_along_axis(cols, by_tie, 1)
+    best = np.argsort(-values, axis=1, kind="stable")[:, :k]
+    values, cols = np.take_along_axis(values, best, 1), np.take_along_axis(cols, best, 1)
+    kept = np.isfinite(values)
+    out = np.full((n, k), NO_ARTICLE, dtype=np.int64)
+    out[:, : cols.shape[1]] = np.where(kept, cols, NO_ARTICLE)
+    if not with_scores:
+        return out
+    top_scores = np.zeros((n, k), dtype=np.float64)
+    top_scores[:, : values.shape[1]] = np.where(kept, values, 0.0)
     return out, top_scores
 
 

@@ -237,7 +237,9 @@ class BlendSettings(_Settings):
 
 
 # The ranker's feature groups (recommenders/ranker.py FEATURE_GROUPS).
-RankerFeatureGroup = Literal["blend", "successors", "covisitation", "popularity", "freshness", "source"]
+RankerFeatureGroup = Literal[
+    "blend", "successors", "covisitation", "popularity", "freshness", "source", "session", "order"
+]
 
 
 class RankerSettings(_Settings):
@@ -249,13 +251,16 @@ class RankerSettings(_Settings):
     candidates: int = Field(100, ge=10)  # the blend's best per source that the ranker orders
     label_windows: int = Field(12, ge=1)
     window_hours: float = Field(2, gt=0)
-    rounds: int = Field(100, ge=1)
-    learning_rate: float = Field(0.1, gt=0, le=1)
+    rounds: int = Field(50, ge=1)
+    learning_rate: float = Field(0.2, gt=0, le=1)
     num_leaves: int = Field(15, ge=2)
     min_data_in_leaf: int = Field(100, ge=1)
     max_label: int = Field(30, ge=1)  # a pair's count is capped here (LambdaRank's gains are linear)
     # LambdaRank's pairs are those with one of a query's `truncation_level` best rows (cost grows with it).
-    truncation_level: int = Field(20, ge=1)
+    truncation_level: int = Field(10, ge=1)
+    objective: Literal["lambdarank", "rank_xendcg"] = "lambdarank"
+    # A label's gain in LambdaRank's NDCG: its count of pairs, or 2^count - 1 (the likeliest first).
+    gain: Literal["linear", "exponential"] = "linear"
     min_queries: int = Field(50, ge=1)  # fewer labelled sources: the blend serves alone
     # A busier window's sources are sampled down to this many (bounds the fit on large sites).
     max_sources_per_window: int = Field(800, ge=1)
