@@ -1,6 +1,7 @@
 """The demo's work, once the environment is set (see demo.py)."""
 
 import os
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -47,6 +48,7 @@ def run_demo(end: datetime, days: float) -> None:
     instance = DagsterInstance.get()
     for name in demo_sites:
         print(f"Materializing {name}: {len(windows) - 1} windows ingested in one run, then the whole graph")
+        started = time.perf_counter()
         # The history as a backfill runs it: one run over the range, oldest window first.
         defs.resolve_job_def(site_name(name, INGEST_WINDOW_JOB)).execute_in_process(
             instance=instance,
@@ -56,9 +58,12 @@ def run_demo(end: datetime, days: float) -> None:
                 ASSET_PARTITION_RANGE_END_TAG: window_key(windows[-2]),
             },
         )
+        ingested = time.perf_counter()
         defs.resolve_job_def(site_name(name, RECOMMENDATIONS_JOB)).execute_in_process(
             partition_key=window_key(newest), instance=instance, run_config=QUIET
         )
+        newest_run = time.perf_counter() - ingested
+        print(f"  history {ingested - started:.1f} s, the newest window's run {newest_run:.1f} s")
 
     print_summary(instance, demo_sites, newest)
 

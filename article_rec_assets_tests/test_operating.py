@@ -70,8 +70,8 @@ def test_two_scheduled_ticks_and_a_rerun_of_a_past_window(operated: Operated) ->
             assert model is not None and len(model.rows) > 0
             # The second tick's model serves: trained up to the end of its window.
             assert model.trained_until == window_of(SECOND_TICK) + timedelta(hours=2)
-        matrix = operated.latest_metadata(SITE, "interaction_matrix")
-        assert matrix["window"] == window_key(window_of(SECOND_TICK)) and matrix["windows_read"] == 2
+        model = operated.latest_metadata(SITE, "trained_model")
+        assert model["window"] == window_key(window_of(SECOND_TICK)) and model["windows_read"] == 2
 
         # An operator reruns the first tick's window (the UI's "materialize" of that partition):
         # the catalogue reads back what the first run stored, and nothing newer is replaced.
@@ -262,7 +262,7 @@ def test_a_new_site_is_onboarded_as_the_readme_says(storage: str, added_site: Pa
         assert op.instance.get_run_by_id(run_id).status == DagsterRunStatus.SUCCESS
         published = op.latest_metadata(NEW_SITE, "published_recommendations")
         assert (published["status"], published["window"]) == ("published", history[-1])
-        assert op.latest_metadata(NEW_SITE, "interaction_matrix")["windows_read"] == len(history)
+        assert op.latest_metadata(NEW_SITE, "trained_model")["windows_read"] == len(history)
 
         # 3. Turn the schedule on: the next tick ingests the next window and publishes from it.
         op.start_schedule(site_name(NEW_SITE, SCHEDULE), at)

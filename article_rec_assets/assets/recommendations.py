@@ -285,7 +285,12 @@ def _model_before(
     problem = reuse_problem(stored.get(previous), site.model, start, BACKTEST_K)
     if problem is None:
         return stored[previous], f"trained_model of window {previous} (stored)"
+    # A window before that was never ingested (the schedule skipped it) has no catalogue: this
+    # window's stands in (an article it adds had no reading before the window, so no list).
+    catalogue_window = previous
     if previous not in store.load_windows(site_key(name, "article_catalogue"), [previous], context.log):
-        return None, f"none: window {previous} has no article_catalogue (never ingested)"
-    model, _ = fit_site_model(context, store, model_store, name, previous)
+        catalogue_window = as_of
+    model, read = fit_site_model(context, store, model_store, name, previous, catalogue_window)
+    if read["windows_read"] == 0 or not len(model.list_sources):
+        return None, f"none: no reading was ingested before window {as_of}"
     return model, f"fitted here as of window {previous}: the stored one could not serve ({problem})"

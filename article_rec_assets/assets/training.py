@@ -72,16 +72,23 @@ _RUN_LOGS: dict[tuple, tuple[ClickLog, int]] = {}
 
 
 def window_click_log(
-    context: AssetExecutionContext, store, name: str, as_of: str, extra_windows: int = 1
+    context: AssetExecutionContext,
+    store,
+    name: str,
+    as_of: str,
+    extra_windows: int = 1,
+    catalogue_window: str | None = None,
 ) -> tuple[ClickLog, int]:
     """The site's click log of the session days up to window `as_of` and `extra_windows` more
     before them (one by default: the examples of `as_of` need the days before its start), with
-    that window's catalogue; and how many windows it read."""
+    the publish times of that window's catalogue (or `catalogue_window`'s); and how many windows
+    it read."""
     keys = trailing_window_keys(as_of, SITES[name].model.session_days, extra_windows=extra_windows)
-    memo = (context.run_id, name, tuple(keys))
+    catalogue_window = catalogue_window or as_of
+    memo = (context.run.run_id, name, tuple(keys), catalogue_window)
     if memo not in _RUN_LOGS:
         frames = trailing_interactions(context, store, name, keys, CLICK_COLUMNS)
-        catalogue = window_of_store(store, site_key(name, "article_catalogue"), as_of, context.log)
+        catalogue = window_of_store(store, site_key(name, "article_catalogue"), catalogue_window, context.log)
         _RUN_LOGS.clear()
         _RUN_LOGS[memo] = (site_click_log(interactions_as_received(frames), catalogue), len(frames))
     else:
@@ -96,11 +103,17 @@ def load_examples(model_store, name: str, keys: list[str], log) -> dict[str, Ran
 
 
 def fit_site_model(
-    context: AssetExecutionContext, store, model_store, name: str, as_of: str
+    context: AssetExecutionContext,
+    store,
+    model_store,
+    name: str,
+    as_of: str,
+    catalogue_window: str | None = None,
 ) -> tuple[ArticleModel, dict]:
     """The site's article model as of window `as_of`'s end (what `trained_model` stores), with
     what it read. Label windows whose examples were not stored are built here from the same data
-    and code as `ranker_examples` (the first retrain after a backfill of history)."""
+    and code as `ranker_examples` (the first retrain after a backfill of history). The catalogue
+    is `as_of`'s, or `catalogue_window`'s where the caller knows `as_of` has none."""
     key = partial(site_key, name)
     site = SITES[name]  # read at run time (a test or a reload may change it)
     settings = site.model
@@ -114,8 +127,9 @@ def fit_site_model(
     missing = [k for k in label_keys if k not in examples]
     # The oldest missing window needs the session days before it as well.
     extra = len(label_keys) - label_keys.index(missing[0]) if missing else 1
-    log, windows_read = window_click_log(context, store, name, as_of, extra)
-    catalogue = window_of_store(store, key("article_catalogue"), as_of, context.log)
+    catalogue_window = catalogue_window or as_of
+    log, windows_read = window_click_log(context, store, name, as_of, extra, catalogue_window)
+    catalogue = window_of_store(store, key("article_catalogue"), catalogue_window, context.log)
     for label_key in missing:
         examples[label_key] = _window_examples(store, name, log, label_key, catalogue, context.log)
     embeddings, als_note = None, "off (als_weight 0)"

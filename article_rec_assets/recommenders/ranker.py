@@ -445,6 +445,7 @@ def fit_ranker(
             weight=np.concatenate([w.weights for w in windows]),
             feature_name=[FEATURES[c] for c in columns],
             free_raw_data=True,
+            params={"max_bin": settings.max_bin, "verbosity": -1},
         )
         params = {
             "objective": settings.objective,
@@ -458,6 +459,7 @@ def fit_ranker(
             "num_leaves": settings.num_leaves,
             "min_data_in_leaf": settings.min_data_in_leaf,
             "feature_fraction": 0.9,
+            "max_bin": settings.max_bin,
             "num_threads": settings.threads,
             "deterministic": True,
             "force_col_wise": True,

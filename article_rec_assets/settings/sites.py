@@ -255,6 +255,7 @@ class RankerSettings(_Settings):
     learning_rate: float = Field(0.2, gt=0, le=1)
     num_leaves: int = Field(15, ge=2)
     min_data_in_leaf: int = Field(100, ge=1)
+    max_bin: int = Field(255, ge=2)  # LightGBM's histogram bins per feature (fewer: a quicker fit)
     max_label: int = Field(30, ge=1)  # a pair's count is capped here (LambdaRank's gains are linear)
     # LambdaRank's pairs are those with one of a query's `truncation_level` best rows (cost grows with it).
     truncation_level: int = Field(10, ge=1)
