@@ -249,6 +249,8 @@ class RankerSettings(_Settings):
 
     enabled: bool = True
     candidates: int = Field(100, ge=10)  # the blend's best per source that the ranker orders
+    # Stored examples are kept 2 days (the pickle store's `keep_days`): windows older than that are
+    # rebuilt at each retrain.
     label_windows: int = Field(12, ge=1)
     window_hours: float = Field(2, gt=0)
     rounds: int = Field(50, ge=1)
