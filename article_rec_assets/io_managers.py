@@ -43,7 +43,7 @@ from dagster_aws.s3 import S3Resource
 from dagster_aws.s3.io_manager import PickledObjectS3IOManager
 from upath import UPath
 
-from article_rec_assets.settings.windows import WINDOW_HOURS, WINDOW_KEY_FORMAT, parse_window
+from article_rec_assets.settings.windows import parse_window, window_key_before
 
 # How a load is reported in the step's log (the large-site benchmark reads it back).
 LOADED = "loaded"
@@ -407,7 +407,7 @@ class _ValuesAsOfWindow:
         oldest_kept = parse_window(window_key_before(window))[0]
         folder = self.window_path(context.asset_key, window).parent  # type: ignore[attr-defined]
         for name in self.window_names(folder):  # type: ignore[attr-defined]
-            if _is_window(name) and parse_window(name)[0] < oldest_kept:
+            if _window_before(name, oldest_kept):
                 self.remove(folder / name)  # type: ignore[attr-defined]
 
 
@@ -430,11 +430,6 @@ def _is_window(name: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def window_key_before(key: str) -> str:
-    start, _ = parse_window(key)
-    return (start - timedelta(hours=WINDOW_HOURS)).strftime(WINDOW_KEY_FORMAT)
 
 
 def _windows_of_unfinished_runs(instance: DagsterInstance) -> Callable[[str], bool]:

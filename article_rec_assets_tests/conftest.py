@@ -21,11 +21,12 @@ from dagster import FilesystemIOManager
 from dagster_aws.s3 import S3Resource
 
 from article_rec_assets.generator.clickstream import generate_site
-from article_rec_assets.io_managers import ParquetIOManager
+from article_rec_assets.io_managers import ParquetIOManager, PickleIOManager
 from article_rec_assets.recommenders.click_log import training_clicks
 from article_rec_assets.resources import CatalogueSources, EventBucket, ServingDatabase
 from article_rec_assets.settings import environment
 from article_rec_assets.settings.sites import load_sites
+from article_rec_assets.settings.windows import WINDOW_HOURS
 from article_rec_assets_tests.recommenders.clicks import HAND, T0, log_of
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,10 +72,34 @@ POSTGRES_DSN = os.environ.get("ARTICLE_REC_TEST_POSTGRES", "postgresql://127.0.0
 # The generated data ends here; tests use windows before it.
 DEMO_END = datetime(2026, 3, 4, 0, 0, tzinfo=UTC)
 DEMO_DAYS = 2
+DEMO_WINDOWS = [
+    DEMO_END - timedelta(hours=WINDOW_HOURS * i) for i in range(DEMO_DAYS * 12, 0, -1)
+]  # oldest first
 # Dummy credentials and region for the test S3 server, passed as explicit configuration (never
 # through the environment of the session, so nothing real can be picked up or leaked).
 S3_TEST_REGION = "us-east-1"
 S3_TEST_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+
+def local_resources(data_dir: Path, storage: Path, serving_url: str) -> dict:
+    """The embedded default's resources over generated data: tables and values in `storage`."""
+    return stored_in(
+        {
+            "event_bucket": EventBucket(root_dir=str(data_dir)),
+            "catalogue_sources": CatalogueSources(files_dir=str(data_dir)),
+            "serving_database": ServingDatabase(url=serving_url),
+        },
+        storage,
+    )
+
+
+def stored_in(resources: dict, storage: Path) -> dict:
+    """`resources` with the table and value stores in `storage`."""
+    return {
+        **resources,
+        "table_io_manager": ParquetIOManager(base_dir=str(storage)),
+        "io_manager": PickleIOManager(base_dir=str(storage)),
+    }
 
 
 def _postgres_or_skip() -> None:

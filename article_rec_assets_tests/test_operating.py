@@ -17,7 +17,7 @@ from article_rec_assets.partitions import SITES, site_key, window_key, window_pa
 from article_rec_assets.publishing.api import current_model
 from article_rec_assets.publishing.schema import connect
 from article_rec_assets.run_heartbeat import HEARTBEAT_TAG
-from article_rec_assets.schedules import MODEL_ASSETS, SCHEDULE, WINDOW_ASSETS, site_name
+from article_rec_assets.schedules import LABEL_ASSETS, MODEL_ASSETS, SCHEDULE, WINDOW_ASSETS, site_name
 from article_rec_assets.settings.sites import SiteConfig
 from article_rec_assets_tests import keys
 from article_rec_assets_tests.conftest import DEMO_END
@@ -72,6 +72,9 @@ def test_two_scheduled_ticks_and_a_rerun_of_a_past_window(operated: Operated) ->
             assert model.trained_until == window_of(SECOND_TICK) + timedelta(hours=2)
         model = operated.latest_metadata(SITE, "trained_model")
         assert model["window"] == window_key(window_of(SECOND_TICK)) and model["windows_read"] == 2
+        # The second tick's backtest judged the model the first tick stored, without fitting it again.
+        backtest = operated.latest_metadata(SITE, "recommendation_backtest")
+        assert backtest["model"] == f"trained_model of window {window_key(window_of(FIRST_TICK))} (stored)"
 
         # An operator reruns the first tick's window (the UI's "materialize" of that partition):
         # the catalogue reads back what the first run stored, and nothing newer is replaced.
@@ -187,14 +190,21 @@ def test_a_backfill_then_one_retrain_equals_the_scheduled_runs(
         # "Materialize all" over the same windows: the windows in one run, then one retrain (as of
         # the newest window of the range), which publishes nothing from a backfill.
         before = _current_model_ids(backfill_url)
-        backfill_id = backfilled.launch_backfill(SITE, window_keys, [*WINDOW_ASSETS, *MODEL_ASSETS], at=later)
+        every_asset = [*WINDOW_ASSETS, *LABEL_ASSETS, *MODEL_ASSETS]
+        backfill_id = backfilled.launch_backfill(SITE, window_keys, every_asset, at=later)
         backfilled.run_backfill_daemon(backfill_id, at=later)
         backfill_runs = backfilled.runs(tags={"dagster/backfill": backfill_id})
         assert [r.status for r in backfill_runs] == [DagsterRunStatus.SUCCESS] * 2
         retrains = backfilled.instance.fetch_materializations(
             site_key(SITE, "trained_model"), limit=10
         ).records
-        assert len([r for r in retrains if r.run_id in {run.run_id for run in backfill_runs}]) == 1
+        retrain = [r for r in retrains if r.run_id in {run.run_id for run in backfill_runs}]
+        assert len(retrain) == 1
+        # The windows' run built their ranker examples; the retrain read them instead of building them.
+        learned = {k: v.value for k, v in retrain[0].asset_materialization.metadata.items()}
+        assert learned["label_windows_stored"] == len(window_keys) and learned[
+            "label_windows_built_here"
+        ] == 12 - len(window_keys)
         published = backfilled.latest_metadata(SITE, "published_recommendations")
         assert (published["status"], published["window"]) == ("skipped", window_keys[-1])
         assert {r.tags.get("article_rec/publish") for r in backfill_runs} == {None, "skipped"}

@@ -30,7 +30,6 @@ from article_rec_assets.assets.training import fit_site_model, window_click_log
 from article_rec_assets.evaluation.backtest import BACKTEST_K, METRICS, backtest
 from article_rec_assets.evaluation.metrics import markdown_table
 from article_rec_assets.ingestion.sessions import empty_interactions
-from article_rec_assets.io_managers import window_key_before
 from article_rec_assets.partitions import SITES, site_key, site_pool, site_prefix, window_check
 from article_rec_assets.publishing.api import current_model
 from article_rec_assets.recommenders.article_model import (
@@ -45,6 +44,7 @@ from article_rec_assets.recommenders.serving import article_popularity as comput
 from article_rec_assets.recommenders.serving import popularity_recommendations, recommendation_problems
 from article_rec_assets.resources import ServingDatabase
 from article_rec_assets.schemas import ArticlePopularityType, ArticleRecommendationsType
+from article_rec_assets.settings.windows import window_key_before
 
 POPULARITY_COLUMNS = ["reader_id", "external_id", "engaged_seconds", "first_seen", "last_seen"]
 

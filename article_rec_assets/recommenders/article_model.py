@@ -340,8 +340,9 @@ def reuse_problem(
     articles (None: it can, its lists are what that fit would give)."""
     if model is None:
         return "none stored"
-    if getattr(model, "version", None) != MODEL_VERSION:
-        return f"stored by fit version {getattr(model, 'version', '?')}, the code's is {MODEL_VERSION}"
+    version = vars(model).get("version")  # a model pickled before versions has none of its own
+    if version != MODEL_VERSION:
+        return f"stored by fit version {version}, the code's is {MODEL_VERSION}"
     if model.as_of != as_of:
         return f"stored as of {model.as_of:%Y-%m-%d %H:%M}, not {as_of:%Y-%m-%d %H:%M}"
     if model.settings != settings.model_dump(mode="json"):

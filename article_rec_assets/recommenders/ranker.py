@@ -10,14 +10,17 @@ Features of a pair (a, b), all computed from the clicks before the time they des
 the blend's score, its rank and its share of the row's best; successor weight a -> b decayed over
 three time scales and counted plain, b -> a, a -> x -> b, co-visitation, a -> b's share of a's
 successors; b's reads over the last 15 minutes, hour, 6 hours and day and their trend, its age;
-a's own reads and age, and how much older or newer b is.
+a's own reads and age, and how much older or newer b is; where in sessions b and a are read (the
+shares of b's reads that open and that end a session, a's share that end one) and how deep (the
+mean number of clicks before them in their sessions, and the gap).
 
 Training: the within-session next clicks a -> b of the `label_windows` 2-hour windows before t0.
-Each window's candidates and features come from the clicks before that window's start (never from
-the window itself), the label of a candidate is how many of the window's pairs went a -> b, and a
-source weighs as much as its pairs (LambdaRank's query weight is the sum of its rows' weights). The
-retrain every two hours therefore learns how the blend's signals turn into the next click on this
-site, now, and serves with the signals of all clicks before t0. A busy window's sources are
+A window's examples (`label_examples`) take their candidates and features from the session days
+of clicks before that window's start (never from the window itself), so they are built once per
+window and stored; the label of a candidate is how many of the window's pairs went a -> b, and a
+source weighs as much as its pairs (LambdaRank's query weight is the sum of its rows' weights).
+The retrain every two hours therefore learns how the blend's signals turn into the next click on
+this site, now, and serves with the signals of all clicks before t0. A busy window's sources are
 sampled down to `max_sources_per_window` (seeded by the window: reruns are identical).
 
 Serving: the booster's score, less `spread_weight` x log(1 + the number of the catalogue's top
@@ -113,15 +116,11 @@ class _PairTable:
         position = np.minimum(np.searchsorted(self.keys, wanted), len(self.keys) - 1)
         return np.where(self.keys[position] == wanted, position, -1)
 
-    def at(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
-        return self.values_at(self.positions(rows.astype(np.int64) * self.n + cols.astype(np.int64)))
-
     def values_at(self, positions: np.ndarray) -> np.ndarray:
-        return (
-            np.where(positions >= 0, self.values[np.maximum(positions, 0)], 0.0)
-            if len(self.values)
-            else (np.zeros(len(positions)))
-        )
+        """The values at `positions` (0 where a position is -1)."""
+        if not len(self.values):
+            return np.zeros(len(positions))
+        return np.where(positions >= 0, self.values[np.maximum(positions, 0)], 0.0)
 
 
 def _decayed_successors(
@@ -411,17 +410,14 @@ def fit_ranker(
     settings: RankerSettings,
     blend: BlendSettings,
     examples: Sequence[RankerExamples],
-    signals: Signals | None = None,
 ) -> LearnedRanker:
     """Fit LambdaRank on the examples of the label windows before t0 (`examples`, built once per
-    window: `label_examples`), and keep the signals of all clicks before t0 (`signals`, built here
-    unless given) to serve with."""
+    window: `label_examples`), and keep the signals of all clicks before t0 to serve with."""
     import lightgbm  # here, not at import: every Dagster process loads this module, few train
 
     started = time.perf_counter()
     windows = [w for w in examples if w is not None and len(w)]
-    if signals is None:
-        signals = Signals.of(train, blend)
+    signals = Signals.of(train, blend)
     signalled = time.perf_counter()
     queries = int(sum(len(w.group_sizes) for w in windows))
     stats: dict[str, float | str] = {

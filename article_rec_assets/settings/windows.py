@@ -15,6 +15,12 @@ def parse_window(window_key: str) -> tuple[datetime, datetime]:
     return start, start + timedelta(hours=WINDOW_HOURS)
 
 
+def window_key_before(window_key: str) -> str:
+    """The key of the window just before `window_key`'s."""
+    start, _ = parse_window(window_key)
+    return (start - timedelta(hours=WINDOW_HOURS)).strftime(WINDOW_KEY_FORMAT)
+
+
 def newest_complete_window(at: datetime) -> datetime:
     """Start of the newest 2-hour window that has fully ended at `at` (the filling one is skipped)."""
     at = at.astimezone(UTC)

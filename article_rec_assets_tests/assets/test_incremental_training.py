@@ -6,7 +6,6 @@ before or fits that model again."""
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -16,17 +15,13 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 
 from article_rec_assets.assets import WINDOW_TAG
 from article_rec_assets.definitions import all_assets
-from article_rec_assets.io_managers import ParquetIOManager, PickleIOManager
 from article_rec_assets.partitions import window_key
 from article_rec_assets.recommenders.serving import RECOMMENDATION_COLUMNS
-from article_rec_assets.resources import CatalogueSources, EventBucket, ServingDatabase
-from article_rec_assets.settings.windows import WINDOW_HOURS
 from article_rec_assets_tests import keys
-from article_rec_assets_tests.conftest import DEMO_DAYS, DEMO_END, postgres_schema_url
+from article_rec_assets_tests.conftest import DEMO_WINDOWS, local_resources, postgres_schema_url, stored_in
 
 SITE = "demo-tribune"
-# The demo data's windows, oldest first (as in test_pipeline).
-WINDOWS = [DEMO_END - timedelta(hours=WINDOW_HOURS * i) for i in range(DEMO_DAYS * 12, 0, -1)]
+WINDOWS = DEMO_WINDOWS
 BEFORE = window_key(WINDOWS[-2])  # W-1
 NEWEST = window_key(WINDOWS[-1])  # W
 LABEL_WINDOWS = 12  # the site's ranker.label_windows (the default)
@@ -79,13 +74,7 @@ class Incremental:
 
     def model_run(self, selection, storage: Path | None = None):
         """Model assets alone, as of W (told by the run's tag), on `storage` (default: A)."""
-        resources = self.resources
-        if storage is not None:
-            resources = {
-                **resources,
-                "table_io_manager": ParquetIOManager(base_dir=str(storage)),
-                "io_manager": PickleIOManager(base_dir=str(storage)),
-            }
+        resources = self.resources if storage is None else stored_in(self.resources, storage)
         return materialize(
             all_assets,
             selection=selection,
@@ -99,13 +88,7 @@ class Incremental:
 def incremental(demo_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Incremental]:
     storage = tmp_path_factory.mktemp("storage_a")
     with postgres_schema_url() as serving_url, instance_for_test() as instance:
-        resources = {
-            "event_bucket": EventBucket(root_dir=str(demo_data_dir)),
-            "catalogue_sources": CatalogueSources(files_dir=str(demo_data_dir)),
-            "serving_database": ServingDatabase(url=serving_url),
-            "table_io_manager": ParquetIOManager(base_dir=str(storage)),
-            "io_manager": PickleIOManager(base_dir=str(storage)),
-        }
+        resources = local_resources(demo_data_dir, storage, serving_url)
         history = {
             ASSET_PARTITION_RANGE_START_TAG: window_key(WINDOWS[0]),
             ASSET_PARTITION_RANGE_END_TAG: window_key(WINDOWS[-3]),

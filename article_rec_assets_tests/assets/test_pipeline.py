@@ -27,21 +27,20 @@ from article_rec_assets.assets import WINDOW_TAG
 from article_rec_assets.assets.sites import site_assets
 from article_rec_assets.definitions import all_assets
 from article_rec_assets.ingestion.bucket import hour_folder, site_bucket_dir
-from article_rec_assets.io_managers import ParquetIOManager, PickleIOManager
 from article_rec_assets.partitions import SITES, window_key
 from article_rec_assets.publishing.api import api_recommendations
 from article_rec_assets.publishing.schema import connect, model_table
 from article_rec_assets.publishing.swap import publish_recommendations
 from article_rec_assets.recommenders.article_model import interaction_clicks
 from article_rec_assets.recommenders.serving import recommendation_problems
-from article_rec_assets.resources import CatalogueSources, EventBucket, ServingDatabase
+from article_rec_assets.resources import EventBucket, ServingDatabase
 from article_rec_assets.schedules import MODEL_ASSETS
 from article_rec_assets.settings.windows import WINDOW_HOURS
 from article_rec_assets_tests import keys
-from article_rec_assets_tests.conftest import DEMO_DAYS, DEMO_END, postgres_schema_url
+from article_rec_assets_tests.conftest import DEMO_WINDOWS, local_resources, postgres_schema_url, stored_in
 
 SITE = "demo-tribune"
-WINDOWS = [DEMO_END - timedelta(hours=WINDOW_HOURS * i) for i in range(DEMO_DAYS * 12, 0, -1)]
+WINDOWS = DEMO_WINDOWS
 NEWEST = window_key(WINDOWS[-1])
 
 
@@ -117,13 +116,7 @@ def pipeline(demo_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     storage = tmp_path_factory.mktemp("storage")
     catalogue = pd.read_json(demo_data_dir / f"{SITE}/catalogue.jsonl", lines=True, dtype=False)
     with postgres_schema_url() as serving_url, instance_for_test() as instance:
-        resources = {
-            "event_bucket": EventBucket(root_dir=str(demo_data_dir)),
-            "catalogue_sources": CatalogueSources(files_dir=str(demo_data_dir)),
-            "serving_database": ServingDatabase(url=serving_url),
-            "table_io_manager": ParquetIOManager(base_dir=str(storage)),
-            "io_manager": PickleIOManager(base_dir=str(storage)),
-        }
+        resources = local_resources(demo_data_dir, storage, serving_url)
         pipe = Pipeline(instance, resources, storage, serving_url, catalogue)
         history = {
             ASSET_PARTITION_RANGE_START_TAG: window_key(WINDOWS[0]),
@@ -206,11 +199,7 @@ def test_a_range_run_gives_the_tables_of_window_by_window_runs(pipeline: Pipelin
     (as the schedule does) give the same tables, row for row, and the same materialization
     metadata per window."""
     storage = tmp_path / "storage"
-    resources = {
-        **pipeline.resources,
-        "table_io_manager": ParquetIOManager(base_dir=str(storage)),
-        "io_manager": PickleIOManager(base_dir=str(storage)),
-    }
+    resources = stored_in(pipeline.resources, storage)
     with instance_for_test() as instance:
         for window in WINDOWS[:7]:
             result = materialize(
