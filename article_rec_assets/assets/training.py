@@ -39,6 +39,7 @@ from article_rec_assets.recommenders.article_model import (
     ArticleModel,
     as_received,
     candidate_mask,
+    examples_problem,
     fit_article_model,
     site_click_log,
     window_examples,
@@ -124,6 +125,10 @@ def fit_site_model(
         else []
     )
     examples = load_examples(model_store, name, label_keys, context.log)
+    outdated = {k: problem for k in examples if (problem := examples_problem(examples[k], settings))}
+    for label_key, problem in outdated.items():
+        context.log.info(f"ranker examples of {label_key} not reused: {problem}")
+        del examples[label_key]
     missing = [k for k in label_keys if k not in examples]
     # The oldest missing window needs the session days before it as well.
     extra = len(label_keys) - label_keys.index(missing[0]) if missing else 1
@@ -157,6 +162,7 @@ def fit_site_model(
         "windows_read": windows_read,
         "label_windows_stored": len(label_keys) - len(missing),
         "label_windows_built_here": len(missing),
+        "label_windows_outdated": len(outdated),
         "als": als_note,
     }
     return model, read

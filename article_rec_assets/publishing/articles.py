@@ -13,13 +13,25 @@ from article_rec_assets.publishing.schema import article_table, database, utc_da
 
 
 def upsert_articles(engine: Engine, site: str, articles: pd.DataFrame) -> dict[str, int]:
-    """Insert or refresh articles (unique on site + external_id); return external_id -> id."""
+    """Insert or refresh articles (unique on site + external_id); return external_id -> id. Only
+    the articles that are new or whose title, path or publish time changed are written: a tick
+    publishes lists over the whole catalogue, of which a few hundred articles are new."""
+    a = article_table.c
     with engine.begin() as conn:
         if len(articles):
-            upsert_article_rows(conn, site, articles)
-        found = conn.execute(
-            select(article_table.c.external_id, article_table.c.id).where(article_table.c.site == site)
-        )
+            stored = {
+                external_id: (title, path, utc_datetime(published_at))
+                for external_id, title, path, published_at in conn.execute(
+                    select(a.external_id, a.title, a.path, a.published_at).where(a.site == site)
+                )
+            }
+            changed = [
+                stored.get(str(r.external_id)) != (str(r.title), str(r.path), utc_datetime(r.published_at))
+                for r in articles.itertuples(index=False)
+            ]
+            if any(changed):
+                upsert_article_rows(conn, site, articles[changed])
+        found = conn.execute(select(a.external_id, a.id).where(a.site == site))
         return {external_id: article_id for external_id, article_id in found}
 
 

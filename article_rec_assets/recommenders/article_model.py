@@ -50,7 +50,7 @@ from article_rec_assets.settings.sites import (
 MODEL_NAME = "article model"
 # The version of the fit (the code version of `trained_model` and `ranker_examples`): a stored
 # model or examples of another version are not reused. Change it when the fit's results change.
-MODEL_VERSION = "4"
+MODEL_VERSION = "5"
 
 # How many ALS neighbours per article join the blend (further ones are noise at that weight).
 ALS_NEIGHBOURS = 50
@@ -64,9 +64,11 @@ def interaction_clicks(interactions: pd.DataFrame) -> pd.DataFrame:
     its first appearance is the click. Rows that are not articles are left out.
     """
     rows = interactions[interactions["external_id"].notna()]
-    first = rows.groupby(["reader_id", "session_id", "external_id"], observed=True, as_index=False)[
-        "first_seen"
-    ].min()
+    ids = ["reader_id", "session_id", "external_id"]
+    if all(isinstance(rows[name].dtype, pd.CategoricalDtype) for name in ids):
+        first = _first_seen_by_codes(rows)
+    else:
+        first = rows.groupby(ids, observed=True, as_index=False)["first_seen"].min()
     return pd.DataFrame(
         {
             "reader_id": _as_text(first["reader_id"]),
@@ -77,10 +79,39 @@ def interaction_clicks(interactions: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _first_seen_by_codes(rows: pd.DataFrame) -> pd.DataFrame:
+    """`interaction_clicks`' groupby for categorical ids, on their integer codes: the same groups
+    in the same order (reader, session, article by code), without hashing three keys per row."""
+    ids = ("reader_id", "session_id", "external_id")
+    reader, session, article = (rows[name].cat.codes.to_numpy().astype(np.int64) for name in ids)
+    n_sessions = len(rows["session_id"].cat.categories)
+    n_articles = len(rows["external_id"].cat.categories)
+    if len(rows["reader_id"].cat.categories) * n_sessions * n_articles < 2**62:
+        key = (reader * n_sessions + session) * n_articles + article
+    else:  # too many ids for one int64 key: the (reader, session) pairs numbered first
+        _, pair = np.unique(reader * n_sessions + session, return_inverse=True)
+        key = pair.astype(np.int64).ravel() * n_articles + article
+    order = np.argsort(key, kind="stable")
+    key = key[order]
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]]) if len(key) else np.zeros(0, np.int64)
+    stamps = rows["first_seen"]
+    earliest = np.minimum.reduceat(stamps.array.asi8[order], starts) if len(starts) else starts
+    first = order[starts]
+    frame = {
+        name: pd.Categorical.from_codes(codes[first], dtype=rows[name].dtype)
+        for name, codes in zip(ids, (reader, session, article), strict=True)
+    }
+    frame["first_seen"] = pd.DatetimeIndex(earliest.view(f"M8[{stamps.dt.unit}]")).tz_localize(stamps.dt.tz)
+    return pd.DataFrame(frame)
+
+
 def _as_text(column: pd.Series) -> pd.Series:
     """Text ids as text; categories (a trailing load's) stay categories, sorted so that their
     codes order as the text does (click_log factorizes them without touching the strings)."""
     if isinstance(column.dtype, pd.CategoricalDtype):
+        categories = column.cat.categories
+        if categories.dtype == object and categories.is_monotonic_increasing:
+            return column  # a trailing load's, as it comes: unused categories cost nothing here
         column = column.cat.remove_unused_categories()
         if column.cat.categories.dtype != object:  # numeric ids: ordered as their text
             column = column.cat.rename_categories(column.cat.categories.astype(str).astype(object))
@@ -182,7 +213,12 @@ class ArticleModel:
         ranker (which counts the catalogue's lists for its spread penalty on the way)."""
         sources = np.flatnonzero(train.window_clicks > 0).astype(np.int64)
         if self.ranker is not None and self.ranker.booster is not None:
-            rows = self.ranker.score_lists(sources, train.catalogue)
+            ranked = self.ranker.ranks(train, sources)
+            rows = _rows_in_order(
+                self.ranker.score_lists(sources[ranked], train.catalogue),
+                self.blend.score_rows(sources[~ranked]),
+                ranked,
+            )
         else:
             rows = self.blend.score_rows(sources)
         rows = self._with_als(rows, sources)
@@ -221,6 +257,17 @@ class ArticleModel:
                 self.score_rows(source_ids[missing]), source_ids[missing], k, self.tie_rank, with_scores=True
             )
         return lists, scores
+
+
+def _rows_in_order(
+    first: sparse.csr_matrix, second: sparse.csr_matrix, is_first: np.ndarray
+) -> sparse.csr_matrix:
+    """Rows of `first` where `is_first`, of `second` elsewhere, in that order (one row each)."""
+    stacked = sparse.vstack([first, second]).tocsr()
+    position = np.empty(len(is_first), dtype=np.int64)
+    position[is_first] = np.arange(first.shape[0])
+    position[~is_first] = first.shape[0] + np.arange(second.shape[0])
+    return stacked[position]
 
 
 def als_neighbours(
@@ -278,7 +325,23 @@ def window_examples(
     source, target, stamp = log.next_clicks
     end = begin + round(settings.ranker.window_hours * MS_PER_HOUR)
     pairs = count_pairs(source, target, stamp, begin, end)
-    return label_examples(history, pairs, settings.ranker, settings.blend, signals)
+    examples = label_examples(history, pairs, settings.ranker, settings.blend, signals)
+    if examples is not None:
+        examples.version, examples.settings = MODEL_VERSION, settings.model_dump(mode="json")
+    return examples
+
+
+def examples_problem(examples: RankerExamples | None, settings: ModelSettings) -> str | None:
+    """Why stored examples cannot stand for `window_examples` with `settings` now (None: they can;
+    a window stored without examples had no pair among its candidates, whatever built it)."""
+    if examples is None:
+        return None
+    version = vars(examples).get("version")  # examples pickled before versions have none
+    if version != MODEL_VERSION:
+        return f"built by fit version {version}, the code's is {MODEL_VERSION}"
+    if vars(examples).get("settings") != settings.model_dump(mode="json"):
+        return "built with other model settings"
+    return None
 
 
 def fit_article_model(

@@ -52,6 +52,10 @@ class ClickLog:
 
 def _epoch_ms(values: pd.Series) -> np.ndarray:
     """Epoch milliseconds from datetimes (naive ones taken as UTC), ISO strings or epoch-ms numbers."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        if values.isna().any():
+            raise ValueError("timestamps must not be missing")
+        return values.dt.tz_convert("UTC").dt.as_unit("ms").array.asi8.copy()
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         if values.isna().any():
             raise ValueError("timestamps must not be missing")
@@ -60,6 +64,22 @@ def _epoch_ms(values: pd.Series) -> np.ndarray:
     if stamps.isna().any():
         raise ValueError("timestamps must not be missing")
     return stamps.dt.as_unit("ms").astype("int64").to_numpy()
+
+
+def _sorted_categories(column: pd.Series) -> bool:
+    """A categorical column whose categories are in text order (codes then order as the text)."""
+    dtype = column.dtype
+    return isinstance(dtype, pd.CategoricalDtype) and dtype.categories.is_monotonic_increasing
+
+
+def _dense_codes(column: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """`pd.factorize(column, sort=True)` of a column with sorted categories, from its codes (no
+    hashing of the text): codes 0.. over the categories present, in text order; -1 where missing."""
+    codes = column.cat.codes.to_numpy().astype(np.int64)
+    present = np.zeros(len(column.cat.categories) + 1, dtype=bool)
+    present[codes + 1] = True  # slot 0: missing
+    dense = np.cumsum(present[1:]) - 1
+    return np.where(codes >= 0, dense[codes], -1), column.cat.categories[present[1:]]
 
 
 def click_log(clicks: pd.DataFrame, published_at: pd.Series | None = None) -> ClickLog:
@@ -73,13 +93,21 @@ def click_log(clicks: pd.DataFrame, published_at: pd.Series | None = None) -> Cl
     if missing:
         raise ValueError(f"click table lacks columns {sorted(missing)}")
     timestamp = _epoch_ms(clicks["timestamp"])
-    reader_codes, _ = pd.factorize(clicks["reader_id"], sort=True)
-    session_codes = (
-        clicks[["reader_id", "session_id"]]
-        .groupby(["reader_id", "session_id"], sort=True, observed=True)
-        .ngroup()
-    ).to_numpy(dtype=np.int64)
-    article_codes, article_ids = pd.factorize(clicks["article_id"], sort=True)
+    if all(_sorted_categories(clicks[name]) for name in ("reader_id", "session_id", "article_id")):
+        reader_codes, _ = _dense_codes(clicks["reader_id"])
+        session_codes, _ = _dense_codes(clicks["session_id"])
+        n_sessions = len(clicks["session_id"].cat.categories)
+        _, session_codes = np.unique(reader_codes * n_sessions + session_codes, return_inverse=True)
+        session_codes = session_codes.ravel().astype(np.int64)
+        article_codes, article_ids = _dense_codes(clicks["article_id"])
+    else:
+        reader_codes, _ = pd.factorize(clicks["reader_id"], sort=True)
+        session_codes = (
+            clicks[["reader_id", "session_id"]]
+            .groupby(["reader_id", "session_id"], sort=True, observed=True)
+            .ngroup()
+        ).to_numpy(dtype=np.int64)
+        article_codes, article_ids = pd.factorize(clicks["article_id"], sort=True)
     article_ids = pd.Index(np.asarray(article_ids, dtype=object))  # plain text, from categories too
     if (reader_codes < 0).any() or (article_codes < 0).any() or (session_codes < 0).any():
         raise ValueError("reader_id, session_id and article_id must not be missing")

@@ -286,6 +286,10 @@ class RankerExamples:
     weights: np.ndarray  # per row: its query's pairs / its rows
     pairs: int  # the window's pairs whose target was among its source's candidates
     all_pairs: int  # the window's pairs of the (sampled) sources
+    # What built them (`article_model.window_examples` sets both): stored examples of another fit
+    # version or other model settings are rebuilt, not learned from.
+    version: str | None = None
+    settings: dict | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -362,6 +366,16 @@ class LearnedRanker:
             return self.signals.blend.score_rows(source_ids)
         return _sigmoid(self._predictions(source_ids), self._penalty())
 
+    def ranks(self, train: TrainingClicks, source_ids: np.ndarray) -> np.ndarray:
+        """Per source: whether the booster orders its list (read in the last `ranked_hours`,
+        stretched by the blend's time scale), not the blend alone."""
+        if self.settings.ranked_hours is None:
+            return np.ones(len(source_ids), dtype=bool)
+        hours = self.settings.ranked_hours * self.signals.blend.time_scale
+        recent = train.timestamp >= train.t0.value // 1_000_000 - round(hours * MS_PER_HOUR)
+        read = np.bincount(train.article[recent], minlength=train.n_articles) > 0
+        return read[np.asarray(source_ids, dtype=np.int64)]
+
     def score_lists(self, source_ids: np.ndarray, catalogue: np.ndarray) -> sparse.csr_matrix:
         """`score_rows` of `source_ids`, which hold the `catalogue`, in one pass of the booster:
         the catalogue's rows give the list counts of the spread penalty on the way."""
@@ -417,8 +431,6 @@ def fit_ranker(
 
     started = time.perf_counter()
     windows = [w for w in examples if w is not None and len(w)]
-    signals = Signals.of(train, blend)
-    signalled = time.perf_counter()
     queries = int(sum(len(w.group_sizes) for w in windows))
     stats: dict[str, float | str] = {
         "ranker_label_windows": len(windows),
@@ -427,45 +439,54 @@ def fit_ranker(
         "ranker_candidate_recall": round(
             sum(w.pairs for w in windows) / max(sum(w.all_pairs for w in windows), 1), 4
         ),
-        "ranker_signals_seconds": round(signalled - started, 3),
     }
     columns = feature_columns(settings)
+    signals = Signals.of(train, blend)
+    signalled = time.perf_counter()
+    stats["ranker_signals_seconds"] = round(signalled - started, 3)
     booster = None
     if queries < settings.min_queries:
         stats["ranker"] = f"blend alone: {queries} labelled sources, fewer than {settings.min_queries}"
     else:
-        data = lightgbm.Dataset(
-            np.concatenate([w.features[:, columns] for w in windows]),
-            label=np.concatenate([w.labels for w in windows]),
-            group=np.concatenate([w.group_sizes for w in windows]),
-            weight=np.concatenate([w.weights for w in windows]),
-            feature_name=[FEATURES[c] for c in columns],
-            free_raw_data=True,
-            params={"max_bin": settings.max_bin, "verbosity": -1},
-        )
-        params = {
-            "objective": settings.objective,
-            "lambdarank_truncation_level": settings.truncation_level,
-            "label_gain": [
-                float(label) if settings.gain == "linear" else 2.0**label - 1
-                for label in range(settings.max_label + 1)
-            ],
-            "eval_at": [10],
-            "learning_rate": settings.learning_rate,
-            "num_leaves": settings.num_leaves,
-            "min_data_in_leaf": settings.min_data_in_leaf,
-            "feature_fraction": 0.9,
-            "max_bin": settings.max_bin,
-            "num_threads": settings.threads,
-            "deterministic": True,
-            "force_col_wise": True,
-            "seed": 42,
-            "verbosity": -1,
-        }
-        booster = lightgbm.train(params, data, num_boost_round=settings.rounds)
+        booster = _train_booster(lightgbm, settings, windows, columns)
         stats["ranker"] = f"LambdaRank, {settings.rounds} rounds on {queries} labelled sources"
     stats["ranker_fit_seconds"] = round(time.perf_counter() - signalled, 3)
     return LearnedRanker(signals=signals, booster=booster, settings=settings, columns=columns, stats=stats)
+
+
+def _train_booster(
+    lightgbm, settings: RankerSettings, windows: Sequence[RankerExamples], columns: np.ndarray
+) -> lightgbm.Booster:
+    """LambdaRank on the windows' examples (queries weighted by their pairs)."""
+    data = lightgbm.Dataset(
+        np.concatenate([w.features[:, columns] for w in windows]),
+        label=np.concatenate([w.labels for w in windows]),
+        group=np.concatenate([w.group_sizes for w in windows]),
+        weight=np.concatenate([w.weights for w in windows]),
+        feature_name=[FEATURES[c] for c in columns],
+        free_raw_data=True,
+        params={"max_bin": settings.max_bin, "verbosity": -1},
+    )
+    params = {
+        "objective": settings.objective,
+        "lambdarank_truncation_level": settings.truncation_level,
+        "label_gain": [
+            float(label) if settings.gain == "linear" else 2.0**label - 1
+            for label in range(settings.max_label + 1)
+        ],
+        "eval_at": [10],
+        "learning_rate": settings.learning_rate,
+        "num_leaves": settings.num_leaves,
+        "min_data_in_leaf": settings.min_data_in_leaf,
+        "feature_fraction": 0.9,
+        "max_bin": settings.max_bin,
+        "num_threads": settings.threads,
+        "deterministic": True,
+        "force_col_wise": True,
+        "seed": 42,
+        "verbosity": -1,
+    }
+    return lightgbm.train(params, data, num_boost_round=settings.rounds)
 
 
 def feature_columns(settings: RankerSettings) -> np.ndarray:

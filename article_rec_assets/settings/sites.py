@@ -272,6 +272,10 @@ class RankerSettings(_Settings):
     # it is in): more distinct articles recommended, for a little hit rate (README).
     spread_weight: float = Field(0.05, ge=0)
     list_length: int = Field(10, ge=1)
+    # The ranker orders the lists of the articles read in the last `ranked_hours` (x the blend's
+    # time scale on quiet sites): the sources of almost every next click; older articles' lists
+    # keep the blend's order. None: it orders every list.
+    ranked_hours: float | None = Field(24, gt=0)
     without_features: tuple[RankerFeatureGroup, ...] = ()  # groups left out (the ablation)
 
 

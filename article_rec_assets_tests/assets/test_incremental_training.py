@@ -3,6 +3,7 @@ earlier windows publishes what a fit that builds every label window's examples f
 publishes, and the backtest judges the same whether it reads the stored model of the window
 before or fits that model again."""
 
+import pickle
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from article_rec_assets.assets import WINDOW_TAG
 from article_rec_assets.definitions import all_assets
 from article_rec_assets.partitions import window_key
+from article_rec_assets.recommenders.article_model import MODEL_VERSION
 from article_rec_assets.recommenders.serving import RECOMMENDATION_COLUMNS
 from article_rec_assets_tests import keys
 from article_rec_assets_tests.conftest import DEMO_WINDOWS, local_resources, postgres_schema_url, stored_in
@@ -162,6 +164,29 @@ def test_a_retrain_on_stored_examples_publishes_what_a_fit_from_scratch_does(
     from_scratch = sorted_recommendations(keys.model_table(storage, SITE, "article_recommendations"))
     assert (from_scratch["model_type"] == "article").sum() > 1000
     pd.testing.assert_frame_equal(from_scratch, incremental.recommendations, check_exact=True)
+
+
+def test_stored_examples_of_another_fit_version_are_rebuilt_not_learned_from(
+    incremental: Incremental, tmp_path: Path
+) -> None:
+    storage = tmp_path / "storage_c"
+    shutil.copytree(incremental.storage, storage)
+    path = keys.window_folder(storage, SITE, "ranker_examples") / BEFORE
+    examples = pickle.loads(path.read_bytes())
+    assert examples is not None and examples.version == MODEL_VERSION
+    # As an older code stored them: another version, and one feature column fewer.
+    examples.version, examples.features = "4", examples.features[:, :-1]
+    path.write_bytes(pickle.dumps(examples))
+
+    result = incremental.model_run(
+        keys.selection(SITE, "trained_model", "article_popularity", "article_recommendations"), storage
+    )
+    model = metadata_of(result, "trained_model")
+    assert model["label_windows_outdated"] == 1
+    assert model["label_windows_stored"] == 1  # W's own, still current
+    assert model["label_windows_built_here"] == LABEL_WINDOWS - 1
+    rebuilt = sorted_recommendations(keys.model_table(storage, SITE, "article_recommendations"))
+    pd.testing.assert_frame_equal(rebuilt, incremental.recommendations, check_exact=True)
 
 
 def test_the_backtest_judges_the_same_on_the_stored_model_as_on_one_fitted_again(

@@ -106,6 +106,29 @@ def test_publishing_twice_leaves_one_current_model_per_type(engine: Engine) -> N
         assert conn.execute(select(func.count()).select_from(article_table)).scalar_one() == 4
 
 
+def test_a_republish_rewrites_only_the_articles_that_changed(engine: Engine) -> None:
+    publish_recommendations(engine, SITE, recommendations(), catalogue())
+    with engine.connect() as conn:
+        before = dict(conn.execute(select(article_table.c.external_id, article_table.c.updated_at)).all())
+    changed = catalogue()
+    changed.loc[1, "title"] = "Title 1, corrected"
+    changed.loc[2, "published_at"] = pd.Timestamp("2026-03-09T08:00:00Z")
+    publish_recommendations(engine, SITE, recommendations(offset=0.1), changed)
+    assert api_recommendations(engine, SITE, "a0")[0] == ("a1", "Title 1, corrected", 0.8)
+    with engine.connect() as conn:
+        after = {
+            row.external_id: row
+            for row in conn.execute(
+                select(article_table.c.external_id, article_table.c.updated_at, article_table.c.published_at)
+            )
+        }
+    assert pd.Timestamp(after["a2"].published_at).tz_localize(None) == pd.Timestamp("2026-03-09T08:00:00")
+    # The unchanged articles are not written again; the changed ones are (SQLite's now() has
+    # whole seconds: two publishes within one second leave the same time).
+    if engine.dialect.name == "postgresql":
+        assert {key for key in before if after[key].updated_at != before[key]} == {"a1", "a2"}
+
+
 def test_old_stale_models_are_deleted_with_their_recommendations(engine: Engine) -> None:
     for i in range(5):
         result = publish_recommendations(

@@ -13,7 +13,7 @@ from article_rec_assets.recommenders.article_model import (
     window_examples,
 )
 from article_rec_assets.recommenders.blend import RecencySuccessorBlend
-from article_rec_assets.recommenders.click_log import click_log, training_clicks
+from article_rec_assets.recommenders.click_log import NO_ARTICLE, click_log, training_clicks
 from article_rec_assets.recommenders.ranker import (
     FEATURE_GROUPS,
     FEATURES,
@@ -22,6 +22,7 @@ from article_rec_assets.recommenders.ranker import (
     fit_ranker,
     label_window_starts,
 )
+from article_rec_assets.recommenders.top_k import top_k_sparse
 from article_rec_assets.settings.sites import (
     BlendSettings,
     ModelSettings,
@@ -163,13 +164,63 @@ def test_the_spread_penalty_lowers_an_article_by_the_number_of_lists_it_is_in() 
     settings = SETTINGS.model_copy(update={"spread_weight": 0.5})
     ranker = fit_ranker(train, settings, BlendSettings(), _examples(log, settings))
     ranker.score_lists(train.catalogue, train.catalogue)
-    # Every list of the catalogue (sources, successors, the popular one) holds the popular article.
+    # The counts are those of the catalogue's lists by the booster alone.
+    alone = top_k_sparse(
+        _sigmoid(ranker._predictions(train.catalogue), None),
+        train.catalogue,
+        settings.list_length,
+        ranker.signals.tie_rank,
+    )
     assert ranker.list_counts is not None
-    assert ranker.list_counts[code[POPULAR]] == len(train.catalogue) - 1
+    assert np.array_equal(
+        ranker.list_counts, np.bincount(alone[alone != NO_ARTICLE], minlength=log.n_articles)
+    )
+    successor = [code[100 + i] for i in range(SOURCES)]
+    assert ranker.list_counts[code[POPULAR]] > ranker.list_counts[successor].max() > 0
     plain = _sigmoid(ranker._predictions(sources), None).toarray()
     spread = ranker.score_rows(sources).toarray()
     ratio = plain[:, code[POPULAR]] / spread[:, code[POPULAR]]
     assert (ratio > 1).all()
     # A successor sits in fewer lists than the popular article, so it loses less.
-    successor = [code[100 + i] for i in range(SOURCES)]
     assert (plain[np.arange(SOURCES), successor] / spread[np.arange(SOURCES), successor] < ratio).all()
+
+
+def test_the_ranker_orders_the_lists_of_articles_read_lately_and_older_ones_keep_the_blends() -> None:
+    """Articles last read more than `ranked_hours` ago keep the blend's list; the others the ranker's."""
+    old = [
+        (
+            f"o{step}",
+            f"o{step}",
+            article,
+            T0 - pd.Timedelta(hours=48) + pd.Timedelta(minutes=20 * step + second),
+        )
+        for step in range(20)
+        for article, second in ((50, 0), (150, 1))
+    ]
+    stream = pd.concat(
+        [_stream(), pd.DataFrame(old, columns=["reader_id", "session_id", "article_id", "timestamp"])]
+    )
+    log = click_log(stream)
+    train = training_clicks(log, T0, train_days=7)
+    code = {article: c for c, article in enumerate(log.article_ids)}
+    sources = np.array([code[0], code[50]])
+    overweighted = BlendSettings(prior_weight=1000.0)  # the blend puts the popular article first
+    examples = _examples(log, blend=overweighted)
+
+    def first_of_lists(ranked_hours: float | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        settings = ModelSettings(
+            ranker=SETTINGS.model_copy(update={"ranked_hours": ranked_hours}), blend=overweighted
+        )
+        model = fit_article_model(train, settings, examples)
+        listed = log.article_ids[model.listed(sources, 1)[0][:, 0]]
+        by_ranker = log.article_ids[model.ranker.score_rows(sources).toarray().argmax(axis=1)]
+        by_blend = log.article_ids[model.blend.recommend(sources, 1)[:, 0]]
+        return listed, by_ranker, by_blend
+
+    blend = RecencySuccessorBlend(overweighted)
+    blend.fit(train, T0)  # a quiet site: its hours stretch by the blend's time scale
+    listed, by_ranker, by_blend = first_of_lists(36 / blend.time_scale)
+    assert listed[0] == by_ranker[0] == 100  # read in the last minutes: the ranker's list
+    assert listed[1] == by_blend[1] == POPULAR != by_ranker[1]  # last read two days ago: the blend's
+    listed, by_ranker, _ = first_of_lists(None)
+    assert list(listed) == list(by_ranker)  # every list the ranker's
