@@ -212,18 +212,22 @@ class ArticleModel:
         """The top `length` of every article clicked in the training window, in one pass of the
         ranker (which counts the catalogue's lists for its spread penalty on the way)."""
         sources = np.flatnonzero(train.window_clicks > 0).astype(np.int64)
+        parts = [(np.ones(len(sources), dtype=bool), self.blend.score_rows)]
         if self.ranker is not None and self.ranker.booster is not None:
             ranked = self.ranker.ranks(train, sources)
-            rows = _rows_in_order(
-                self.ranker.score_lists(sources[ranked], train.catalogue),
-                self.blend.score_rows(sources[~ranked]),
-                ranked,
-            )
-        else:
-            rows = self.blend.score_rows(sources)
-        rows = self._with_als(rows, sources)
+            parts = [
+                (ranked, lambda part: self.ranker.score_lists(part, train.catalogue)),
+                (~ranked, self.blend.score_rows),
+            ]
         self.list_sources = sources
-        self.lists, self.list_scores = top_k_sparse(rows, sources, length, self.tie_rank, with_scores=True)
+        self.lists = np.full((len(sources), length), NO_ARTICLE, dtype=np.int64)
+        self.list_scores = np.zeros((len(sources), length))
+        for part, score in parts:  # apart: the ranker's short rows take top_k's quick path
+            if part.any():
+                rows = self._with_als(score(sources[part]), sources[part])
+                self.lists[part], self.list_scores[part] = top_k_sparse(
+                    rows, sources[part], length, self.tie_rank, with_scores=True
+                )
 
     def listed(self, source_ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The lists scored at the fit, first k: (codes, scores, whether the source had a list);
@@ -257,17 +261,6 @@ class ArticleModel:
                 self.score_rows(source_ids[missing]), source_ids[missing], k, self.tie_rank, with_scores=True
             )
         return lists, scores
-
-
-def _rows_in_order(
-    first: sparse.csr_matrix, second: sparse.csr_matrix, is_first: np.ndarray
-) -> sparse.csr_matrix:
-    """Rows of `first` where `is_first`, of `second` elsewhere, in that order (one row each)."""
-    stacked = sparse.vstack([first, second]).tocsr()
-    position = np.empty(len(is_first), dtype=np.int64)
-    position[is_first] = np.arange(first.shape[0])
-    position[~is_first] = first.shape[0] + np.arange(second.shape[0])
-    return stacked[position]
 
 
 def als_neighbours(

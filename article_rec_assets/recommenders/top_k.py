@@ -27,9 +27,16 @@ def top_k_sparse(
     rows, cols, values = coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data
     keep = (values > 0) & (cols != sources[rows])
     rows, cols, values = rows[keep], cols[keep], values[keep]
-    if len(rows) > 4 * k * n:
-        # Only entries at least as large as their row's k-th largest can make the list.
+    if len(rows) > k:
+        # Only entries at least as large as their row's k-th largest can make the list; they
+        # are then few enough a row (k, and ties) for the dense path.
         rows, cols, values = _row_threshold(rows, cols, values, n, k)
+        lengths = np.bincount(rows, minlength=n)
+        longest = int(lengths.max()) if n else 0
+        if longest <= max(SHORT_ROWS, 4 * k):
+            indptr = np.concatenate([[0], np.cumsum(lengths)])
+            kept = sparse.csr_matrix((values, cols, indptr), shape=scores.shape)
+            return _top_k_short_rows(kept, sources, k, tiebreak, longest, with_scores)
     order = np.lexsort((tiebreak[cols], -values, rows))
     rows, cols, values = rows[order], cols[order], values[order]
     position = np.arange(len(rows)) - np.searchsorted(rows, rows, side="left")
@@ -81,14 +88,37 @@ def _top_k_short_rows(
     return out, top_scores
 
 
+# Elements of one dense block in `_row_threshold` (rows x their longest row's entries).
+THRESHOLD_BLOCK = 4_000_000
+
+
 def _row_threshold(
     rows: np.ndarray, cols: np.ndarray, values: np.ndarray, n: int, k: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    order = np.lexsort((-values, rows))
-    sorted_rows, sorted_values = rows[order], values[order]
-    starts = np.searchsorted(sorted_rows, np.arange(n), side="left")
-    ends = np.searchsorted(sorted_rows, np.arange(n), side="right")
-    kth = np.where(ends - starts >= k, sorted_values[np.minimum(starts + k - 1, len(values) - 1)], -np.inf)
+    """The entries at least as large as their row's k-th largest (all of a row with fewer than k):
+    each row's k-th largest found by partitioning dense blocks of rows of similar length, not by
+    sorting every entry by row and value."""
+    if len(rows) and (np.diff(rows) < 0).any():
+        by_row = np.argsort(rows, kind="stable")
+        rows, cols, values = rows[by_row], cols[by_row], values[by_row]
+    counts = np.bincount(rows, minlength=n)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    kth = np.full(n, -np.inf)
+    long_rows = np.flatnonzero(counts >= k)
+    long_rows = long_rows[np.argsort(counts[long_rows], kind="stable")]  # similar lengths together
+    first = 0
+    while first < len(long_rows):
+        last = first + 1  # a block: rows while (rows x the longest of them) stays within the bound
+        while last < len(long_rows) and (last + 1 - first) * counts[long_rows[last]] <= THRESHOLD_BLOCK:
+            last += 1
+        chunk = long_rows[first:last]
+        lengths = counts[chunk]
+        block = np.full((len(chunk), lengths[-1]), -np.inf)
+        block_row = np.repeat(np.arange(len(chunk)), lengths)
+        slot = np.arange(len(block_row)) - np.concatenate([[0], np.cumsum(lengths)[:-1]])[block_row]
+        block[block_row, slot] = values[starts[chunk][block_row] + slot]
+        kth[chunk] = -np.partition(-block, k - 1, axis=1)[:, k - 1]
+        first = last
     keep = values >= kth[rows]
     return rows[keep], cols[keep], values[keep]
 
