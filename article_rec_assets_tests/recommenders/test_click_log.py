@@ -4,6 +4,7 @@ label windows take their pairs from them)."""
 import numpy as np
 import pandas as pd
 
+from article_rec_assets.recommenders import click_log as click_log_module
 from article_rec_assets.recommenders.click_log import click_log, training_clicks
 
 T0 = pd.Timestamp("2026-03-02T00:00:00Z")
@@ -39,3 +40,18 @@ def test_pairs_are_computed_once_per_distance() -> None:
     assert all(a is b for a, b in zip(first, train.session_pairs(2), strict=True))
     source, target, stamp = train.session_pairs(1)
     assert np.all(source != target) and np.all(stamp < T0.value // 10**6)
+
+
+def test_clicks_are_ordered_by_session_then_time_then_arrival_on_either_sort() -> None:
+    rng = np.random.default_rng(3)
+    session = rng.integers(0, 50, 2000).astype(np.int64)
+    timestamp = 1_700_000_000_000 + rng.integers(0, 20, 2000).astype(np.int64)  # many ties
+    expected = np.lexsort((np.arange(2000), timestamp, session))
+    np.testing.assert_array_equal(click_log_module._by_session_then_time(session, timestamp), expected)
+    # Codes times the time span past an int64 key: the lexsort gives the same order.
+    wide = timestamp.copy()
+    wide[0] = 0  # a span of ~1.7e12 ms x 50 sessions no longer fits
+    np.testing.assert_array_equal(
+        click_log_module._by_session_then_time(session * 10**8, wide),
+        np.lexsort((np.arange(2000), wide, session * 10**8)),
+    )
