@@ -50,7 +50,7 @@ from article_rec_assets.settings.sites import (
 MODEL_NAME = "article model"
 # The version of the fit (the code version of `trained_model` and `ranker_examples`): a stored
 # model or examples of another version are not reused. Change it when the fit's results change.
-MODEL_VERSION = "5"
+MODEL_VERSION = "6"
 
 # How many ALS neighbours per article join the blend (further ones are noise at that weight).
 ALS_NEIGHBOURS = 50

@@ -96,19 +96,6 @@ class _PairTable:
         keys, values = _sorted_keys(matrix)
         return cls(keys, values, matrix.shape[1])
 
-    @classmethod
-    def sharing_keys(cls, matrices: dict[str, sparse.csr_matrix]) -> dict[str, _PairTable]:
-        """Tables of matrices with one pattern (the same pairs, other weights) share one key
-        array, so a lookup of all of them searches once (`positions`)."""
-        tables: dict[str, _PairTable] = {}
-        for name, matrix in matrices.items():
-            table = cls.of(matrix)
-            first = next(iter(tables.values()), None)
-            if first is not None and np.array_equal(first.keys, table.keys):
-                table.keys = first.keys
-            tables[name] = table
-        return tables
-
     def positions(self, wanted: np.ndarray) -> np.ndarray:
         """Per wanted key (row * n + column): its position in the table, -1 where it is absent."""
         if not len(self.keys):
@@ -123,17 +110,31 @@ class _PairTable:
         return np.where(positions >= 0, self.values[np.maximum(positions, 0)], 0.0)
 
 
-def _decayed_successors(
-    train: TrainingClicks, end: int, distance: int, tau_hours: float | None
-) -> sparse.csr_matrix:
-    """Sum over sessions' clicks b `distance` clicks after a (a != b) of exp(-age of b / tau)
-    (1 per pair when tau is None), articles x articles."""
-    n = train.n_articles
-    source, target, stamp = train.session_pairs(distance)
-    weight = np.ones(len(source)) if tau_hours is None else np.exp(-(end - stamp) / MS_PER_HOUR / tau_hours)
-    matrix = sparse.csr_matrix((weight, (source, target)), shape=(n, n))
-    matrix.sum_duplicates()
-    return matrix
+class _PairSums:
+    """Sums over the session pairs at one distance (a clicked `distance` clicks before b, a != b),
+    by pair: the pairs' keys a * n + b are sorted once, and each weighting is one bincount (every
+    table shares the one key array, so a lookup of them all searches once)."""
+
+    def __init__(self, train: TrainingClicks, distance: int) -> None:
+        source, target, self.stamp = train.session_pairs(distance)
+        self.n = train.n_articles
+        self.keys, self.pair = np.unique(source * self.n + target, return_inverse=True)
+        self.pair = self.pair.ravel()
+
+    def table(self, weights: np.ndarray | None = None) -> _PairTable:
+        sums = np.bincount(self.pair, weights=weights, minlength=len(self.keys)).astype(np.float64)
+        return _PairTable(self.keys, sums, self.n)
+
+    def decayed(self, end: int, tau_hours: float) -> _PairTable:
+        """Each pair counted exp(-age of b / tau)."""
+        return self.table(np.exp(-(end - self.stamp) / MS_PER_HOUR / tau_hours))
+
+
+def _transposed(table: _PairTable) -> _PairTable:
+    """The table of (b, a) for each (a, b)."""
+    keys = (table.keys % table.n) * table.n + table.keys // table.n
+    order = np.argsort(keys, kind="stable")
+    return _PairTable(keys[order], table.values[order], table.n)
 
 
 def _session_shares(train: TrainingClicks) -> dict[str, np.ndarray]:
@@ -170,22 +171,22 @@ class Signals:
         blend.fit(train, train.t0)
         end = train.t0.value // 1_000_000
         scale = blend.time_scale  # quiet sites: longer memories, as in the blend
-        forward_count = _decayed_successors(train, end, 1, None)
-        forward_long = _decayed_successors(train, end, 1, 3.0 * scale)
-        out_count = np.asarray(forward_count.sum(axis=1)).ravel()
-        share = sparse.diags(1.0 / np.where(out_count > 0, out_count, 1.0)) @ forward_count
+        forward = _PairSums(train, 1)
+        count = forward.table()
+        forward_long = forward.decayed(end, 3.0 * scale)
+        out_count = np.bincount(
+            count.keys // train.n_articles, weights=count.values, minlength=train.n_articles
+        )
         pairs = {
-            **_PairTable.sharing_keys(
-                {
-                    "successor_short": _decayed_successors(train, end, 1, 0.5 * scale),
-                    "successor_long": forward_long,
-                    "successor_day": _decayed_successors(train, end, 1, 24.0 * scale),
-                    "successor_count": forward_count,
-                    "successor_share": share.tocsr(),
-                }
+            "successor_short": forward.decayed(end, 0.5 * scale),
+            "successor_long": forward_long,
+            "successor_day": forward.decayed(end, 24.0 * scale),
+            "successor_count": count,
+            "successor_share": _PairTable(
+                count.keys, count.values / out_count[count.keys // train.n_articles], train.n_articles
             ),
-            "backward_long": _PairTable.of(forward_long.T.tocsr()),
-            "two_apart_long": _PairTable.of(_decayed_successors(train, end, 2, 3.0 * scale)),
+            "backward_long": _transposed(forward_long),
+            "two_apart_long": _PairSums(train, 2).decayed(end, 3.0 * scale),
             "covisitation": _PairTable.of(blend.covisitation),
         }
         reads = {}
