@@ -220,8 +220,9 @@ class ArticleModel:
         return rows
 
     def score_lists(self, train: TrainingClicks, length: int) -> None:
-        """The top `length` of every article clicked in the training window, in one pass of the
-        ranker (which counts the catalogue's lists for its spread penalty on the way)."""
+        """The top `length` of every article clicked in the training window: the ranker's for the
+        articles read within its `ranked_hours` (one pass, which counts the catalogue's lists for
+        its spread penalty on the way), the blend's for the others."""
         sources = np.flatnonzero(train.window_clicks > 0).astype(np.int64)
         parts = [(np.ones(len(sources), dtype=bool), self.blend.score_rows)]
         if self.ranker is not None and self.ranker.booster is not None:
