@@ -18,19 +18,19 @@ def upsert_articles(engine: Engine, site: str, articles: pd.DataFrame) -> dict[s
     publishes lists over the whole catalogue, of which a few hundred articles are new."""
     a = article_table.c
     with engine.begin() as conn:
-        if len(articles):
-            stored = {
-                external_id: (title, path, utc_datetime(published_at))
-                for external_id, title, path, published_at in conn.execute(
-                    select(a.external_id, a.title, a.path, a.published_at).where(a.site == site)
-                )
-            }
-            changed = [
-                stored.get(str(r.external_id)) != (str(r.title), str(r.path), utc_datetime(r.published_at))
-                for r in articles.itertuples(index=False)
-            ]
-            if any(changed):
-                upsert_article_rows(conn, site, articles[changed])
+        ids, contents = {}, {}
+        for row in conn.execute(
+            select(a.external_id, a.id, a.title, a.path, a.published_at).where(a.site == site)
+        ):
+            ids[row.external_id] = row.id
+            contents[row.external_id] = (row.title, row.path, utc_datetime(row.published_at))
+        changed = [
+            contents.get(str(r.external_id)) != (str(r.title), str(r.path), utc_datetime(r.published_at))
+            for r in articles.itertuples(index=False)
+        ]
+        if not any(changed):
+            return ids
+        upsert_article_rows(conn, site, articles[changed])
         found = conn.execute(select(a.external_id, a.id).where(a.site == site))
         return {external_id: article_id for external_id, article_id in found}
 

@@ -332,8 +332,23 @@ def window_examples(
     pairs = count_pairs(source, target, stamp, begin, end)
     examples = label_examples(history, pairs, settings.ranker, settings.blend, signals)
     if examples is not None:
-        examples.version, examples.settings = MODEL_VERSION, settings.model_dump(mode="json")
+        examples.version, examples.settings = MODEL_VERSION, examples_settings(settings)
     return examples
+
+
+def examples_settings(settings: ModelSettings) -> dict:
+    """The model settings a window's examples depend on (the blend's and the signals' days, the
+    window, its candidates, sampling and label cap): changing any other (LightGBM's rounds, which
+    lists the ranker orders, a feature group left out) keeps the stored examples valid."""
+    ranker = settings.ranker
+    return {
+        "session_days": settings.session_days,
+        "blend": settings.blend.model_dump(mode="json"),
+        "window_hours": ranker.window_hours,
+        "candidates": ranker.candidates,
+        "max_sources_per_window": ranker.max_sources_per_window,
+        "max_label": ranker.max_label,
+    }
 
 
 def examples_problem(examples: RankerExamples | None, settings: ModelSettings) -> str | None:
@@ -344,7 +359,7 @@ def examples_problem(examples: RankerExamples | None, settings: ModelSettings) -
     version = vars(examples).get("version")  # examples pickled before versions have none
     if version != MODEL_VERSION:
         return f"built by fit version {version}, the code's is {MODEL_VERSION}"
-    if vars(examples).get("settings") != settings.model_dump(mode="json"):
+    if vars(examples).get("settings") != examples_settings(settings):
         return "built with other model settings"
     return None
 

@@ -24,7 +24,8 @@ this site, now, and serves with the signals of all clicks before t0. A busy wind
 sampled down to `max_sources_per_window` (seeded by the window: reruns are identical).
 
 Serving: the booster's score, less `spread_weight` x log(1 + the number of the catalogue's top
-lists the candidate is in), through a sigmoid into (0, 1).
+lists the candidate is in), through a sigmoid into (0, 1); for the articles read within
+`ranked_hours` (the sources of almost every next click), the others keeping the blend's order.
 
 Too few labelled sources (a quiet site, the first hours of its history): the blend serves alone and
 `stats` says so.

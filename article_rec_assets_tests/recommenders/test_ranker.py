@@ -9,6 +9,7 @@ import pandas as pd
 
 from article_rec_assets.recommenders.article_model import (
     article_model_recommendations,
+    examples_problem,
     fit_article_model,
     window_examples,
 )
@@ -224,3 +225,20 @@ def test_the_ranker_orders_the_lists_of_articles_read_lately_and_older_ones_keep
     assert listed[1] == by_blend[1] == POPULAR != by_ranker[1]  # last read two days ago: the blend's
     listed, by_ranker, _ = first_of_lists(None)
     assert list(listed) == list(by_ranker)  # every list the ranker's
+
+
+def test_stored_examples_stay_valid_for_settings_they_do_not_depend_on() -> None:
+    log, _ = _train(hours=6)
+    settings = ModelSettings(ranker=SETTINGS)
+    examples = window_examples(log, T0 - pd.Timedelta(hours=2), settings)
+    assert examples is not None and examples_problem(examples, settings) is None
+    # LightGBM's training, the lists it orders, a feature group left out: the same examples.
+    for same in ({"rounds": 20}, {"ranked_hours": None}, {"without_features": ("order",)}):
+        changed = ModelSettings(ranker=SETTINGS.model_copy(update=same))
+        assert examples_problem(examples, changed) is None, same
+    # What the examples are made of: rebuilt.
+    for other in ({"candidates": 50}, {"max_label": 5}, {"window_hours": 1.0}):
+        changed = ModelSettings(ranker=SETTINGS.model_copy(update=other))
+        assert examples_problem(examples, changed) == "built with other model settings", other
+    assert examples_problem(examples, ModelSettings(ranker=SETTINGS, session_days=3)) is not None
+    assert examples_problem(examples, ModelSettings(ranker=SETTINGS, blend=BlendSettings(prior_weight=2.0)))
