@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -115,9 +115,16 @@ class _WindowTables:
         return LazyWindows(found, partial(self.load_from_path, context))  # type: ignore[attr-defined]
 
     def load_windows(
-        self, asset_key: AssetKey, keys: list[str], log, columns: list[str] | None = None
+        self,
+        asset_key: AssetKey,
+        keys: list[str],
+        log,
+        columns: list[str] | None = None,
+        ids_only: Collection[str] = (),
     ) -> dict[str, object]:
-        """The windows of `keys` that exist, by key (missing ones counted in `log`)."""
+        """The windows of `keys` that exist, by key (missing ones counted in `log`). Text columns
+        named in `ids_only` keep their codes (in the text's order) but not the text
+        (`frames_sharing_categories`)."""
         started = time.perf_counter()
         paths = {key: self.window_path(asset_key, key) for key in keys}
         found = {key: path for key, path in paths.items() if self.path_exists(path)}  # type: ignore[attr-defined]
@@ -128,7 +135,7 @@ class _WindowTables:
             )
         if columns is not None and found:
             tables = {key: self.load_table(path, list(columns)) for key, path in found.items()}  # type: ignore[attr-defined]
-            value: dict = frames_sharing_categories(tables)
+            value: dict = frames_sharing_categories(tables, ids_only)
             # Arrow's allocator keeps what it freed for reuse; handing it back leaves the step's
             # RSS at what the frames hold (8.7M interactions: 1.46 GB -> 0.65 GB after the load).
             pa.default_memory_pool().release_unused()
@@ -194,9 +201,12 @@ class PartitionFrames(dict):
         self.whole = whole
 
 
-def frames_sharing_categories(tables: dict[str, pa.Table]) -> PartitionFrames:
+def frames_sharing_categories(tables: dict[str, pa.Table], ids_only: Collection[str] = ()) -> PartitionFrames:
     """The partitions' tables as frames whose text columns share one set of sorted categories
     (sorted, so ordering by a column orders by its text); each frame is a slice of one frame.
+    The columns of `ids_only` (ids that only tell rows apart: readers, sessions) get the ranks of
+    their text as categories, 0, 1, ..., so their codes order as the text does and no Python
+    string is made (a large site's week: ~15M reader and session ids, over 1 GB as strings).
     `tables` is emptied: its tables are released as the frame is built."""
     keys = sorted(tables)  # the order concat_partitions gives the partitions
     table = pa.concat_tables([_text_as_dictionary(tables[key], tables.values()) for key in keys])
@@ -207,7 +217,9 @@ def frames_sharing_categories(tables: dict[str, pa.Table]) -> PartitionFrames:
     for name in table.column_names:
         column = table.column(name)
         columns[name] = (
-            _sorted_categorical(column) if pa.types.is_dictionary(column.type) else column.to_pandas()
+            _sorted_categorical(column, with_text=name not in ids_only)
+            if pa.types.is_dictionary(column.type)
+            else column.to_pandas()
         )
         table = table.drop_columns([name])
         # The column's Arrow memory back to the system before the next is converted: the load's
@@ -241,9 +253,10 @@ def _text_as_dictionary(table: pa.Table, all_tables) -> pa.Table:
     return table
 
 
-def _sorted_categorical(column: pa.ChunkedArray) -> pd.Categorical:
+def _sorted_categorical(column: pa.ChunkedArray, with_text: bool = True) -> pd.Categorical:
     """A dictionary column as a pandas Categorical with its categories sorted (sorted by Arrow:
-    a second for 650k session ids, where pandas takes three)."""
+    a second for 650k session ids, where pandas takes three); without the text, its categories
+    are the ranks 0, 1, ... of the sorted text (the same codes)."""
     combined = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
     dictionary = combined.dictionary
     order = pc.array_sort_indices(dictionary).to_numpy()
@@ -256,6 +269,8 @@ def _sorted_categorical(column: pa.ChunkedArray) -> pd.Categorical:
     )
     if combined.null_count:
         codes[~combined.is_valid().to_numpy(zero_copy_only=False)] = -1
+    if not with_text:
+        return pd.Categorical.from_codes(codes, categories=pd.RangeIndex(len(order)))
     categories = pd.Index(dictionary.take(order).to_numpy(zero_copy_only=False), dtype=object)
     return pd.Categorical.from_codes(codes, categories=categories)
 

@@ -66,7 +66,7 @@ def day_frame(day: int) -> pd.DataFrame:
 
 
 def load_through_dagster(
-    tmp_path: Path, columns: list[str] | None, days: list[int]
+    tmp_path: Path, columns: list[str] | None, days: list[int], ids_only: tuple[str, ...] = ()
 ) -> dict[str, pd.DataFrame]:
     loaded: dict[str, dict[str, pd.DataFrame]] = {}
 
@@ -77,7 +77,9 @@ def load_through_dagster(
     @asset(deps=[interactions])
     def reader(context: AssetExecutionContext, table_io_manager: ResourceParam[object]) -> None:
         keys = ["2026-03-01", "2026-03-02", "2026-03-03", "2026-03-04"]
-        loaded["value"] = table_io_manager.load_windows(AssetKey("interactions"), keys, context.log, columns)
+        loaded["value"] = table_io_manager.load_windows(
+            AssetKey("interactions"), keys, context.log, columns, ids_only
+        )
 
     resources = {"table_io_manager": ParquetIOManager(base_dir=str(tmp_path))}
     for day in days:
@@ -120,6 +122,24 @@ def test_named_columns_are_read_with_shared_sorted_categories(tmp_path: Path) ->
     assert concat_partitions(dict(frames), pd.DataFrame()) is not frames.whole  # a plain dict: copied
     frames.pop("2026-03-02")  # a slice taken out: the others, not the whole
     assert len(concat_partitions(frames, pd.DataFrame())) == 12
+
+
+def test_ids_read_without_their_text_give_the_same_click_log(tmp_path: Path) -> None:
+    columns = ["reader_id", "session_id", "external_id", "first_seen"]
+    frames = load_through_dagster(tmp_path, columns, days=[0, 1, 2], ids_only=("reader_id", "session_id"))
+    together = concat_partitions(frames, pd.DataFrame())
+    plain = pd.concat([day_frame(d)[columns] for d in range(3)], ignore_index=True)
+    for name in ("reader_id", "session_id"):  # codes, no text: ranks in the text's order
+        categories = together[name].cat.categories
+        assert categories.equals(pd.RangeIndex(len(categories)))
+        text = np.sort(plain[name].unique())
+        assert list(text[together[name].cat.codes]) == plain[name].tolist()
+    assert together["external_id"].astype(object).tolist() == plain["external_id"].tolist()
+    clicks = interaction_clicks(together)
+    assert clicks["session_id"].cat.categories.equals(together["session_id"].cat.categories)
+    from_codes, from_text = click_log(clicks), click_log(interaction_clicks(plain))
+    for name in ("reader", "session", "article", "timestamp", "article_ids"):
+        assert np.array_equal(getattr(from_codes, name), getattr(from_text, name)), name
 
 
 def test_without_columns_the_frames_are_read_as_stored(tmp_path: Path) -> None:

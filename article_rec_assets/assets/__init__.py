@@ -11,7 +11,7 @@ Each site gets its own assets (`assets/sites.py`), under its key prefix and in i
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import pandas as pd
 from dagster import (
@@ -48,10 +48,18 @@ def model_inputs(site: str) -> list[AssetKey]:
 
 
 def trailing_interactions(
-    context: AssetExecutionContext, store, site: str, keys: list[str], columns: list[str]
+    context: AssetExecutionContext,
+    store,
+    site: str,
+    keys: list[str],
+    columns: list[str],
+    ids_only: Collection[str] = (),
 ) -> dict[str, pd.DataFrame]:
-    """The site's stored interactions of the windows `keys` that exist, only `columns`."""
-    return store.load_windows(site_key(site, "sessionized_interactions"), keys, context.log, columns)
+    """The site's stored interactions of the windows `keys` that exist, only `columns` (those of
+    `ids_only` as codes without their text: `io_managers.frames_sharing_categories`)."""
+    return store.load_windows(
+        site_key(site, "sessionized_interactions"), keys, context.log, columns, ids_only
+    )
 
 
 def window_of_store(store, asset_key: AssetKey, key: str, log) -> pd.DataFrame:

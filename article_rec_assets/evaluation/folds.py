@@ -27,11 +27,8 @@ class Pairs:
 
 def session_pairs(log: ClickLog) -> Pairs:
     """Every consecutive pair (a -> b) within a session, a != b, stamped with b's time."""
-    same = log.session[1:] == log.session[:-1]
-    source, target = log.article[:-1][same], log.article[1:][same]
-    stamp = log.timestamp[1:][same]
-    keep = source != target
-    return Pairs(source=source[keep], target=target[keep], timestamp=stamp[keep])
+    source, target, stamp = log.next_clicks
+    return Pairs(source=source, target=target, timestamp=stamp)
 
 
 def fold_starts(days: Iterable[str | pd.Timestamp], step_hours: int = 2) -> list[pd.Timestamp]:

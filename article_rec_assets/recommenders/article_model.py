@@ -52,6 +52,9 @@ MODEL_NAME = "article model"
 # model or examples of another version are not reused. Change it when the fit's results change.
 MODEL_VERSION = "6"
 
+# Blend lists scored at a time: bounds the blend rows held at once (a large site's blend rows
+# of every article: hundreds of MB).
+LIST_BATCH_SOURCES = 4096
 # How many ALS neighbours per article join the blend (further ones are noise at that weight).
 ALS_NEIGHBOURS = 50
 
@@ -72,8 +75,8 @@ def interaction_clicks(interactions: pd.DataFrame) -> pd.DataFrame:
         first = rows.groupby(ids, observed=True, as_index=False)["first_seen"].min()
     return pd.DataFrame(
         {
-            "reader_id": _as_text(first["reader_id"]),
-            "session_id": _as_text(first["session_id"]),
+            "reader_id": _as_ids(first["reader_id"]),
+            "session_id": _as_ids(first["session_id"]),
             "article_id": _as_text(first["external_id"]),
             "timestamp": first["first_seen"],
         }
@@ -111,6 +114,15 @@ def _first_seen_by_codes(rows: pd.DataFrame) -> pd.DataFrame:
     }
     frame["first_seen"] = pd.DatetimeIndex(earliest.view(f"M8[{stamps.dt.unit}]")).tz_localize(stamps.dt.tz)
     return pd.DataFrame(frame)
+
+
+def _as_ids(column: pd.Series) -> pd.Series:
+    """Reader and session ids, which only tell clicks apart: categories in increasing order (a
+    trailing load's text, or the ranks standing for it: `io_managers.frames_sharing_categories`)
+    stay as they are, without text; anything else as `_as_text`."""
+    if isinstance(column.dtype, pd.CategoricalDtype) and column.cat.categories.is_monotonic_increasing:
+        return column
+    return _as_text(column)
 
 
 def _as_text(column: pd.Series) -> pd.Series:
@@ -224,21 +236,25 @@ class ArticleModel:
         articles read within its `ranked_hours` (one pass, which counts the catalogue's lists for
         its spread penalty on the way), the blend's for the others."""
         sources = np.flatnonzero(train.window_clicks > 0).astype(np.int64)
-        parts = [(np.ones(len(sources), dtype=bool), self.blend.score_rows)]
+        # (which sources, their scorer, how many at a time): the ranker's in one pass (its spread
+        # penalty counts the catalogue's lists), the blend's whole rows a batch at a time.
+        parts = [(np.ones(len(sources), dtype=bool), self.blend.score_rows, LIST_BATCH_SOURCES)]
         if self.ranker is not None and self.ranker.booster is not None:
             ranked = self.ranker.ranks(train, sources)
             parts = [
-                (ranked, lambda part: self.ranker.score_lists(part, train.catalogue)),
-                (~ranked, self.blend.score_rows),
+                (ranked, lambda part: self.ranker.score_lists(part, train.catalogue), len(sources)),
+                (~ranked, self.blend.score_rows, LIST_BATCH_SOURCES),
             ]
         self.list_sources = sources
         self.lists = np.full((len(sources), length), NO_ARTICLE, dtype=np.int64)
         self.list_scores = np.zeros((len(sources), length))
-        for part, score in parts:  # apart: the ranker's short rows take top_k's quick path
-            if part.any():
-                rows = self._with_als(score(sources[part]), sources[part])
-                self.lists[part], self.list_scores[part] = top_k_sparse(
-                    rows, sources[part], length, self.tie_rank, with_scores=True
+        for part, score, batch in parts:  # apart: the ranker's short rows take top_k's quick path
+            positions = np.flatnonzero(part)
+            for start in range(0, len(positions), batch):
+                at = positions[start : start + batch]
+                rows = self._with_als(score(sources[at]), sources[at])
+                self.lists[at], self.list_scores[at] = top_k_sparse(
+                    rows, sources[at], length, self.tie_rank, with_scores=True
                 )
 
     def listed(self, source_ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -38,6 +38,8 @@ between 1 and `max_time_scale`, so that each memory spans about as many readings
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import implicit.nearest_neighbours  # imported before any BLAS thread limit is set (see `_covisitation`)
 import numpy as np
 import pandas as pd
@@ -45,7 +47,7 @@ from scipy import sparse
 from threadpoolctl import threadpool_limits
 
 from article_rec_assets.recommenders.base import Recommender
-from article_rec_assets.recommenders.click_log import MS_PER_HOUR, TrainingClicks
+from article_rec_assets.recommenders.click_log import MS_PER_HOUR, PairSums, TrainingClicks
 from article_rec_assets.recommenders.top_k import top_k_sparse
 from article_rec_assets.settings.sites import BlendSettings
 
@@ -65,7 +67,11 @@ class RecencySuccessorBlend(Recommender):
             setattr(self, name, value)
         self.time_scale = 1.0
 
-    def fit(self, train: TrainingClicks, t0: pd.Timestamp) -> None:
+    def fit(
+        self, train: TrainingClicks, t0: pd.Timestamp, pair_sums: Mapping[int, PairSums] | None = None
+    ) -> None:
+        """Fit on `train` as of `t0`; `pair_sums` by distance where the caller has them already
+        (`PairSums.of(train, d)`: the ranker's signals read them too)."""
         n = train.n_articles
         end = pd.Timestamp(t0).value // 1_000_000  # epoch ms (UTC)
         candidate = train.in_catalogue()
@@ -78,31 +84,35 @@ class RecencySuccessorBlend(Recommender):
         short_tau = self.short_tau_hours * self.time_scale
         long_tau = self.long_tau_hours * self.time_scale
 
-        sources, targets, weights = [], [], []
-        for d in range(1, self.max_distance + 1):
-            source, target, stamp = train.session_pairs(d)
-            age_hours = (end - stamp) / MS_PER_HOUR
-            weight = np.exp(-age_hours / short_tau) + self.long_weight * np.exp(-age_hours / long_tau)
-            weight *= self.distance_decay ** (d - 1)
-            sources += [source, target]
-            targets += [target, source]
-            weights += [weight, self.backward_weight * weight]
-        scores = sparse.csr_matrix(
-            (np.concatenate(weights), (np.concatenate(sources), np.concatenate(targets))), shape=(n, n)
-        )
         # Kept: the learned ranker (recommenders/ranker.py) reads it as a feature of its own.
+        # First, while nothing else of the fit is held (implicit's copies of the clicks).
         self.covisitation = (
             self._covisitation(train, end) if self.knn_weight > 0 else sparse.csr_matrix((n, n))
         )
+        # sum over d of distance_decay ** (d - 1) * F_d, summed by distinct pair first
+        # (PairSums), then its transpose for the backward neighbours: a few copies of
+        # the distinct pairs, never a copy of every occurrence.
+        forward = sparse.csr_matrix((n, n))
+        for d in range(1, self.max_distance + 1):
+            pairs = pair_sums[d] if pair_sums is not None and d in pair_sums else PairSums.of(train, d)
+            age_hours = (end - pairs.stamp) / MS_PER_HOUR
+            weight = np.exp(-age_hours / short_tau) + self.long_weight * np.exp(-age_hours / long_tau)
+            forward = forward + pairs.matrix(pairs.sums(weight) * self.distance_decay ** (d - 1))
+            del pairs, age_hours, weight
+        backward = forward.T.tocsr()
+        backward.data *= self.backward_weight
+        scores = forward + backward
+        del forward, backward
         scores = scores + self.knn_weight * self.covisitation
 
         age_published = np.clip((end - train.published_ms) / MS_PER_HOUR, 0, None)
         fresh = np.exp(-age_published / self.freshness_tau_hours)
         fresh = np.where(np.isnan(fresh), 0.0, fresh)  # unknown publish time: no boost
         self.column_weight = np.where(candidate, 1.0 + self.freshness_weight * fresh, 0.0)
-        self.scores = (scores @ sparse.diags(self.column_weight)).tocsr()
-        self.scores.sum_duplicates()
-        self.scores.eliminate_zeros()
+        scores.sum_duplicates()
+        scores.data *= self.column_weight[scores.indices]  # in place: scores @ diag(column_weight)
+        scores.eliminate_zeros()
+        self.scores = scores
 
         recent = train.timestamp >= end - round(self.prior_minutes * self.time_scale * 60_000)
         clicks = np.bincount(train.article[recent], minlength=n).astype(np.float64) * candidate
@@ -122,9 +132,14 @@ class RecencySuccessorBlend(Recommender):
         rows = np.concatenate([[0], np.cumsum(train.session[1:] != train.session[:-1])])
         weight = np.exp(-(end - train.timestamp) / MS_PER_HOUR / (self.knn_tau_hours * self.time_scale))
         visits = sparse.csr_matrix((weight, (rows, train.article)), shape=(int(rows[-1]) + 1, n))
+        del rows, weight
         visits.sum_duplicates()
+        # Built this way to the last bit on purpose: implicit picks among equal cosines (articles
+        # read only in the same sessions) by the input's order and rounding, so the same cosines
+        # built in place (less memory) give other neighbours and other lists.
         norms = np.sqrt(np.asarray(visits.multiply(visits).sum(axis=0)).ravel())
         unit = (visits @ sparse.diags(1.0 / np.where(norms > 0, norms, 1.0))).tocsr()
+        del visits
         with threadpool_limits(1, "blas"):
             knn = implicit.nearest_neighbours.ItemItemRecommender(K=self.knn_neighbours + 1, num_threads=1)
             knn.fit(unit, show_progress=False)

@@ -34,8 +34,9 @@ Too few labelled sources (a quiet site, the first hours of its history): the ble
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -43,7 +44,7 @@ import pandas as pd
 from scipy import sparse
 
 from article_rec_assets.recommenders.blend import RecencySuccessorBlend
-from article_rec_assets.recommenders.click_log import MS_PER_HOUR, NO_ARTICLE, TrainingClicks
+from article_rec_assets.recommenders.click_log import MS_PER_HOUR, NO_ARTICLE, PairSums, TrainingClicks
 from article_rec_assets.recommenders.top_k import top_k_sparse
 from article_rec_assets.settings.sites import BlendSettings, RankerSettings
 
@@ -72,7 +73,7 @@ FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
     "order": ("mean_position", "source_mean_position", "position_gap"),
 }
 FEATURES = tuple(name for names in FEATURE_GROUPS.values() for name in names)
-SERVE_BATCH_SOURCES = 4096  # sources scored at a time: bounds the feature matrix in memory
+SERVE_BATCH_SOURCES = 1024  # sources scored at a time: bounds the feature matrix in memory
 
 
 def _sorted_keys(matrix: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
@@ -111,26 +112,6 @@ class _PairTable:
         return np.where(positions >= 0, self.values[np.maximum(positions, 0)], 0.0)
 
 
-class _PairSums:
-    """Sums over the session pairs at one distance (a clicked `distance` clicks before b, a != b),
-    by pair: the pairs' keys a * n + b are sorted once, and each weighting is one bincount (every
-    table shares the one key array, so a lookup of them all searches once)."""
-
-    def __init__(self, train: TrainingClicks, distance: int) -> None:
-        source, target, self.stamp = train.session_pairs(distance)
-        self.n = train.n_articles
-        self.keys, self.pair = np.unique(source * self.n + target, return_inverse=True)
-        self.pair = self.pair.ravel()
-
-    def table(self, weights: np.ndarray | None = None) -> _PairTable:
-        sums = np.bincount(self.pair, weights=weights, minlength=len(self.keys)).astype(np.float64)
-        return _PairTable(self.keys, sums, self.n)
-
-    def decayed(self, end: int, tau_hours: float) -> _PairTable:
-        """Each pair counted exp(-age of b / tau)."""
-        return self.table(np.exp(-(end - self.stamp) / MS_PER_HOUR / tau_hours))
-
-
 def _transposed(table: _PairTable) -> _PairTable:
     """The table of (b, a) for each (a, b)."""
     keys = (table.keys % table.n) * table.n + table.keys // table.n
@@ -146,14 +127,22 @@ def _session_shares(train: TrainingClicks) -> dict[str, np.ndarray]:
         return {name: np.zeros(n) for name in ("entry_share", "exit_share", "mean_position")}
     change = train.session[1:] != train.session[:-1]
     first, last = np.r_[True, change], np.r_[change, True]
+    del change
     starts = np.flatnonzero(first)
-    position = np.arange(len(train)) - np.repeat(starts, np.diff(np.r_[starts, len(train)]))
     clicks = np.maximum(np.bincount(train.article, minlength=n), 1).astype(np.float64)
-    return {
+    shares = {
         "entry_share": np.bincount(train.article[first], minlength=n) / clicks,
         "exit_share": np.bincount(train.article[last], minlength=n) / clicks,
-        "mean_position": np.bincount(train.article, weights=position, minlength=n) / clicks,
     }
+    del first, last
+    # A click's position in its session is its index less its session's first index: summed
+    # per article as two sums, never a position array beside the index arrays (exact: the sums
+    # stay far below 2**53).
+    positions = np.bincount(train.article, weights=np.arange(len(train), dtype=np.float64), minlength=n)
+    session_start = np.repeat(starts.astype(np.float64), np.diff(np.r_[starts, len(train)]))
+    positions -= np.bincount(train.article, weights=session_start, minlength=n)
+    shares["mean_position"] = positions / clicks
+    return shares
 
 
 @dataclass
@@ -168,26 +157,30 @@ class Signals:
 
     @classmethod
     def of(cls, train: TrainingClicks, blend_settings: BlendSettings) -> Signals:
+        # The pairs one and two clicks apart, grouped once for the blend and the tables here, and
+        # let go when this returns (16 bytes per occurrence).
+        pair_sums = {d: PairSums.of(train, d) for d in (1, 2)}
         blend = RecencySuccessorBlend(blend_settings)
-        blend.fit(train, train.t0)
+        blend.fit(train, train.t0, pair_sums)
         end = train.t0.value // 1_000_000
         scale = blend.time_scale  # quiet sites: longer memories, as in the blend
-        forward = _PairSums(train, 1)
-        count = forward.table()
-        forward_long = forward.decayed(end, 3.0 * scale)
+        forward, two_apart = pair_sums[1], pair_sums[2]
+        n = train.n_articles
+        count = _PairTable(forward.keys, forward.sums(), n)
+        forward_long = _PairTable(forward.keys, forward.decayed(end, 3.0 * scale), n)
         out_count = np.bincount(
             count.keys // train.n_articles, weights=count.values, minlength=train.n_articles
         )
         pairs = {
-            "successor_short": forward.decayed(end, 0.5 * scale),
+            "successor_short": _PairTable(forward.keys, forward.decayed(end, 0.5 * scale), n),
             "successor_long": forward_long,
-            "successor_day": forward.decayed(end, 24.0 * scale),
+            "successor_day": _PairTable(forward.keys, forward.decayed(end, 24.0 * scale), n),
             "successor_count": count,
             "successor_share": _PairTable(
                 count.keys, count.values / out_count[count.keys // train.n_articles], train.n_articles
             ),
             "backward_long": _transposed(forward_long),
-            "two_apart_long": _PairSums(train, 2).decayed(end, 3.0 * scale),
+            "two_apart_long": _PairTable(two_apart.keys, two_apart.decayed(end, 3.0 * scale), n),
             "covisitation": _PairTable.of(blend.covisitation),
         }
         reads = {}
@@ -228,33 +221,34 @@ class Signals:
         for table in self.pairs.values():
             if id(table.keys) not in found:
                 found[id(table.keys)] = table.positions(wanted)
-        columns = {
-            "blend_score": score,
-            "blend_rank": rank,
-            "blend_share_of_best": score / np.where(best[row] > 0, best[row], 1.0),
-            **{name: table.values_at(found[id(table.keys)]) for name, table in self.pairs.items()},
-            "reads_15m": a["reads_15m"][candidate],
-            "reads_1h": a["reads_1h"][candidate],
-            "reads_6h": a["reads_6h"][candidate],
-            "reads_24h": a["reads_24h"][candidate],
-            "reads_trend": a["reads_trend"][candidate],
-            "age_hours": a["age_hours"][candidate],
-            "source_reads_1h": a["reads_1h"][source],
-            "source_reads_24h": a["reads_24h"][source],
-            "source_successors": a["successors"][source],
-            "source_age_hours": a["age_hours"][source],
-            "age_gap_hours": a["age_hours"][candidate] - a["age_hours"][source],
-            "entry_share": a["entry_share"][candidate],
-            "exit_share": a["exit_share"][candidate],
-            "source_exit_share": a["exit_share"][source],
-            "mean_position": a["mean_position"][candidate],
-            "source_mean_position": a["mean_position"][source],
-            "position_gap": a["mean_position"][candidate] - a["mean_position"][source],
+        # Each column computed as it is written (one float64 column at a time, not all of them).
+        columns: dict[str, Callable[[], np.ndarray]] = {
+            "blend_score": lambda: score,
+            "blend_rank": lambda: rank,
+            "blend_share_of_best": lambda: score / np.where(best[row] > 0, best[row], 1.0),
+            **{name: partial(table.values_at, found[id(table.keys)]) for name, table in self.pairs.items()},
+            "reads_15m": lambda: a["reads_15m"][candidate],
+            "reads_1h": lambda: a["reads_1h"][candidate],
+            "reads_6h": lambda: a["reads_6h"][candidate],
+            "reads_24h": lambda: a["reads_24h"][candidate],
+            "reads_trend": lambda: a["reads_trend"][candidate],
+            "age_hours": lambda: a["age_hours"][candidate],
+            "source_reads_1h": lambda: a["reads_1h"][source],
+            "source_reads_24h": lambda: a["reads_24h"][source],
+            "source_successors": lambda: a["successors"][source],
+            "source_age_hours": lambda: a["age_hours"][source],
+            "age_gap_hours": lambda: a["age_hours"][candidate] - a["age_hours"][source],
+            "entry_share": lambda: a["entry_share"][candidate],
+            "exit_share": lambda: a["exit_share"][candidate],
+            "source_exit_share": lambda: a["exit_share"][source],
+            "mean_position": lambda: a["mean_position"][candidate],
+            "source_mean_position": lambda: a["mean_position"][source],
+            "position_gap": lambda: a["mean_position"][candidate] - a["mean_position"][source],
         }
         # Column by column into one float32 matrix (column-major: LightGBM reads it as it is).
         matrix = np.empty((len(row), len(FEATURES)), dtype=np.float32, order="F")
         for i, name in enumerate(FEATURES):
-            matrix[:, i] = columns[name]
+            matrix[:, i] = columns[name]()
         return row, candidate, matrix
 
 

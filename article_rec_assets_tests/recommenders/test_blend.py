@@ -197,3 +197,63 @@ def test_a_quiet_site_stretches_its_decay_times_with_its_traffic() -> None:
 def test_overrides_win_over_the_given_settings() -> None:
     blend = RecencySuccessorBlend(BlendSettings(prior_weight=2.0, knn_weight=0.5), prior_weight=3.0)
     assert (blend.prior_weight, blend.knn_weight, blend.short_tau_hours) == (3.0, 0.5, 0.5)
+
+
+def test_the_scores_are_the_documented_formula_summed_over_every_pair_occurrence() -> None:
+    """The blend's matrix, built from pairs summed by distinct pair, against the module's formula
+    summed click by click, on a random log with repeats, three distances and fresh articles."""
+    rng = np.random.default_rng(11)
+    n_clicks = 4000
+    session = rng.integers(0, 300, n_clicks)
+    frame = pd.DataFrame(
+        {
+            "reader_id": (session % 50).astype(str),
+            "session_id": session.astype(str),
+            "article_id": rng.integers(0, 80, n_clicks).astype(str),
+            "timestamp": T0 - pd.to_timedelta(rng.integers(1, 48 * 60, n_clicks), unit="min"),
+        }
+    )
+    published = pd.Series(
+        {str(a): T0 - pd.Timedelta(hours=float(rng.uniform(0, 72))) for a in range(0, 80, 3)}
+    )
+    train = training_clicks(click_log(frame, published), T0, 3)
+    settings = BlendSettings(max_distance=3, knn_weight=0.5, prior_weight=0.0, reference_clicks_per_hour=1e-6)
+    model = RecencySuccessorBlend(settings)
+    model.fit(train, T0)
+
+    n, end = train.n_articles, T0.value // 10**6
+    expected = np.zeros((n, n))
+    for d in range(1, 4):
+        same = train.session[d:] == train.session[:-d]
+        a, b = train.article[:-d][same], train.article[d:][same]
+        age = (end - train.timestamp[d:][same]) / 3_600_000
+        keep = a != b
+        w = np.exp(-age / settings.short_tau_hours) + settings.long_weight * np.exp(
+            -age / settings.long_tau_hours
+        )
+        w = w[keep] * settings.distance_decay ** (d - 1)
+        np.add.at(expected, (a[keep], b[keep]), w)
+        np.add.at(expected, (b[keep], a[keep]), settings.backward_weight * w)
+    expected += settings.knn_weight * model.covisitation.toarray()
+    fresh = np.exp(-np.clip((end - train.published_ms) / 3_600_000, 0, None) / settings.freshness_tau_hours)
+    column = 1 + settings.freshness_weight * np.where(np.isnan(fresh), 0.0, fresh)
+    np.testing.assert_allclose(model.scores.toarray(), expected * column[None, :], rtol=1e-12)
+
+    # The co-visitation: implicit's K nearest by the cosine of the recency-weighted columns.
+    visits = np.zeros((int(train.session.max()) + 1, n))
+    np.add.at(
+        visits,
+        (train.session, train.article),
+        np.exp(-(end - train.timestamp) / 3_600_000 / settings.knn_tau_hours),
+    )
+    unit = visits / np.maximum(np.linalg.norm(visits, axis=0), 1e-300)
+    cosine = unit.T @ unit
+    np.fill_diagonal(cosine, 0)
+    covisitation = model.covisitation.toarray()
+    for row in range(n):
+        kept = np.flatnonzero(covisitation[row])
+        np.testing.assert_allclose(covisitation[row, kept], cosine[row, kept], rtol=1e-5)
+        assert len(kept) <= settings.knn_neighbours
+        left_out = np.setdiff1d(np.flatnonzero(cosine[row] > 0), kept)
+        if len(kept):  # the nearest ones: nothing left out is nearer than the farthest kept
+            assert cosine[row, left_out].max(initial=0) <= covisitation[row, kept].min() * (1 + 1e-5)

@@ -7,6 +7,8 @@ from typing import get_args
 import numpy as np
 import pandas as pd
 
+from article_rec_assets.recommenders import article_model as article_model_module
+from article_rec_assets.recommenders import ranker as ranker_module
 from article_rec_assets.recommenders.article_model import (
     article_model_recommendations,
     examples_problem,
@@ -242,3 +244,54 @@ def test_stored_examples_stay_valid_for_settings_they_do_not_depend_on() -> None
         assert examples_problem(examples, changed) == "built with other model settings", other
     assert examples_problem(examples, ModelSettings(ranker=SETTINGS, session_days=3)) is not None
     assert examples_problem(examples, ModelSettings(ranker=SETTINGS, blend=BlendSettings(prior_weight=2.0)))
+
+
+def test_the_blends_lists_scored_in_batches_are_the_lists_scored_at_once(monkeypatch) -> None:
+    old = [  # ten articles last read two days ago, each followed by its own successor
+        (f"o{i}", f"o{i}", article, T0 - pd.Timedelta(hours=48) + pd.Timedelta(minutes=i, seconds=second))
+        for i in range(10)
+        for article, second in ((200 + i, 0), (300 + i, 1))
+    ]
+    stream = pd.concat(
+        [_stream(), pd.DataFrame(old, columns=["reader_id", "session_id", "article_id", "timestamp"])]
+    )
+    log = click_log(stream)
+    train = training_clicks(log, T0, train_days=7)
+    blend = RecencySuccessorBlend()
+    blend.fit(train, T0)
+    settings = ModelSettings(ranker=SETTINGS.model_copy(update={"ranked_hours": 36 / blend.time_scale}))
+    at_once = fit_article_model(train, settings, _examples(log))
+    assert at_once.ranker.booster is not None
+    ranked = at_once.ranker.ranks(train, at_once.list_sources)
+    assert np.count_nonzero(~ranked) == 20 and ranked.any()  # both parts, the blend's in 7 batches
+    monkeypatch.setattr(article_model_module, "LIST_BATCH_SOURCES", 3)
+    batched = fit_article_model(train, settings, _examples(log))
+    np.testing.assert_array_equal(batched.list_sources, at_once.list_sources)
+    np.testing.assert_array_equal(batched.lists, at_once.lists)
+    np.testing.assert_allclose(batched.list_scores, at_once.list_scores)
+    assert (batched.lists[~ranked] != NO_ARTICLE).any()
+
+
+def test_session_shares_are_counted_click_by_click() -> None:
+    rng = np.random.default_rng(5)
+    session = rng.integers(0, 200, 3000)
+    frame = pd.DataFrame(
+        {
+            "reader_id": (session % 30).astype(str),
+            "session_id": session.astype(str),
+            "article_id": rng.integers(0, 40, 3000).astype(str),
+            "timestamp": T0 - pd.to_timedelta(rng.integers(1, 24 * 3600, 3000), unit="s"),
+        }
+    )
+    train = training_clicks(click_log(frame), T0, train_days=2)
+    clicks = pd.DataFrame({"session": train.session, "article": train.article})
+    clicks["position"] = clicks.groupby("session").cumcount()
+    clicks["first"] = clicks["position"] == 0
+    clicks["last"] = clicks.groupby("session")["position"].transform("max") == clicks["position"]
+    per_article = clicks.groupby("article").agg(
+        entry_share=("first", "mean"), exit_share=("last", "mean"), mean_position=("position", "mean")
+    )
+    shares = ranker_module._session_shares(train)
+    for name in ("entry_share", "exit_share", "mean_position"):
+        np.testing.assert_allclose(shares[name][per_article.index], per_article[name].to_numpy(), rtol=1e-12)
+    assert per_article["mean_position"].max() > 1  # sessions of several clicks
