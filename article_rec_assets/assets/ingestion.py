@@ -15,6 +15,7 @@ from dagster import (
     AssetsDefinition,
     Backoff,
     DagsterInstance,
+    Failure,
     MetadataValue,
     Output,
     RetryPolicy,
@@ -24,6 +25,7 @@ from dagster import (
 from dagster._core.definitions.asset_checks.asset_check_evaluation import AssetCheckEvaluation
 
 from article_rec_assets.assets import WINDOW_BACKFILL_POLICY, WindowStore, preview, windows_of_run
+from article_rec_assets.ingestion.carried import Recorded, content_digest, stored_problem
 from article_rec_assets.ingestion.consecutive import (
     SNOWPLOW,
     EventReaders,
@@ -33,7 +35,8 @@ from article_rec_assets.ingestion.consecutive import (
     ingest_consecutive_windows,
 )
 from article_rec_assets.ingestion.sessions import sessionize
-from article_rec_assets.ingestion.window import context_windows, state_windows
+from article_rec_assets.ingestion.state import STATE_DTYPES
+from article_rec_assets.ingestion.window import CONTEXT_COLUMNS, context_windows, state_windows
 from article_rec_assets.ingestion.window_checks import Verdict
 from article_rec_assets.io_managers import LazyWindows, WrittenWindows
 from article_rec_assets.partitions import (
@@ -62,6 +65,7 @@ from article_rec_assets.schemas import (
     validate_window,
 )
 
+CONTENT_DIGEST = "content_digest"
 MALFORMED_WARN = "malformed_share_below_warn_threshold"
 MALFORMED_BLOCK = "malformed_share_below_block_threshold"
 VOLUME = "volume_like_earlier_days"
@@ -206,9 +210,14 @@ def _ingest_window(name: str) -> AssetsDefinition:
             folder_keys=partial(event_bucket.folder_keys, site),
             folder_objects=partial(event_bucket.folder_objects, site),
         )
+        checked = partial(_checked, context, table_io_manager)
         stored = Stored(
-            deliveries=_by_start(earlier_deliveries),
-            state=_by_start(earlier_states),
+            # A stored table that fails its check: the deliveries are read again from the
+            # window's hour folders; a reading state cannot be, so the run stops naming it.
+            deliveries=checked(
+                earlier_deliveries, key("delivered_events"), CONTEXT_COLUMNS, from_bucket=True
+            ),
+            state=checked(earlier_states, key("reading_state"), tuple(STATE_DTYPES), from_bucket=False),
             figures=partial(_stored_figures, context.instance, key("raw_events")),
         )
         written = {output: WrittenWindows() for output in context.assets_def.keys_by_output_name}
@@ -268,6 +277,53 @@ def _by_start(windows: LazyWindows):
     return stored
 
 
+def _checked(
+    context: AssetExecutionContext,
+    store: WindowStore,
+    windows: LazyWindows,
+    asset_key: AssetKey,
+    columns: tuple[str, ...],
+    from_bucket: bool,
+):
+    """`_by_start`, each window's table compared with what its newest materialization recorded
+    (`ingestion.carried`): a table that fails is handed on as absent (`from_bucket`: its hour
+    folders are read again), or stops the run with a message naming its file."""
+    by_start = _by_start(windows)
+
+    def stored(start: datetime) -> pd.DataFrame | None:
+        frame = by_start(start)
+        problem = stored_problem(frame, _recorded(context.instance, asset_key, start), columns)
+        if problem is None:
+            return frame
+        path = store.window_path(asset_key, window_key(start))  # type: ignore[attr-defined]
+        where = f"{asset_key.to_user_string()} of window {window_key(start)} ({path})"
+        if from_bucket:
+            context.log.warning(f"{where} {problem}: not used; that window's hour folders are read again")
+            return None
+        raise Failure(
+            description=f"{where} {problem}. The windows after it cannot be ingested exactly without "
+            f"it: materialize window {window_key(start)} again (its ingest_window), then this one.",
+            allow_retries=False,
+        )
+
+    return stored
+
+
+def _recorded(instance: DagsterInstance, asset_key: AssetKey, start: datetime) -> Recorded | None:
+    """What the newest materialization of a window of a carried table recorded (None: none)."""
+    records = instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=asset_key, asset_partitions=[window_key(start)]), limit=1
+    ).records
+    if not records or records[0].asset_materialization is None:
+        return None
+    metadata = records[0].asset_materialization.metadata
+    rows, digest = metadata.get("dagster/row_count"), metadata.get(CONTENT_DIGEST)
+    return Recorded(
+        rows=int(rows.value) if rows is not None else None,
+        digest=str(digest.value) if digest is not None else None,
+    )
+
+
 def _stored_figures(instance: DagsterInstance, raw_events: AssetKey, start: datetime) -> WindowFigures | None:
     """What the newest materialization of an earlier window of `raw_events` recorded (Dagster's
     event log: no value is loaded)."""
@@ -324,6 +380,8 @@ def _state_metadata(window: IngestedWindow) -> dict:
     state = window.state
     return {
         "dagster/row_count": len(state),
+        # Later windows check the stored table against it before they credit from it.
+        CONTENT_DIGEST: content_digest(state),
         "sessions": int((state["kind"] == "session").sum()),
         "page_views": int((state["kind"] == "page_view").sum()),
     }

@@ -279,6 +279,72 @@ def test_a_window_is_the_same_whether_its_context_comes_from_storage_or_the_buck
         pd.testing.assert_frame_equal(pd.read_parquet(path), before, obj=name)
 
 
+@pytest.mark.parametrize("damage", ["emptied", "without_event_id"])
+def test_earlier_deliveries_unlike_their_materialization_are_read_again_from_the_bucket(
+    pipeline: Pipeline, tmp_path: Path, damage: str
+) -> None:
+    window = WINDOWS[5]
+    key = window_key(window)
+    tables = {
+        name: pd.read_parquet(keys.window_table(pipeline.storage, SITE, name, window))
+        for name in ("raw_events", "reading_state", "delivered_events")
+    }
+    path = keys.window_table(pipeline.storage, SITE, "delivered_events", WINDOWS[4])
+    kept = tmp_path / path.name
+    shutil.copy(path, kept)
+    stored = pd.read_parquet(path)
+    assert len(stored)
+    (stored.iloc[:0] if damage == "emptied" else stored.drop(columns="event_id")).to_parquet(
+        path, index=False
+    )
+    try:
+        result = pipeline.run(key, selection=keys.ingest_only(SITE))
+    finally:
+        shutil.copy(kept, path)
+    metadata = pipeline.latest_metadata("raw_events", key)
+    assert metadata["context_windows_from_storage"] == 2
+    assert metadata["context_windows_from_bucket"] == 1 and metadata["context_objects_read"] > 0
+    logged = [entry.user_message for entry in pipeline.instance.all_logs(result.run_id)]
+    assert any(str(path) in m and "hour folders are read again" in m for m in logged)
+    for name, before in tables.items():
+        after = pd.read_parquet(keys.window_table(pipeline.storage, SITE, name, window))
+        pd.testing.assert_frame_equal(after, before, obj=name)
+
+
+@pytest.mark.parametrize("damage", ["deleted", "emptied", "altered"])
+def test_a_reading_state_unlike_its_materialization_stops_the_window_naming_its_file(
+    pipeline: Pipeline, tmp_path: Path, damage: str
+) -> None:
+    window = WINDOWS[5]
+    key = window_key(window)
+    events = keys.window_table(pipeline.storage, SITE, "raw_events", window)
+    before = pd.read_parquet(events)
+    path = keys.window_table(pipeline.storage, SITE, "reading_state", WINDOWS[4])
+    kept = tmp_path / path.name
+    shutil.copy(path, kept)
+    state = pd.read_parquet(path)
+    assert len(state) and (state["kind"] == "session").any()
+    if damage == "deleted":
+        path.unlink()
+    elif damage == "emptied":
+        state.iloc[:0].to_parquet(path, index=False)
+    else:  # a session made to start an hour later: its late pings would be credited differently
+        first = state.index[state["kind"] == "session"][0]
+        state.loc[first, "session_start_tstamp"] += pd.Timedelta(hours=1)
+        state.to_parquet(path, index=False)
+    try:
+        result = pipeline.run(key, selection=keys.ingest_only(SITE), raise_on_error=False)
+    finally:
+        shutil.copy(kept, path)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    message = str(failure.step_failure_data.error)
+    assert str(path) in message and f"materialize window {window_key(WINDOWS[4])} again" in message
+    # Not retried (it cannot succeed), and the window's tables are as they were.
+    assert not any(e.event_type_value == "STEP_UP_FOR_RETRY" for e in result.all_events)
+    pd.testing.assert_frame_equal(pd.read_parquet(events), before)
+
+
 def test_rerunning_the_newest_window_swaps_models(pipeline: Pipeline) -> None:
     before = {t: i for i, t, s, _ in pipeline.models() if s == "current"}
     pipeline.run(NEWEST)
