@@ -61,22 +61,24 @@ class GA4Settings(_Settings):
 class EventSettings(_Settings):
     bucket: str
     prefix: str = ""
-    ping_interval_seconds: int = Field(10, gt=0)
+    # Upper bounds below keep one window's work bounded: a lookback or session length far past
+    # them makes each window read days of folders or state (100,000 hours: minutes a window).
+    ping_interval_seconds: int = Field(10, gt=0, le=3600)
     # Hosts whose page views count; others (staging, localhost) are filtered. AMP-cache pages
     # count when the host inside their `/c/s/<host>/` path is allowed. Empty: every host.
     allowed_hosts: tuple[str, ...] = ()
     # Hour folders before the window read as context only, to drop duplicates delivered again
     # and to know which heartbeats of a page view were already counted.
-    lookback_hours: int = Field(6, ge=0)
+    lookback_hours: int = Field(6, ge=0, le=48)
     # A new session after this much inactivity, where the tracker sent no session id (AMP).
-    session_timeout_minutes: int = Field(30, gt=0)
+    session_timeout_minutes: int = Field(30, gt=0, le=24 * 60)
     # A collector timestamp this far past its hour folder is implausible: quarantined.
-    max_future_minutes: int = Field(60, ge=0)
+    max_future_minutes: int = Field(60, ge=0, le=24 * 60)
     # Events read this much later than they were created are filtered as too late.
-    max_lateness_hours: int = Field(72, gt=0)
+    max_lateness_hours: int = Field(72, gt=0, le=30 * 24)
     # Events collected more than this many days after their session started are filtered, as
     # Snowplow's web model does (its `max_session_days`).
-    max_session_days: int = Field(3, gt=0)
+    max_session_days: int = Field(3, gt=0, le=7)
     drop_empty_useragent: bool = True
     # A site's own bot user agents, on top of the built-in patterns (a regular expression).
     extra_bot_pattern: str | None = None
@@ -85,13 +87,13 @@ class EventSettings(_Settings):
     malformed_block_share: float = Field(0.10, ge=0, le=1)
     # Below this many lines a window's shares say little (one bad line among nine is 11 %):
     # both malformed-share checks pass and say why.
-    malformed_min_lines: int = Field(100, ge=0)
+    malformed_min_lines: int = Field(100, ge=0, le=10_000_000)
     # No event for this long at a window's end: the freshness check fails (tracker or loader down).
-    freshness_hours: float = Field(6, gt=0)
+    freshness_hours: float = Field(6, gt=0, le=7 * 24)
     # A window below this share of the same window's median over the previous days warns; an
     # empty one where traffic was expected blocks publishing.
     volume_warn_share: float = Field(0.3, ge=0, le=1)
-    volume_history_days: int = Field(7, gt=0)
+    volume_history_days: int = Field(7, gt=0, le=28)
     # An object is read up to this much decompressed text: a few megabytes of gzip can inflate to
     # gigabytes (a bomb, or a loader gone wrong). Lines past it are quarantined as one.
     max_object_megabytes: int = Field(512, gt=0, le=16384)

@@ -129,6 +129,10 @@ BAD_SITES = [
         "regular expression",
     ),
     ("events", {"extra_bot_pattern": "(unclosed"}, "events.extra_bot_pattern", "regular expression"),
+    # Unbounded, one window would read 100,000 hours of folders or 1.2M windows of state.
+    ("events", {"lookback_hours": 100000}, "events.lookback_hours", "less than or equal to 48"),
+    ("events", {"max_session_days": 100000}, "events.max_session_days", "less than or equal to 7"),
+    ("events", {"volume_history_days": 100000}, "events.volume_history_days", "less than or equal to 28"),
 ]
 
 
