@@ -76,6 +76,16 @@ PARSED_COLUMNS = (
     "collector_tstamp",
     "dvce_created_tstamp",
 )
+
+
+@dataclass(frozen=True)
+class Received:
+    """The collector times a window accepts: from `after`, up to `before` (None: unbounded)."""
+
+    after: pd.Timestamp | None
+    before: pd.Timestamp | None
+
+
 REJECT_COLUMNS = ("source", "line_number", "reason", "excerpt")
 REJECT_DTYPES = {"source": "string", "line_number": "int64", "reason": "string", "excerpt": "string"}
 
@@ -114,13 +124,13 @@ def _excerpt(raw: bytes) -> str:
 
 
 def _usable_events(
-    key: str, table: pa.Table, numbers: np.ndarray, received_before: pd.Timestamp | None
+    key: str, table: pa.Table, numbers: np.ndarray, received: Received
 ) -> tuple[pd.DataFrame, list[tuple[int, str]]]:
     """A parsed table's usable events, and the (line number, reason) of its rows that are not."""
     frame = _to_frame(table)
     frame["_source"] = key
     frame["_line"] = numbers
-    frame, reason = _validate(frame, received_before)
+    frame, reason = _validate(frame, received)
     bad = reason.notna()
     refused = []
     if bad.any():
@@ -136,7 +146,7 @@ def _with_excerpts(key: str, refused: list[tuple[int, str]], lines: dict[int, by
 
 
 def _object_events(
-    key: str, data: bytes, received_before: pd.Timestamp | None, max_object_bytes: int | None
+    key: str, data: bytes, received: Received, max_object_bytes: int | None
 ) -> tuple[list[pd.DataFrame], list[tuple], int]:
     """One object's usable events (frames in row order), its rejects, and its line count.
 
@@ -252,7 +262,7 @@ def _object_events(
             numbers = np.concatenate(table_numbers)
             tables.clear()
             table_numbers.clear()
-            frame, refused = _usable_events(key, table, numbers, received_before)
+            frame, refused = _usable_events(key, table, numbers, received)
             del table
             frames.append(frame)
             rejects.extend((key, n, why, _excerpt(line(n - 1))) for n, why in refused)
@@ -287,7 +297,7 @@ def _object_events(
     if tsv_rows or json_rows:
         records, numbers, lines = zip(*tsv_rows, *json_rows, strict=True)
         table = _table_from_records(list(records))
-        frame, refused = _usable_events(key, table, np.asarray(numbers, dtype=np.int64), received_before)
+        frame, refused = _usable_events(key, table, np.asarray(numbers, dtype=np.int64), received)
         frames.append(frame)
         if refused:
             rejects.extend(_with_excerpts(key, refused, dict(zip(numbers, lines, strict=True))))
@@ -443,7 +453,7 @@ def _to_frame(table: pa.Table) -> pd.DataFrame:
     return frame
 
 
-def _validate(frame: pd.DataFrame, received_before: pd.Timestamp | None) -> tuple[pd.DataFrame, pd.Series]:
+def _validate(frame: pd.DataFrame, received: Received) -> tuple[pd.DataFrame, pd.Series]:
     """Parse timestamps and find rows that are not usable events; returns (frame, reason or NA)."""
     reason = pd.Series(pd.NA, index=frame.index, dtype="string")
     collector, created = frame["collector_tstamp"], frame["dvce_created_tstamp"]
@@ -461,7 +471,10 @@ def _validate(frame: pd.DataFrame, received_before: pd.Timestamp | None) -> tupl
     is_page = frame["event_name"].isin(SNOWPLOW_PAGE_EVENTS)
     checks = [
         (is_page & (frame["page_urlpath"].isna() | (frame["page_urlpath"] == "")), "page_event_without_path"),
-        (received_before is not None and (collector > received_before), "timestamp_in_future"),
+        (received.before is not None and (collector > received.before), "timestamp_in_future"),
+        # Older than any event the window may still accept (1969: a zeroed clock); as a session's
+        # start it would end that session's reading and travel on to later windows.
+        (received.after is not None and (collector < received.after), "timestamp_in_past"),
         (collector.isna() & ~frame["_collector_missing"], "unparseable_timestamp"),
         (frame["_collector_missing"], "missing_timestamp"),
         (frame["event_name"].isna(), "missing_event_name"),
@@ -476,14 +489,12 @@ def _validate(frame: pd.DataFrame, received_before: pd.Timestamp | None) -> tupl
     return frame, reason
 
 
-def _in_parallel(
-    objects: Iterable[tuple[str, bytes]], received_before: pd.Timestamp | None, max_object_bytes: int | None
-):
+def _in_parallel(objects: Iterable[tuple[str, bytes]], received: Received, max_object_bytes: int | None):
     """`_object_events` of each object, in order, a few objects at a time."""
     with ThreadPoolExecutor(PARALLEL_OBJECTS) as pool:
         pending: deque = deque()
         for key, data in objects:
-            pending.append(pool.submit(_object_events, key, data, received_before, max_object_bytes))
+            pending.append(pool.submit(_object_events, key, data, received, max_object_bytes))
             if len(pending) >= PARALLEL_OBJECTS:
                 yield pending.popleft().result()
         while pending:
@@ -494,10 +505,12 @@ def parse_objects(
     objects: Iterable[tuple[str, bytes]],
     received_before: pd.Timestamp | None = None,
     max_object_bytes: int | None = DEFAULT_MAX_OBJECT_BYTES,
+    received_after: pd.Timestamp | None = None,
 ) -> ParsedEvents:
     """Parse every line of the given (key, bytes) objects.
 
-    `received_before`: a collector timestamp after it is implausible (clock or data error).
+    `received_before`: a collector timestamp after it is implausible (clock or data error), and
+    `received_after`: one before it is too old to use (`timestamp_in_past`).
     `max_object_bytes`: an object is read up to this much decompressed text (None: no bound); the
     complete lines before the bound are kept and the rest is one `object_too_large` line.
     A damaged gzip tail counts as one unusable line.
@@ -506,7 +519,7 @@ def parse_objects(
     rejects: list[tuple] = []
     lines_read = objects_read = 0
     for object_frames, object_rejects, object_lines in _in_parallel(
-        objects, received_before, max_object_bytes
+        objects, Received(received_after, received_before), max_object_bytes
     ):
         objects_read += 1
         lines_read += object_lines
@@ -515,7 +528,7 @@ def parse_objects(
     if frames:
         events = pd.concat(frames, ignore_index=True)
     else:
-        events, _ = _validate(_to_frame(JSON_SCHEMA.empty_table()), None)
+        events, _ = _validate(_to_frame(JSON_SCHEMA.empty_table()), Received(None, None))
         events = events.drop(columns=["page_url", "_uuid_ok", "_collector_missing"]).assign(
             _source=pd.Series(dtype=object), _line=pd.Series(dtype="int64")
         )

@@ -97,16 +97,19 @@ def read_window_events(
     settings: EventSettings,
     stored: dict[datetime, pd.DataFrame] | None = None,
 ) -> WindowRead:
-    """The window's own events and the context: the window accepts events collected up to
-    `max_future_minutes` after its end, so an earlier window did too. Judging each context folder
-    by its owner's bound makes an event that owner counted a known delivery (it is not counted
-    again when a copy lands in this window's folders), and one it quarantined not (a later copy
-    counts). `stored`: earlier windows' `delivered_events` by window start, used for whole windows
+    """The window's own events and the context: the window accepts events collected from
+    `max_lateness_hours` before its start up to `max_future_minutes` after its end, so an earlier
+    window did too. Judging each context folder by its owner's bounds makes an event that owner
+    counted a known delivery (it is not counted again when a copy lands in this window's
+    folders), and one it quarantined not (a later copy counts). `stored`: earlier windows' `delivered_events` by window start, used for whole windows
     in place of their folders (taken out of the dict as they are used: they are large)."""
     stored = stored if stored is not None else {}
     future = timedelta(minutes=settings.max_future_minutes)
+    late = timedelta(hours=settings.max_lateness_hours)
     bound = settings.max_object_megabytes << 20
-    window = parse_objects(objects_in(start, end), pd.Timestamp(end + future), bound)
+    window = parse_objects(
+        objects_in(start, end), pd.Timestamp(end + future), bound, pd.Timestamp(start - late)
+    )
     parts, from_storage, from_bucket = [], 0, 0
     for first, stop, owner_end in context_spans(start, settings.lookback_hours):
         owner_start = owner_end - timedelta(hours=WINDOW_HOURS)
@@ -114,7 +117,14 @@ def read_window_events(
             parts.append(_as_parsed(stored.pop(owner_start), window.events))
             from_storage += 1
         else:
-            parts.append(parse_objects(objects_in(first, stop), pd.Timestamp(owner_end + future), bound))
+            parts.append(
+                parse_objects(
+                    objects_in(first, stop),
+                    pd.Timestamp(owner_end + future),
+                    bound,
+                    pd.Timestamp(owner_start - late),
+                )
+            )
             from_bucket += 1
     return WindowRead(window, combine(parts), from_storage, from_bucket)
 

@@ -144,6 +144,21 @@ def test_timestamp_in_future_boundary():
     assert parse(*lines).rejects.empty
 
 
+def test_an_event_older_than_the_accepted_lateness_is_set_aside_with_its_own_reason():
+    lines = [
+        json_line(1, collector_tstamp="1969-12-31T23:59:59Z", dvce_created_tstamp="1969-12-31T23:59:58Z"),
+        json_line(2, collector_tstamp="2024-04-28T10:00:00Z"),  # exactly the bound: accepted
+        json_line(3, collector_tstamp="2024-04-28T09:59:59.999Z"),
+        json_line(4, collector_tstamp="2024-05-01T10:30:00Z"),
+    ]
+    parsed = parse(
+        *lines, received_before=ts("2024-05-01 11:00:00"), received_after=ts("2024-04-28 10:00:00")
+    )
+    assert parsed.events["event_id"].tolist() == [eid(2), eid(4)]
+    assert rejected(parsed) == [[1, "timestamp_in_past"], [3, "timestamp_in_past"]]
+    assert parse(*lines).rejects.empty  # without a bound nothing is too old
+
+
 def test_bad_lines_are_set_aside_with_reason_line_number_and_excerpt():
     lines = [
         json_line(1),  # 1

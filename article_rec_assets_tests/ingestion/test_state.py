@@ -191,3 +191,38 @@ def test_the_context_filter_tells_apart_ids_that_differ_after_a_nul_byte() -> No
 
     context, own = frame(["p\0b", "p\0c"]), frame(["p\0a", "p\0b", "p"])
     assert _shares_someone(context, own).tolist() == [True, False]
+
+
+def test_an_event_from_1969_in_a_windows_folder_is_set_aside_and_never_starts_its_session() -> None:
+    """A zeroed clock: the 1969 event sits in the window's own hour folder, in a live session.
+    Accepted, it became the session's start: the session's reading was dropped as too long, here
+    and in every later window the start was carried to."""
+    window, later = at(1, 10), at(1, 18)
+    folders = {
+        window: [
+            web(1, "2024-05-01T10:00:00Z", "page_view"),
+            web(2, "1970-01-01T00:00:00Z"),  # same session and page view as the others
+            web(3, "2024-05-01T10:00:05Z"),
+            web(4, "2024-05-01T10:00:15Z"),
+        ],
+        later: [web(5, "2024-05-01T18:00:05Z")],
+    }
+
+    def objects_in(start: datetime, end: datetime):
+        for hour in sorted(h for h in folders if start <= h < end):
+            yield f"good/{hour:%Y/%m/%d/%H}/part-0", b"\n".join(folders[hour])
+
+    read, first = ingest_events(objects_in, window, window + timedelta(hours=WINDOW_HOURS), CITY_EVENTS)
+    assert read.window.rejects[["line_number", "reason"]].values.tolist() == [[2, "timestamp_in_past"]]
+    sessions = first.state[first.state["kind"] == "session"]
+    assert sessions["session_start_tstamp"].tolist() == [pd.Timestamp("2024-05-01T10:00:00Z")]
+    _, second = ingest_events(
+        objects_in,
+        later,
+        later + timedelta(hours=WINDOW_HOURS),
+        CITY_EVENTS,
+        earlier_states=[_stored(first.state)],
+    )
+    got = dict(zip(first.events["event_id"], first.events["engaged_increment_seconds"], strict=True))
+    got |= dict(zip(second.events["event_id"], second.events["engaged_increment_seconds"], strict=True))
+    assert got == {eid(1): 0.0, eid(3): 5.0, eid(4): 10.0, eid(5): 10.0}
