@@ -146,9 +146,14 @@ def _with_excerpts(key: str, refused: list[tuple[int, str]], lines: dict[int, by
 
 
 def _object_events(
-    key: str, data: bytes, received: Received, max_object_bytes: int | None
-) -> tuple[list[pd.DataFrame], list[tuple], int]:
-    """One object's usable events (frames in row order), its rejects, and its line count.
+    key: str,
+    data: bytes,
+    received: Received,
+    max_object_bytes: int | None,
+    bound_name: str = "events.max_object_megabytes",
+) -> tuple[list[pd.DataFrame], list[tuple], int, int]:
+    """One object's usable events (frames in row order), its rejects, its line count and the
+    bytes of text it inflated to (at most `max_object_bytes`, the setting `bound_name`).
 
     The lines are found as offsets into the inflated text (never copied one by one); the other
     lines are blanked in place so that the JSON lines are one block for pyarrow (`read_run`: a
@@ -287,7 +292,7 @@ def _object_events(
             lines_read += 1
             _other_line(key, index + 1, raw, rejects, tsv_rows)
     if too_large:
-        message = f"the object decompresses past {max_object_bytes:,} bytes (events.max_object_megabytes)"
+        message = f"the object decompresses past {max_object_bytes:,} bytes ({bound_name})"
         rejects.append((key, count + 1, "object_too_large", f"{message}: the rest is not read"))
         lines_read += 1
     elif not intact:
@@ -301,7 +306,7 @@ def _object_events(
         frames.append(frame)
         if refused:
             rejects.extend(_with_excerpts(key, refused, dict(zip(numbers, lines, strict=True))))
-    return frames, rejects, lines_read
+    return frames, rejects, lines_read, len(text)
 
 
 def _other_line(key: str, number: int, raw: bytes, rejects: list[tuple], tsv_rows: list) -> None:
@@ -490,15 +495,17 @@ def _validate(frame: pd.DataFrame, received: Received) -> tuple[pd.DataFrame, pd
 
 
 def _in_parallel(objects: Iterable[tuple[str, bytes]], received: Received, max_object_bytes: int | None):
-    """`_object_events` of each object, in order, a few objects at a time."""
+    """(key, data, `_object_events`) of each object, in order, a few objects at a time."""
     with ThreadPoolExecutor(PARALLEL_OBJECTS) as pool:
         pending: deque = deque()
         for key, data in objects:
-            pending.append(pool.submit(_object_events, key, data, received, max_object_bytes))
+            pending.append((key, data, pool.submit(_object_events, key, data, received, max_object_bytes)))
             if len(pending) >= PARALLEL_OBJECTS:
-                yield pending.popleft().result()
+                key, data, result = pending.popleft()
+                yield key, data, result.result()
         while pending:
-            yield pending.popleft().result()
+            key, data, result = pending.popleft()
+            yield key, data, result.result()
 
 
 def parse_objects(
@@ -506,6 +513,7 @@ def parse_objects(
     received_before: pd.Timestamp | None = None,
     max_object_bytes: int | None = DEFAULT_MAX_OBJECT_BYTES,
     received_after: pd.Timestamp | None = None,
+    max_window_bytes: int | None = None,
 ) -> ParsedEvents:
     """Parse every line of the given (key, bytes) objects.
 
@@ -513,15 +521,32 @@ def parse_objects(
     `received_after`: one before it is too old to use (`timestamp_in_past`).
     `max_object_bytes`: an object is read up to this much decompressed text (None: no bound); the
     complete lines before the bound are kept and the rest is one `object_too_large` line.
+    `max_window_bytes`: the objects together, in the order given, likewise: the object that
+    crosses it is read up to it, and each object after it is one `object_too_large` line.
     A damaged gzip tail counts as one unusable line.
     """
     frames: list[pd.DataFrame] = []
     rejects: list[tuple] = []
-    lines_read = objects_read = 0
-    for object_frames, object_rejects, object_lines in _in_parallel(
-        objects, Received(received_after, received_before), max_object_bytes
+    lines_read = objects_read = inflated_total = 0
+    received = Received(received_after, received_before)
+    for key, data, (object_frames, object_rejects, object_lines, inflated) in _in_parallel(
+        objects, received, max_object_bytes
     ):
         objects_read += 1
+        if max_window_bytes is not None:
+            left = max_window_bytes - inflated_total
+            if left <= 0:  # read (a few objects run ahead) but past the bound: set aside whole
+                message = f"the window's objects decompress past {max_window_bytes:,} bytes before it"
+                rejects.append(
+                    (key, 1, "object_too_large", f"{message} (events.max_window_megabytes): not read")
+                )
+                lines_read += 1
+                continue
+            if inflated > left:  # the object that crosses the bound: read again up to it
+                object_frames, object_rejects, object_lines, inflated = _object_events(
+                    key, data, received, left, "events.max_window_megabytes, with the objects before it"
+                )
+            inflated_total += inflated
         lines_read += object_lines
         rejects.extend(object_rejects)
         frames.extend(object_frames)

@@ -101,14 +101,16 @@ def read_window_events(
     `max_lateness_hours` before its start up to `max_future_minutes` after its end, so an earlier
     window did too. Judging each context folder by its owner's bounds makes an event that owner
     counted a known delivery (it is not counted again when a copy lands in this window's
-    folders), and one it quarantined not (a later copy counts). `stored`: earlier windows' `delivered_events` by window start, used for whole windows
-    in place of their folders (taken out of the dict as they are used: they are large)."""
+    folders), and one it quarantined not (a later copy counts); its objects are bounded together
+    by `max_window_megabytes` (a lookback span that cuts its owner in two, by that span's own).
+    `stored`: earlier windows' `delivered_events` by window start, used for whole windows in
+    place of their folders (taken out of the dict as they are used: they are large)."""
     stored = stored if stored is not None else {}
     future = timedelta(minutes=settings.max_future_minutes)
     late = timedelta(hours=settings.max_lateness_hours)
-    bound = settings.max_object_megabytes << 20
+    bound, window_bound = settings.max_object_megabytes << 20, settings.max_window_megabytes << 20
     window = parse_objects(
-        objects_in(start, end), pd.Timestamp(end + future), bound, pd.Timestamp(start - late)
+        objects_in(start, end), pd.Timestamp(end + future), bound, pd.Timestamp(start - late), window_bound
     )
     parts, from_storage, from_bucket = [], 0, 0
     for first, stop, owner_end in context_spans(start, settings.lookback_hours):
@@ -123,6 +125,7 @@ def read_window_events(
                     pd.Timestamp(owner_end + future),
                     bound,
                     pd.Timestamp(owner_start - late),
+                    window_bound,
                 )
             )
             from_bucket += 1

@@ -97,6 +97,10 @@ class EventSettings(_Settings):
     # An object is read up to this much decompressed text: a few megabytes of gzip can inflate to
     # gigabytes (a bomb, or a loader gone wrong). Lines past it are quarantined as one.
     max_object_megabytes: int = Field(512, gt=0, le=16384)
+    # A window's objects together, likewise (many objects each under the bound can still add up
+    # past a task's memory): objects past it are quarantined whole as `object_too_large`. A busy
+    # site's window is a few gigabytes of text; set it to what the run's memory allows.
+    max_window_megabytes: int = Field(8192, gt=0, le=262144)
     # GA4's export in place of Snowplow's folders (from `ga4.since` on, where given).
     ga4: GA4Settings | None = None
 

@@ -6,9 +6,11 @@ are the contract's (CONTRACT.md section 2), not the module's table, so that a wr
 
 import gzip
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from article_rec_assets.ingestion import parsing
 from article_rec_assets.ingestion.compression import complete_lines, decompress, gunzip_prefix
 from article_rec_assets.ingestion.parsing import parse_objects
 from article_rec_assets_tests.ingestion.lines import eid, gzip_cut_after, json_line, rejected
@@ -132,6 +134,30 @@ def test_lines_past_the_bound_are_one_quarantined_line_and_those_before_are_kept
     assert parsed.events["event_id"].tolist() == [eid(1), eid(2), eid(3)]
     assert parsed.reject_counts == {"object_too_large": 1}
     assert "events.max_object_megabytes" in parsed.rejects["excerpt"].iloc[0]
+
+
+@pytest.mark.parametrize("parallel", [1, 4])
+def test_a_windows_objects_are_bounded_together_in_their_order(monkeypatch, parallel: int) -> None:
+    """Six objects, each under the object bound, whose text adds up past the window's: read in
+    order up to it (the object that crosses it up to the bound), the rest quarantined whole and
+    counted; the same whatever number of objects are read at a time."""
+    monkeypatch.setattr(parsing, "PARALLEL_OBJECTS", parallel)
+    objects = []
+    for i in range(6):  # object i: events 10i+1..10i+3, then 1 MB of blank lines
+        lines = b"\n".join(json_line(10 * i + n) for n in range(1, 4)) + b"\n"
+        objects.append((f"part-{i}.gz", gzip.compress(lines + b"\n" * (1 << 20))))
+    each = len(gzip.decompress(objects[0][1]))
+    bound = 2 * each + 100  # the first two objects whole, then a hundred bytes of the third
+    parsed = parse_objects(objects, max_object_bytes=4 << 20, max_window_bytes=bound)
+    assert parsed.events["event_id"].tolist() == [eid(n) for n in (1, 2, 3, 11, 12, 13)]
+    rejects = parsed.rejects
+    assert rejects["reason"].tolist() == ["object_too_large"] * 4
+    assert rejects["source"].tolist() == [f"part-{i}.gz" for i in range(2, 6)]
+    assert "events.max_window_megabytes, with the objects before it" in rejects["excerpt"].iloc[0]
+    assert all("not read" in text for text in rejects["excerpt"].iloc[1:])
+    assert parsed.objects_read == 6
+    whole = parse_objects(objects, max_object_bytes=4 << 20)  # no window bound: every event
+    assert len(whole.events) == 18 and whole.rejects.empty
 
 
 # --- lines found as offsets: the same lines as splitting the text ------------------------------

@@ -58,3 +58,21 @@ def test_an_event_in_two_hour_folders_is_counted_by_one_window_only() -> None:
     assert first == [late_id := json_id(late)]
     assert second == sorted([json_id(early_folder), json_id(plain)])
     assert owner == [] and late_id not in second
+
+
+def test_a_windows_objects_past_the_sites_window_bound_are_quarantined_and_counted() -> None:
+    """Hour folders whose objects together inflate past `max_window_megabytes` (1 MB here): the
+    first is read, the next is cut at the bound, and its lines past it are one quarantined line."""
+    padding = b"\n" * (700 << 10)  # each object: 700 KB of blank lines, then three events
+    folders = {
+        h: [json_line(10 * h + n, collector_tstamp=f"2024-05-01T{h:02d}:10:00Z") for n in (1, 2, 3)]
+        for h in (10, 11)
+    }
+    objects_in = bucket({h: [padding, *lines] for h, lines in folders.items()})
+    bounded = CITY_EVENTS.model_copy(update={"max_window_megabytes": 1})
+    read = read_window_events(objects_in, at(10), at(12), bounded)
+    assert sorted(read.window.events["event_id"]) == sorted(json_id(line) for line in folders[10])
+    assert read.window.reject_counts == {"object_too_large": 1}
+    assert "events.max_window_megabytes" in read.window.rejects["excerpt"].iloc[0]
+    unbounded = read_window_events(objects_in, at(10), at(12), CITY_EVENTS)
+    assert len(unbounded.window.events) == 6 and unbounded.window.rejects.empty
