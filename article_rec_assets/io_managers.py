@@ -26,6 +26,7 @@ from dagster import (
     AssetKey,
     ConfigurableIOManagerFactory,
     DagsterInstance,
+    Failure,
     InitResourceContext,
     InputContext,
     OutputContext,
@@ -284,6 +285,29 @@ def _describe_load(log, asset_key: AssetKey, value: object, partitions: int, sta
     )
 
 
+class UnreadableWindow(Failure):
+    """A stored window's file that is not readable Parquet (cut short, overwritten, not Parquet at
+    all): named, and never retried (a retry reads the same bytes)."""
+
+    def __init__(self, where: str, error: Exception) -> None:
+        super().__init__(
+            description=f"{where} is not a readable Parquet file ({type(error).__name__}: {error}); "
+            "materialize its window again to rewrite it",
+            allow_retries=False,
+        )
+        self.where = where
+
+
+def _parquet(where: str, read: Callable[[], object]):
+    """`read()`, whose failure to parse the file names it (`UnreadableWindow`)."""
+    try:
+        return read()
+    except (pa.ArrowException, OSError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise UnreadableWindow(where, exc) from exc
+
+
 class _ParquetIOManager(_WindowTables, UPathIOManager):
     extension = ".parquet"
 
@@ -294,10 +318,10 @@ class _ParquetIOManager(_WindowTables, UPathIOManager):
         tmp.rename(path)  # readers never see a half-written file
 
     def load_from_path(self, context: InputContext, path: UPath) -> pd.DataFrame:
-        return pd.read_parquet(path)
+        return _parquet(str(path), lambda: pd.read_parquet(path))
 
     def load_table(self, path: UPath, columns: list[str]) -> pa.Table:
-        return read_table_with_categories(str(path), columns)
+        return _parquet(str(path), lambda: read_table_with_categories(str(path), columns))
 
 
 class _S3ParquetIOManager(_WindowTables, PickledObjectS3IOManager):
@@ -308,11 +332,13 @@ class _S3ParquetIOManager(_WindowTables, PickledObjectS3IOManager):
             body = self.s3.get_object(Bucket=self.bucket, Key=path.as_posix())["Body"].read()
         except self.s3.exceptions.NoSuchKey as exc:
             raise FileNotFoundError(f"no object {self._uri_for_path(path)}") from exc
-        return pd.read_parquet(io.BytesIO(body))
+        return _parquet(self._uri_for_path(path), lambda: pd.read_parquet(io.BytesIO(body)))
 
     def load_table(self, path: UPath, columns: list[str]) -> pa.Table:
         body = self.s3.get_object(Bucket=self.bucket, Key=path.as_posix())["Body"].read()
-        return read_table_with_categories(pa.BufferReader(body), columns)
+        return _parquet(
+            self._uri_for_path(path), lambda: read_table_with_categories(pa.BufferReader(body), columns)
+        )
 
     def dump_to_path(self, context: OutputContext, obj: pd.DataFrame, path: UPath) -> None:
         buffer = io.BytesIO()

@@ -21,6 +21,7 @@ from dagster import (
     DailyPartitionsDefinition,
     Output,
     ResourceParam,
+    RetryPolicy,
     TimeWindowPartitionsDefinition,
     asset,
     instance_for_test,
@@ -37,6 +38,7 @@ from article_rec_assets.assets import concat_partitions
 from article_rec_assets.io_managers import (
     ParquetIOManager,
     PickleIOManager,
+    S3ParquetIOManager,
     S3PickleIOManager,
     read_table_with_categories,
 )
@@ -363,3 +365,41 @@ def test_a_model_value_is_stored_under_its_window_and_read_as_of_the_latest_mate
         assert manager.create_io_manager(None).load_windows(
             AssetKey("model"), [KEYS[4]], logging.getLogger("test")
         )[KEYS[4]] == {"as_of": KEYS[4]}
+
+
+@pytest.mark.parametrize("columns", [None, ["reader_id"]])
+@pytest.mark.parametrize("storage", ["local", "s3"])
+def test_a_corrupt_window_fails_once_naming_its_file(
+    tmp_path: Path, storage: str, columns: list[str] | None, request
+) -> None:
+    """A stored window's file that is not Parquet: the step fails naming the file, without the
+    retries of its policy (they would read the same bytes)."""
+    key = AssetKey(["site", "interactions"])
+    window = KEYS[0]
+    if storage == "local":
+        manager = ParquetIOManager(base_dir=str(tmp_path))
+        path = tmp_path / "site" / "interactions" / f"{window}.parquet"
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"PAR1 cut short")
+        where = str(path)
+    else:
+        s3_client = request.getfixturevalue("s3_client")
+        s3_client.create_bucket(Bucket="io-manager-corrupt")
+        manager = S3ParquetIOManager(
+            s3_resource=request.getfixturevalue("s3_resource"), s3_bucket="io-manager-corrupt", s3_prefix="t"
+        )
+        s3_client.put_object(
+            Bucket="io-manager-corrupt", Key=f"t/site/interactions/{window}.parquet", Body=b"x"
+        )
+        where = f"s3://io-manager-corrupt/t/site/interactions/{window}.parquet"
+
+    @asset(retry_policy=RetryPolicy(max_retries=2))
+    def reader(context: AssetExecutionContext, table_io_manager: ResourceParam[object]) -> None:
+        table_io_manager.load_windows(key, [window], context.log, columns)
+
+    result = materialize([reader], resources={"table_io_manager": manager}, raise_on_error=False)
+    assert not result.success
+    events = [e.event_type_value for e in result.all_events]
+    assert events.count("STEP_FAILURE") == 1 and "STEP_UP_FOR_RETRY" not in events
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert f"{where} is not a readable Parquet file" in str(failure.step_failure_data.error)

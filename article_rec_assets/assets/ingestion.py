@@ -38,7 +38,7 @@ from article_rec_assets.ingestion.sessions import sessionize
 from article_rec_assets.ingestion.state import STATE_DTYPES
 from article_rec_assets.ingestion.window import CONTEXT_COLUMNS, context_windows, state_windows
 from article_rec_assets.ingestion.window_checks import Verdict
-from article_rec_assets.io_managers import LazyWindows, WrittenWindows
+from article_rec_assets.io_managers import LazyWindows, UnreadableWindow, WrittenWindows
 from article_rec_assets.partitions import (
     SITES,
     earlier_windows,
@@ -291,7 +291,15 @@ def _checked(
     by_start = _by_start(windows)
 
     def stored(start: datetime) -> pd.DataFrame | None:
-        frame = by_start(start)
+        try:
+            frame = by_start(start)
+        except UnreadableWindow as exc:
+            if not from_bucket:
+                raise
+            context.log.warning(
+                f"{exc.where}: unreadable, not used; that window's hour folders are read again"
+            )
+            return None
         problem = stored_problem(frame, _recorded(context.instance, asset_key, start), columns)
         if problem is None:
             return frame

@@ -279,7 +279,7 @@ def test_a_window_is_the_same_whether_its_context_comes_from_storage_or_the_buck
         pd.testing.assert_frame_equal(pd.read_parquet(path), before, obj=name)
 
 
-@pytest.mark.parametrize("damage", ["emptied", "without_event_id"])
+@pytest.mark.parametrize("damage", ["emptied", "without_event_id", "not_parquet"])
 def test_earlier_deliveries_unlike_their_materialization_are_read_again_from_the_bucket(
     pipeline: Pipeline, tmp_path: Path, damage: str
 ) -> None:
@@ -294,9 +294,12 @@ def test_earlier_deliveries_unlike_their_materialization_are_read_again_from_the
     shutil.copy(path, kept)
     stored = pd.read_parquet(path)
     assert len(stored)
-    (stored.iloc[:0] if damage == "emptied" else stored.drop(columns="event_id")).to_parquet(
-        path, index=False
-    )
+    if damage == "not_parquet":  # cut short, as by a full disk
+        path.write_bytes(path.read_bytes()[:100])
+    else:
+        (stored.iloc[:0] if damage == "emptied" else stored.drop(columns="event_id")).to_parquet(
+            path, index=False
+        )
     try:
         result = pipeline.run(key, selection=keys.ingest_only(SITE))
     finally:
@@ -311,7 +314,7 @@ def test_earlier_deliveries_unlike_their_materialization_are_read_again_from_the
         pd.testing.assert_frame_equal(after, before, obj=name)
 
 
-@pytest.mark.parametrize("damage", ["deleted", "emptied", "altered"])
+@pytest.mark.parametrize("damage", ["deleted", "emptied", "altered", "not_parquet"])
 def test_a_reading_state_unlike_its_materialization_stops_the_window_naming_its_file(
     pipeline: Pipeline, tmp_path: Path, damage: str
 ) -> None:
@@ -328,6 +331,8 @@ def test_a_reading_state_unlike_its_materialization_stops_the_window_naming_its_
         path.unlink()
     elif damage == "emptied":
         state.iloc[:0].to_parquet(path, index=False)
+    elif damage == "not_parquet":
+        path.write_bytes(b"not parquet at all")
     else:  # a session made to start an hour later: its late pings would be credited differently
         first = state.index[state["kind"] == "session"][0]
         state.loc[first, "session_start_tstamp"] += pd.Timedelta(hours=1)
@@ -339,7 +344,12 @@ def test_a_reading_state_unlike_its_materialization_stops_the_window_naming_its_
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     message = str(failure.step_failure_data.error)
-    assert str(path) in message and f"materialize window {window_key(WINDOWS[4])} again" in message
+    assert str(path) in message
+    assert (
+        "not a readable Parquet file"
+        if damage == "not_parquet"
+        else f"materialize window {window_key(WINDOWS[4])} again"
+    ) in message
     # Not retried (it cannot succeed), and the window's tables are as they were.
     assert not any(e.event_type_value == "STEP_UP_FOR_RETRY" for e in result.all_events)
     pd.testing.assert_frame_equal(pd.read_parquet(events), before)
