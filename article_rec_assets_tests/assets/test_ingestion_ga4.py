@@ -5,6 +5,7 @@ gives the same rows."""
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -109,6 +110,9 @@ def test_a_site_switching_to_ga4_reads_each_window_from_its_source(
         intraday = "ga4/analytics_1/events_intraday_20260303"
         fingerprint = s3_bucket.folder_fingerprint(switched_site, intraday)
         assert fingerprint is not None and s3_bucket.folder_fingerprint(switched_site, "ga4/none") is None
+        # Each storage starts from what the instance recorded (the day before's windows): a
+        # window checks the earlier windows' stored tables against their materializations.
+        shutil.copytree(tmp_path / "local", tmp_path / "s3")
         from_s3 = materialize_windows(instance, s3_bucket, data, tmp_path / "s3")
         for table in ("raw_events", "sessionized_interactions"):
             for key in keys[2:]:
@@ -117,6 +121,7 @@ def test_a_site_switching_to_ga4_reads_each_window_from_its_source(
         # The next day GA4 writes the daily table of the 3rd: the windows read again, the same rows.
         day = data / "buckets" / bucket / "ga4/analytics_1"
         (day / "events_intraday_20260303").rename(day / "events_20260303")
+        shutil.copytree(tmp_path / "local", tmp_path / "again")
         again = materialize_windows(instance, EventBucket(root_dir=str(data)), data, tmp_path / "again")
         assert source_of(instance, WINDOWS[2]) == "ga4"
         for key in keys[2:]:
