@@ -295,7 +295,6 @@ class UnreadableWindow(Failure):
             "materialize its window again to rewrite it",
             allow_retries=False,
         )
-        self.where = where
 
 
 def _parquet(where: str, read: Callable[[], object]):

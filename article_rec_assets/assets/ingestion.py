@@ -293,14 +293,9 @@ def _checked(
     def stored(start: datetime) -> pd.DataFrame | None:
         try:
             frame = by_start(start)
+            problem = stored_problem(frame, _recorded(context.instance, asset_key, start), columns)
         except UnreadableWindow as exc:
-            if not from_bucket:
-                raise
-            context.log.warning(
-                f"{exc.where}: unreadable, not used; that window's hour folders are read again"
-            )
-            return None
-        problem = stored_problem(frame, _recorded(context.instance, asset_key, start), columns)
+            frame, problem = None, f"is not a readable Parquet file ({exc.__cause__})"
         if problem is None:
             return frame
         path = store.window_path(asset_key, window_key(start))  # type: ignore[attr-defined]
@@ -317,14 +312,23 @@ def _checked(
     return stored
 
 
-def _recorded(instance: DagsterInstance, asset_key: AssetKey, start: datetime) -> Recorded | None:
-    """What the newest materialization of a window of a carried table recorded (None: none)."""
+def _newest_metadata(instance: DagsterInstance, asset_key: AssetKey, start: datetime) -> dict | None:
+    """The metadata of the newest materialization of the window starting at `start` (Dagster's
+    event log: no value is loaded); None where it was never materialized."""
     records = instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=asset_key, asset_partitions=[window_key(start)]), limit=1
+        AssetRecordsFilter(asset_key=asset_key, asset_partitions=[window_key(start)]),
+        limit=1,  # newest first: the window's latest materialization
     ).records
     if not records or records[0].asset_materialization is None:
         return None
-    metadata = records[0].asset_materialization.metadata
+    return records[0].asset_materialization.metadata
+
+
+def _recorded(instance: DagsterInstance, asset_key: AssetKey, start: datetime) -> Recorded | None:
+    """What the newest materialization of a window of a carried table recorded (None: none)."""
+    metadata = _newest_metadata(instance, asset_key, start)
+    if metadata is None:
+        return None
     rows, digest = metadata.get("dagster/row_count"), metadata.get(CONTENT_DIGEST)
     return Recorded(
         rows=int(rows.value) if rows is not None else None,
@@ -333,16 +337,9 @@ def _recorded(instance: DagsterInstance, asset_key: AssetKey, start: datetime) -
 
 
 def _stored_figures(instance: DagsterInstance, raw_events: AssetKey, start: datetime) -> WindowFigures | None:
-    """What the newest materialization of an earlier window of `raw_events` recorded (Dagster's
-    event log: no value is loaded)."""
-    records = instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=raw_events, asset_partitions=[window_key(start)]),
-        limit=1,  # newest first: the window's latest materialization
-    ).records
-    if not records or records[0].asset_materialization is None:
-        return None
-    metadata = records[0].asset_materialization.metadata
-    if "dagster/row_count" not in metadata:
+    """What the newest materialization of an earlier window of `raw_events` recorded."""
+    metadata = _newest_metadata(instance, raw_events, start)
+    if metadata is None or "dagster/row_count" not in metadata:
         return None
     source = metadata.get("source")
     newest = metadata.get("newest_event_at")

@@ -46,10 +46,24 @@ class ClickLog:
     def next_clicks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(a, b, b's timestamp) for every click b right after a in one session, a != b (computed
         once: the ranker's label windows each take theirs from it)."""
-        same = self.session[1:] == self.session[:-1]
-        source, target, stamp = self.article[:-1][same], self.article[1:][same], self.timestamp[1:][same]
-        keep = source != target
-        return source[keep].astype(np.int64), target[keep].astype(np.int64), stamp[keep]
+        return _session_pairs(self.session, self.article, self.timestamp, 1)
+
+
+def _pair_mask(session: np.ndarray, article: np.ndarray, distance: int) -> np.ndarray:
+    """Over clicks 0 .. len - distance - 1: whether the click `distance` later is in the same
+    session and on another article (sorted by session then time: the pair a -> b)."""
+    d = distance
+    same = session[d:] == session[:-d]
+    same &= article[d:] != article[:-d]
+    return same
+
+
+def _session_pairs(
+    session: np.ndarray, article: np.ndarray, timestamp: np.ndarray, distance: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(a, b, b's timestamp) of `_pair_mask`'s pairs, the codes as int64 (keys a * n + b)."""
+    d, mask = distance, _pair_mask(session, article, distance)
+    return article[:-d][mask].astype(np.int64), article[d:][mask].astype(np.int64), timestamp[d:][mask]
 
 
 def code_dtype(n: int) -> type[np.signedinteger]:
@@ -254,11 +268,7 @@ class TrainingClicks:
     def session_pairs(self, distance: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(a, b, b's timestamp) for each click b `distance` clicks after a in the window's part of
         one session, a != b."""
-        d = distance
-        same = self.session[d:] == self.session[:-d]
-        source, target, stamp = self.article[:-d][same], self.article[d:][same], self.timestamp[d:][same]
-        keep = source != target
-        return source[keep].astype(np.int64), target[keep].astype(np.int64), stamp[keep]
+        return _session_pairs(self.session, self.article, self.timestamp, distance)
 
 
 @dataclass(frozen=True)
@@ -280,8 +290,7 @@ class PairSums:
         """The pairs of `train.session_pairs(distance)`, grouped (built lean: a large site's week
         has 25M pairs at distance 1, 200 MB per array of them)."""
         d, article = distance, train.article
-        same = train.session[d:] == train.session[:-d]
-        same &= article[d:] != article[:-d]
+        same = _pair_mask(train.session, article, d)
         keys = article[:-d][same].astype(np.int64)
         keys *= train.n_articles
         keys += article[d:][same]

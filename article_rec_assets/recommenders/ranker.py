@@ -73,6 +73,20 @@ FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
     "order": ("mean_position", "source_mean_position", "position_gap"),
 }
 FEATURES = tuple(name for names in FEATURE_GROUPS.values() for name in names)
+# The article signals read at the candidate (named as the signal) and at the source
+# (`source_` + the signal's name).
+CANDIDATE_ARTICLE_FEATURES = (
+    "reads_15m",
+    "reads_1h",
+    "reads_6h",
+    "reads_24h",
+    "reads_trend",
+    "age_hours",
+    "entry_share",
+    "exit_share",
+    "mean_position",
+)
+SOURCE_ARTICLE_FEATURES = ("reads_1h", "reads_24h", "successors", "age_hours", "exit_share", "mean_position")
 SERVE_BATCH_SOURCES = 1024  # sources scored at a time: bounds the feature matrix in memory
 
 
@@ -168,17 +182,14 @@ class Signals:
         n = train.n_articles
         count = _PairTable(forward.keys, forward.sums(), n)
         forward_long = _PairTable(forward.keys, forward.decayed(end, 3.0 * scale), n)
-        out_count = np.bincount(
-            count.keys // train.n_articles, weights=count.values, minlength=train.n_articles
-        )
+        source = forward.keys // n
+        out_count = np.bincount(source, weights=count.values, minlength=n)
         pairs = {
             "successor_short": _PairTable(forward.keys, forward.decayed(end, 0.5 * scale), n),
             "successor_long": forward_long,
             "successor_day": _PairTable(forward.keys, forward.decayed(end, 24.0 * scale), n),
             "successor_count": count,
-            "successor_share": _PairTable(
-                count.keys, count.values / out_count[count.keys // train.n_articles], train.n_articles
-            ),
+            "successor_share": _PairTable(forward.keys, count.values / out_count[source], n),
             "backward_long": _transposed(forward_long),
             "two_apart_long": _PairTable(two_apart.keys, two_apart.decayed(end, 3.0 * scale), n),
             "covisitation": _PairTable.of(blend.covisitation),
@@ -221,29 +232,26 @@ class Signals:
         for table in self.pairs.values():
             if id(table.keys) not in found:
                 found[id(table.keys)] = table.positions(wanted)
+
         # Each column computed as it is written (one float64 column at a time, not all of them).
+        def of_candidate(name: str) -> Callable[[], np.ndarray]:
+            return lambda: a[name][candidate]
+
+        def of_source(name: str) -> Callable[[], np.ndarray]:
+            return lambda: a[name][source]
+
+        def gap(name: str) -> Callable[[], np.ndarray]:
+            return lambda: a[name][candidate] - a[name][source]
+
         columns: dict[str, Callable[[], np.ndarray]] = {
             "blend_score": lambda: score,
             "blend_rank": lambda: rank,
             "blend_share_of_best": lambda: score / np.where(best[row] > 0, best[row], 1.0),
             **{name: partial(table.values_at, found[id(table.keys)]) for name, table in self.pairs.items()},
-            "reads_15m": lambda: a["reads_15m"][candidate],
-            "reads_1h": lambda: a["reads_1h"][candidate],
-            "reads_6h": lambda: a["reads_6h"][candidate],
-            "reads_24h": lambda: a["reads_24h"][candidate],
-            "reads_trend": lambda: a["reads_trend"][candidate],
-            "age_hours": lambda: a["age_hours"][candidate],
-            "source_reads_1h": lambda: a["reads_1h"][source],
-            "source_reads_24h": lambda: a["reads_24h"][source],
-            "source_successors": lambda: a["successors"][source],
-            "source_age_hours": lambda: a["age_hours"][source],
-            "age_gap_hours": lambda: a["age_hours"][candidate] - a["age_hours"][source],
-            "entry_share": lambda: a["entry_share"][candidate],
-            "exit_share": lambda: a["exit_share"][candidate],
-            "source_exit_share": lambda: a["exit_share"][source],
-            "mean_position": lambda: a["mean_position"][candidate],
-            "source_mean_position": lambda: a["mean_position"][source],
-            "position_gap": lambda: a["mean_position"][candidate] - a["mean_position"][source],
+            **{name: of_candidate(name) for name in CANDIDATE_ARTICLE_FEATURES},
+            **{f"source_{name}": of_source(name) for name in SOURCE_ARTICLE_FEATURES},
+            "age_gap_hours": gap("age_hours"),
+            "position_gap": gap("mean_position"),
         }
         # Column by column into one float32 matrix (column-major: LightGBM reads it as it is).
         matrix = np.empty((len(row), len(FEATURES)), dtype=np.float32, order="F")

@@ -94,6 +94,10 @@ class Pipeline:
         assert records, f"{asset} {partition_key} was never materialized"
         return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
 
+    def window_tables(self, window, names=("raw_events", "reading_state", "delivered_events")) -> dict:
+        """The site's stored tables `names` of `window`, by name."""
+        return {name: pd.read_parquet(keys.window_table(self.storage, SITE, name, window)) for name in names}
+
     def recommendations(self) -> pd.DataFrame:
         return pd.read_parquet(keys.model_table(self.storage, SITE, "article_recommendations"))
 
@@ -255,10 +259,7 @@ def test_a_window_is_the_same_whether_its_context_comes_from_storage_or_the_buck
 ) -> None:
     window = WINDOWS[5]
     key = window_key(window)
-    tables = {
-        name: pd.read_parquet(keys.window_table(pipeline.storage, SITE, name, window))
-        for name in ("raw_events", "reading_state", "delivered_events")
-    }
+    tables = pipeline.window_tables(window)
     # The earlier windows' deliveries go missing (as if never ingested): the window reads their
     # hour folders from the bucket again, and gets the same rows.
     moved = []
@@ -274,9 +275,8 @@ def test_a_window_is_the_same_whether_its_context_comes_from_storage_or_the_buck
     metadata = pipeline.latest_metadata("raw_events", key)
     assert metadata["context_windows_from_storage"] == 0
     assert metadata["context_windows_from_bucket"] == 3 and metadata["context_objects_read"] > 0
-    for name, before in tables.items():
-        path = keys.window_table(pipeline.storage, SITE, name, window)
-        pd.testing.assert_frame_equal(pd.read_parquet(path), before, obj=name)
+    for name, after in pipeline.window_tables(window).items():
+        pd.testing.assert_frame_equal(after, tables[name], obj=name)
 
 
 @pytest.mark.parametrize("damage", ["emptied", "without_event_id", "not_parquet"])
@@ -285,10 +285,7 @@ def test_earlier_deliveries_unlike_their_materialization_are_read_again_from_the
 ) -> None:
     window = WINDOWS[5]
     key = window_key(window)
-    tables = {
-        name: pd.read_parquet(keys.window_table(pipeline.storage, SITE, name, window))
-        for name in ("raw_events", "reading_state", "delivered_events")
-    }
+    tables = pipeline.window_tables(window)
     path = keys.window_table(pipeline.storage, SITE, "delivered_events", WINDOWS[4])
     kept = tmp_path / path.name
     shutil.copy(path, kept)
@@ -309,9 +306,8 @@ def test_earlier_deliveries_unlike_their_materialization_are_read_again_from_the
     assert metadata["context_windows_from_bucket"] == 1 and metadata["context_objects_read"] > 0
     logged = [entry.user_message for entry in pipeline.instance.all_logs(result.run_id)]
     assert any(str(path) in m and "hour folders are read again" in m for m in logged)
-    for name, before in tables.items():
-        after = pd.read_parquet(keys.window_table(pipeline.storage, SITE, name, window))
-        pd.testing.assert_frame_equal(after, before, obj=name)
+    for name, after in pipeline.window_tables(window).items():
+        pd.testing.assert_frame_equal(after, tables[name], obj=name)
 
 
 @pytest.mark.parametrize("damage", ["deleted", "emptied", "altered", "not_parquet"])

@@ -21,6 +21,29 @@ def log_of(sessions: dict[tuple[str, str], list[tuple[int, pd.Timestamp]]]):
     return click_log(pd.DataFrame(rows, columns=["reader_id", "session_id", "article_id", "timestamp"]))
 
 
+def random_clicks(
+    end: pd.Timestamp,
+    span: pd.Timedelta,
+    seed: int,
+    clicks: int = 3000,
+    sessions: int = 400,
+    readers: int = 40,
+    articles: int = 60,
+) -> pd.DataFrame:
+    """A click table of `clicks` random clicks in the `span` before `end`: session s (of
+    `sessions`) is read by reader s % `readers`, on `articles` articles, repeats included."""
+    rng = np.random.default_rng(seed)
+    session = rng.integers(0, sessions, clicks)
+    return pd.DataFrame(
+        {
+            "reader_id": (session % readers).astype(str),
+            "session_id": session.astype(str),
+            "article_id": rng.integers(0, articles, clicks).astype(str),
+            "timestamp": end - pd.to_timedelta(rng.integers(1, int(span.total_seconds()), clicks), unit="s"),
+        }
+    )
+
+
 def codes(log, ids) -> np.ndarray:
     lookup = {article: code for code, article in enumerate(log.article_ids)}
     return np.array([lookup[i] for i in ids], dtype=np.int64)

@@ -7,6 +7,7 @@ import pytest
 from article_rec_assets.recommenders.blend import RecencySuccessorBlend
 from article_rec_assets.recommenders.click_log import NO_ARTICLE, click_log, training_clicks
 from article_rec_assets.settings.sites import BlendSettings
+from article_rec_assets_tests.recommenders.clicks import random_clicks
 
 T0 = pd.Timestamp("2024-05-02T00:00:00Z")
 
@@ -202,17 +203,8 @@ def test_overrides_win_over_the_given_settings() -> None:
 def test_the_scores_are_the_documented_formula_summed_over_every_pair_occurrence() -> None:
     """The blend's matrix, built from pairs summed by distinct pair, against the module's formula
     summed click by click, on a random log with repeats, three distances and fresh articles."""
+    frame = random_clicks(T0, pd.Timedelta(hours=48), 11, clicks=4000, sessions=300, readers=50, articles=80)
     rng = np.random.default_rng(11)
-    n_clicks = 4000
-    session = rng.integers(0, 300, n_clicks)
-    frame = pd.DataFrame(
-        {
-            "reader_id": (session % 50).astype(str),
-            "session_id": session.astype(str),
-            "article_id": rng.integers(0, 80, n_clicks).astype(str),
-            "timestamp": T0 - pd.to_timedelta(rng.integers(1, 48 * 60, n_clicks), unit="min"),
-        }
-    )
     published = pd.Series(
         {str(a): T0 - pd.Timedelta(hours=float(rng.uniform(0, 72))) for a in range(0, 80, 3)}
     )

@@ -6,23 +6,14 @@ import pandas as pd
 
 from article_rec_assets.recommenders import click_log as click_log_module
 from article_rec_assets.recommenders.click_log import PairSums, click_log, training_clicks
+from article_rec_assets_tests.recommenders.clicks import random_clicks
 
 T0 = pd.Timestamp("2026-03-02T00:00:00Z")
 
 
 def random_log(seed: int = 7, clicks: int = 3000):
     """Clicks of 40 readers in 400 sessions over a day on 60 articles, repeats included."""
-    rng = np.random.default_rng(seed)
-    session = rng.integers(0, 400, clicks)
-    frame = pd.DataFrame(
-        {
-            "reader_id": (session % 40).astype(str),
-            "session_id": session.astype(str),
-            "article_id": rng.integers(0, 60, clicks).astype(str),
-            "timestamp": T0 - pd.to_timedelta(rng.integers(0, 24 * 60, clicks), unit="min"),
-        }
-    )
-    return click_log(frame)
+    return click_log(random_clicks(T0, pd.Timedelta(days=1), seed, clicks))
 
 
 def test_the_logs_next_clicks_are_the_pairs_of_all_its_clicks_computed_once() -> None:

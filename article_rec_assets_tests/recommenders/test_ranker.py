@@ -32,6 +32,7 @@ from article_rec_assets.settings.sites import (
     RankerFeatureGroup,
     RankerSettings,
 )
+from article_rec_assets_tests.recommenders.clicks import random_clicks
 
 T0 = pd.Timestamp("2024-05-03T00:00:00Z")
 SOURCES = 40
@@ -273,16 +274,7 @@ def test_the_blends_lists_scored_in_batches_are_the_lists_scored_at_once(monkeyp
 
 
 def test_session_shares_are_counted_click_by_click() -> None:
-    rng = np.random.default_rng(5)
-    session = rng.integers(0, 200, 3000)
-    frame = pd.DataFrame(
-        {
-            "reader_id": (session % 30).astype(str),
-            "session_id": session.astype(str),
-            "article_id": rng.integers(0, 40, 3000).astype(str),
-            "timestamp": T0 - pd.to_timedelta(rng.integers(1, 24 * 3600, 3000), unit="s"),
-        }
-    )
+    frame = random_clicks(T0, pd.Timedelta(days=1), 5, sessions=200, readers=30, articles=40)
     train = training_clicks(click_log(frame), T0, train_days=2)
     clicks = pd.DataFrame({"session": train.session, "article": train.article})
     clicks["position"] = clicks.groupby("session").cumcount()
