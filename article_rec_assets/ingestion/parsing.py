@@ -10,6 +10,7 @@ reason and first 500 characters. Nothing is silently lost.
 from __future__ import annotations
 
 import codecs
+import functools
 import re
 from collections import deque
 from collections.abc import Iterable
@@ -508,6 +509,16 @@ def _in_parallel(objects: Iterable[tuple[str, bytes]], received: Received, max_o
             yield key, data, result.result()
 
 
+@functools.cache
+def _no_events() -> pd.DataFrame:
+    """The parsed events of no line, with their columns and types (built once: every window's
+    context and cleaning start from it, and building it runs the whole conversion)."""
+    events, _ = _validate(_to_frame(JSON_SCHEMA.empty_table()), Received(None, None))
+    return events.drop(columns=["page_url", "_uuid_ok", "_collector_missing"]).assign(
+        _source=pd.Series(dtype=object), _line=pd.Series(dtype="int64")
+    )
+
+
 def parse_objects(
     objects: Iterable[tuple[str, bytes]],
     received_before: pd.Timestamp | None = None,
@@ -550,13 +561,7 @@ def parse_objects(
         lines_read += object_lines
         rejects.extend(object_rejects)
         frames.extend(object_frames)
-    if frames:
-        events = pd.concat(frames, ignore_index=True)
-    else:
-        events, _ = _validate(_to_frame(JSON_SCHEMA.empty_table()), Received(None, None))
-        events = events.drop(columns=["page_url", "_uuid_ok", "_collector_missing"]).assign(
-            _source=pd.Series(dtype=object), _line=pd.Series(dtype="int64")
-        )
+    events = pd.concat(frames, ignore_index=True) if frames else _no_events().copy()
     reject_frame = pd.DataFrame(rejects, columns=list(REJECT_COLUMNS)).astype(REJECT_DTYPES)
     reject_frame = reject_frame.sort_values(["source", "line_number"], kind="stable").reset_index(drop=True)
     return ParsedEvents(events, reject_frame, lines_read=lines_read, objects_read=objects_read)

@@ -67,19 +67,12 @@ def delivered_events(window: ParsedEvents) -> pd.DataFrame:
     return events.reset_index(drop=True)
 
 
-def _as_parsed(stored: pd.DataFrame, like: pd.DataFrame) -> ParsedEvents:
-    """Stored `delivered_events` in the parsed events' columns and types (the others missing)."""
-    columns = {}
-    for name, dtype in like.dtypes.items():
-        if name in stored.columns:
-            columns[name] = stored[name].astype(dtype)
-        elif pd.api.types.is_object_dtype(dtype):
-            columns[name] = pd.Series(None, index=stored.index, dtype=object)
-        elif dtype == "int64":
-            columns[name] = pd.Series(0, index=stored.index, dtype="int64")
-        else:
-            columns[name] = pd.Series(index=stored.index, dtype=dtype)
-    return ParsedEvents(pd.DataFrame(columns, index=stored.index), parse_objects([]).rejects)
+def _context_part(events: pd.DataFrame, like: pd.DataFrame) -> ParsedEvents:
+    """Context rows in the context columns with the parsed events' types, from a parse or from
+    stored `delivered_events`: only these are read by the cleaning, and columns made of nothing
+    but missing values would cost more to build and join than all the rest."""
+    columns = {name: events[name].astype(like[name].dtype, copy=False) for name in CONTEXT_COLUMNS}
+    return ParsedEvents(pd.DataFrame(columns, index=events.index), parse_objects([]).rejects)
 
 
 @dataclass
@@ -116,18 +109,18 @@ def read_window_events(
     for first, stop, owner_end in context_spans(start, settings.lookback_hours):
         owner_start = owner_end - timedelta(hours=WINDOW_HOURS)
         if first == owner_start and stop == owner_end and owner_start in stored:
-            parts.append(_as_parsed(stored.pop(owner_start), window.events))
+            parts.append(_context_part(stored.pop(owner_start), window.events))
             from_storage += 1
         else:
-            parts.append(
-                parse_objects(
-                    objects_in(first, stop),
-                    pd.Timestamp(owner_end + future),
-                    bound,
-                    pd.Timestamp(owner_start - late),
-                    window_bound,
-                )
+            read = parse_objects(
+                objects_in(first, stop),
+                pd.Timestamp(owner_end + future),
+                bound,
+                pd.Timestamp(owner_start - late),
+                window_bound,
             )
+            part = _context_part(read.events, window.events)
+            parts.append(ParsedEvents(part.events, read.rejects, read.lines_read, read.objects_read))
             from_bucket += 1
     return WindowRead(window, combine(parts), from_storage, from_bucket)
 
