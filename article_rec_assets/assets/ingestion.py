@@ -1,6 +1,7 @@
 """Ingestion: a site's raw events from the event bucket (with the lines set aside), and the reading
 sessions made of them; one window per run for the schedule, a range of windows for a backfill."""
 
+from collections.abc import Iterable
 from datetime import datetime
 from functools import partial
 
@@ -32,6 +33,7 @@ from article_rec_assets.ingestion.consecutive import (
     IngestedWindow,
     Stored,
     WindowFigures,
+    earlier_figure_starts,
     ingest_consecutive_windows,
 )
 from article_rec_assets.ingestion.sessions import sessionize
@@ -211,6 +213,10 @@ def _ingest_window(name: str) -> AssetsDefinition:
             folder_objects=partial(event_bucket.folder_objects, site),
         )
         checked = partial(_checked, context, table_io_manager)
+        # The earlier windows' event counts: the volume check compares the window with them.
+        figures_recorded = _NewestMetadata(
+            context.instance, key("raw_events"), earlier_figure_starts(starts[0], settings)
+        )
         stored = Stored(
             # A stored table that fails its check: the deliveries are read again from the
             # window's hour folders; a reading state cannot be, so the run stops naming it.
@@ -218,7 +224,7 @@ def _ingest_window(name: str) -> AssetsDefinition:
                 earlier_deliveries, key("delivered_events"), CONTEXT_COLUMNS, from_bucket=True
             ),
             state=checked(earlier_states, key("reading_state"), tuple(STATE_DTYPES), from_bucket=False),
-            figures=partial(_stored_figures, context.instance, key("raw_events")),
+            figures=partial(_stored_figures, figures_recorded),
         )
         written = {output: WrittenWindows() for output in context.assets_def.keys_by_output_name}
         blocking_failures = []
@@ -289,11 +295,12 @@ def _checked(
     (`ingestion.carried`): a table that fails is handed on as absent (`from_bucket`: its hour
     folders are read again), or stops the run with a message naming its file."""
     by_start = _by_start(windows)
+    newest = _NewestMetadata(context.instance, asset_key, (window_start(k) for k in windows))
 
     def stored(start: datetime) -> pd.DataFrame | None:
         try:
             frame = by_start(start)
-            problem = stored_problem(frame, _recorded(context.instance, asset_key, start), columns)
+            problem = stored_problem(frame, _recorded(newest, start), columns)
         except UnreadableWindow as exc:
             frame, problem = None, f"is not a readable Parquet file ({exc.__cause__})"
         if problem is None:
@@ -312,21 +319,54 @@ def _checked(
     return stored
 
 
-def _newest_metadata(instance: DagsterInstance, asset_key: AssetKey, start: datetime) -> dict | None:
-    """The metadata of the newest materialization of the window starting at `start` (Dagster's
-    event log: no value is loaded); None where it was never materialized."""
-    records = instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=asset_key, asset_partitions=[window_key(start)]),
-        limit=1,  # newest first: the window's latest materialization
-    ).records
-    if not records or records[0].asset_materialization is None:
-        return None
-    return records[0].asset_materialization.metadata
+class _NewestMetadata:
+    """The metadata of the newest materialization of each window of one asset (Dagster's event
+    log: no value is loaded; None where a window was never materialized). The windows a step is
+    expected to ask for are fetched together in one query when the first is asked for: a small
+    window's step otherwise spends more on one query per earlier window than on its events."""
+
+    def __init__(self, instance: DagsterInstance, asset_key: AssetKey, expected: Iterable[datetime]) -> None:
+        self._instance, self._asset_key = instance, asset_key
+        self._expected = set(expected)
+        self._known: dict[datetime, dict | None] = {}
+
+    def __call__(self, start: datetime) -> dict | None:
+        if start not in self._known:
+            wanted = sorted(self._expected - set(self._known) | {start})
+            self._expected.clear()
+            self._known.update(self._fetch(wanted))
+        return self._known[start]
+
+    def _fetch(self, starts: list[datetime]) -> dict[datetime, dict | None]:
+        by_key = {window_key(start): start for start in starts}
+        # Newest first; a window materialized many times can crowd others out of the limit, and
+        # those are asked for one by one below.
+        limit = 4 * len(by_key)
+        records = self._instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=self._asset_key, asset_partitions=list(by_key)), limit=limit
+        ).records
+        found: dict[datetime, dict | None] = {}
+        for record in records:
+            start = by_key.get(record.partition_key or "")
+            if start is not None and start not in found and record.asset_materialization is not None:
+                found[start] = record.asset_materialization.metadata
+        for start in starts:
+            if start not in found:
+                found[start] = self._one(start) if len(records) == limit else None
+        return found
+
+    def _one(self, start: datetime) -> dict | None:
+        records = self._instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=self._asset_key, asset_partitions=[window_key(start)]), limit=1
+        ).records
+        if not records or records[0].asset_materialization is None:
+            return None
+        return records[0].asset_materialization.metadata
 
 
-def _recorded(instance: DagsterInstance, asset_key: AssetKey, start: datetime) -> Recorded | None:
+def _recorded(newest: _NewestMetadata, start: datetime) -> Recorded | None:
     """What the newest materialization of a window of a carried table recorded (None: none)."""
-    metadata = _newest_metadata(instance, asset_key, start)
+    metadata = newest(start)
     if metadata is None:
         return None
     rows, digest = metadata.get("dagster/row_count"), metadata.get(CONTENT_DIGEST)
@@ -336,18 +376,18 @@ def _recorded(instance: DagsterInstance, asset_key: AssetKey, start: datetime) -
     )
 
 
-def _stored_figures(instance: DagsterInstance, raw_events: AssetKey, start: datetime) -> WindowFigures | None:
+def _stored_figures(newest: _NewestMetadata, start: datetime) -> WindowFigures | None:
     """What the newest materialization of an earlier window of `raw_events` recorded."""
-    metadata = _newest_metadata(instance, raw_events, start)
+    metadata = newest(start)
     if metadata is None or "dagster/row_count" not in metadata:
         return None
     source = metadata.get("source")
-    newest = metadata.get("newest_event_at")
+    newest_event = metadata.get("newest_event_at")
     return WindowFigures(
         events=int(metadata["dagster/row_count"].value),
         # Windows stored before GA4 came were Snowplow's.
         source=SNOWPLOW if source is None else str(source.value),
-        newest_event_at=pd.Timestamp(newest.value) if newest is not None else None,
+        newest_event_at=pd.Timestamp(newest_event.value) if newest_event is not None else None,
     )
 
 

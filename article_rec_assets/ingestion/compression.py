@@ -71,10 +71,11 @@ def _bounded(out: bytearray, max_bytes: int | None) -> Inflated | None:
     return Inflated(out, False, too_large=True)
 
 
-def _inflate(data: bytes, max_bytes: int | None) -> tuple[bytearray, bool, bool]:
-    """The first gzip member of `data` into one bytearray, input and output a piece at a time:
-    (text, whether that member was all of `data`, whether it stopped at `max_bytes`). Raises
-    zlib.error on damage."""
+def _inflate(data: bytes, max_bytes: int | None) -> tuple[bytearray, str]:
+    """The first gzip member of `data` into one bytearray, input and output a piece at a time,
+    and how it ended: "whole" (that member was all of `data`), "cut_short" (the data ended inside
+    it: a truncated object, the text being all that precedes the cut), "more" (data follows it),
+    or "too_large" (stopped at `max_bytes`). Raises zlib.error on damage."""
     decompressor = zlib_ng.decompressobj(zlib_ng.MAX_WBITS | 16)
     out = bytearray()
     view = memoryview(data)
@@ -88,10 +89,11 @@ def _inflate(data: bytes, max_bytes: int | None) -> tuple[bytearray, bool, bool]
             out += decompressor.decompress(pending, room)
             if max_bytes is not None and len(out) > max_bytes:
                 del out[max_bytes:]
-                return out, False, True
+                return out, "too_large"
             pending = decompressor.unconsumed_tail
-    whole = decompressor.eof and not decompressor.unused_data and start >= len(data)
-    return out, whole, False
+    if not decompressor.eof:
+        return out, "cut_short"
+    return out, "whole" if not decompressor.unused_data and start >= len(data) else "more"
 
 
 def decompress(data: bytes, max_bytes: int | None = None) -> Inflated:
@@ -102,18 +104,18 @@ def decompress(data: bytes, max_bytes: int | None = None) -> Inflated:
         return Inflated(data, True)
     # The usual object, one intact gzip member, straight into one growing buffer (zlib drops the
     # GIL meanwhile; one call or gzip.decompress would briefly hold the text twice, its pieces and
-    # their join).
+    # their join). An object cut short (the usual damage: a loader stopped mid-write) is read
+    # once: its text is what any reader gets before the cut.
     try:
-        text, whole, too_large = _inflate(data, max_bytes)
-        if too_large:
-            return Inflated(text, False, too_large=True)
-        if whole:
-            return Inflated(text, True)
+        text, ending = _inflate(data, max_bytes)
+        if ending != "more":
+            return Inflated(text, ending == "whole", too_large=ending == "too_large")
         del text
     except zlib_ng.error:
         pass
-    # Several members, or damage: chunk by chunk, keeping what precedes the damage. gzip takes a
-    # few things the chunked way calls damage (zero padding after a member), so it decides first.
+    # Several members, or damage inside the stream: chunk by chunk, keeping what precedes the
+    # damage. gzip takes a few things the chunked way calls damage (zero padding after a member),
+    # so it decides first.
     inflated = gunzip_prefix(data, max_bytes)
     if inflated.intact or inflated.too_large:
         return inflated
