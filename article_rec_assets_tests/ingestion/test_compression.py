@@ -172,3 +172,30 @@ def test_line_bounds_find_the_lines_splitting_would(text: bytes) -> None:
     end = text.rfind(b"\n")
     assert complete_lines(text, False) == (text[:end].split(b"\n") if end > 0 else [])
     assert complete_lines(bytearray(text), True) == text.splitlines()
+
+
+# --- an object cut short: read once, the same text as the chunked reading gives -----------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(min_value=1, max_value=400), st.floats(min_value=0.0, max_value=1.0))
+def test_an_object_cut_short_gives_the_text_the_chunked_reading_gives(lines: int, cut: float) -> None:
+    whole = gzip.compress(b"\n".join(json_line(i) for i in range(lines)) + b"\n", mtime=0)
+    data = whole[: int(len(whole) * cut)]
+    expected = gunzip_prefix(data)
+    got = decompress(data)
+    assert bytes(got.text) == bytes(expected.text)
+    assert got.intact == expected.intact
+
+
+def test_an_object_cut_short_is_inflated_once(monkeypatch) -> None:
+    from article_rec_assets.ingestion import compression
+
+    def not_again(*args, **kwargs):
+        raise AssertionError("an object cut short was inflated a second time")
+
+    monkeypatch.setattr(compression, "gunzip_prefix", not_again)
+    payload = b"\n".join(json_line(i) for i in range(50)) + b"\n"
+    inflated = compression.decompress(gzip_cut_after(payload))
+    assert not inflated.intact and not inflated.too_large
+    assert inflated.text.count(b"\n") >= 1
