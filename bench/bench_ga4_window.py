@@ -3,9 +3,11 @@ Snowplow's folders in the same run (the baseline).
 
     .venv/bin/python -m bench.bench_ga4_window                 # 1x: the large-site benchmark's site
     .venv/bin/python -m bench.bench_ga4_window --events 0.25 --repeat 3
+    .venv/bin/python -m bench.bench_ga4_window --windows 10 22  # the 10:00 and the 22:00 window
 
 The large-site benchmark's site (`bench_large_site`, ~95,000 sessions a day at 1x) writes the day
-up to the end of its mid-morning window as clean Snowplow traffic (`generate_site(noise=None)`),
+up to the end of the last window asked for (`--windows`, UTC hours; 10:00 by default) as clean
+Snowplow traffic (`generate_site(noise=None)`),
 and the same page views as a GA4 intraday table (`generator/ga4.py`). Then, `--repeat` times
 each, alternating: the window ingested from Snowplow (`ingest_events`: its hour folders and the
 six hours before as context, read from the bucket) and from GA4 (`read_ga4_window`: the day's
@@ -41,50 +43,61 @@ def main() -> None:
     )
     parser.add_argument("--events", type=float, default=1.0, help="times the 1x site's sessions")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--windows", type=int, nargs="+", default=[WINDOW.hour], help="the windows' start hours (UTC, even)"
+    )
     args = parser.parse_args()
+    if any(hour % 2 or not 0 <= hour < 24 for hour in args.windows):
+        parser.error("--windows takes even hours from 0 to 22")
     raw = site_yaml(args.events, 1.0)
     raw["events"]["ga4"] = {"prefix": "ga4/analytics_1"}
     site = SiteConfig.model_validate(raw)
-    start, end = WINDOW, WINDOW + timedelta(hours=2)
     day = WINDOW.replace(hour=0)
+    starts = [day + timedelta(hours=hour) for hour in sorted(set(args.windows))]
+    last_end = starts[-1] + timedelta(hours=2)
     with tempfile.TemporaryDirectory() as scratch:
         snowplow, ga4 = Path(scratch) / "snowplow", Path(scratch) / "ga4"
         began = time.perf_counter()
-        generate_site(site, snowplow, day, end, noise=None)
-        written = snowplow_to_ga4(site, snowplow, ga4, end)
+        generate_site(site, snowplow, day, last_end, noise=None)
+        written = snowplow_to_ga4(site, snowplow, ga4, last_end)
         print(
-            f"data: {day:%Y-%m-%d %H:%M}..{end:%H:%M}, {written.page_views:,} page views, "
+            f"data: {day:%Y-%m-%d %H:%M}..{last_end:%H:%M}, {written.page_views:,} page views, "
             f"{written.records:,} GA4 records, {time.perf_counter() - began:.1f} s to write"
         )
-        snowplow_site = site.model_copy(update={"events": site.events.model_copy(update={"ga4": None})})
-        times: dict[str, list[float]] = {"snowplow": [], "ga4": []}
-        results = {}
-        for _ in range(args.repeat):
-            for name in ("snowplow", "ga4"):
-                began = time.perf_counter()
-                if name == "snowplow":
-                    bucket = EventBucket(root_dir=str(snowplow))
-                    _, cleaned = ingest_events(
-                        partial(bucket.window_objects, snowplow_site),
-                        start,
-                        end,
-                        snowplow_site.events,
-                    )
-                    events = cleaned.events
-                else:
-                    bucket = EventBucket(root_dir=str(ga4))
-                    events = read_ga4_window(
-                        partial(bucket.folder_keys, site),
-                        partial(bucket.folder_objects, site),
-                        site.events,
-                        start,
-                        end,
-                    ).events
-                times[name].append(time.perf_counter() - began)
-                interactions = sessionize(events, site).interactions
-                results[name] = (len(events), len(interactions), float(interactions["engaged_seconds"].sum()))
+        for start in starts:
+            _measure(site, snowplow, ga4, start, start + timedelta(hours=2), args.repeat)
+
+
+def _measure(
+    site: SiteConfig, snowplow: Path, ga4: Path, start: datetime, end: datetime, repeat: int
+) -> None:
+    snowplow_site = site.model_copy(update={"events": site.events.model_copy(update={"ga4": None})})
+    times: dict[str, list[float]] = {"snowplow": [], "ga4": []}
+    results = {}
+    for _ in range(repeat):
+        for name in ("snowplow", "ga4"):
+            began = time.perf_counter()
+            if name == "snowplow":
+                bucket = EventBucket(root_dir=str(snowplow))
+                _, cleaned = ingest_events(
+                    partial(bucket.window_objects, snowplow_site), start, end, snowplow_site.events
+                )
+                events = cleaned.events
+            else:
+                bucket = EventBucket(root_dir=str(ga4))
+                events = read_ga4_window(
+                    partial(bucket.folder_keys, site),
+                    partial(bucket.folder_objects, site),
+                    site.events,
+                    start,
+                    end,
+                ).events
+            times[name].append(time.perf_counter() - began)
+            interactions = sessionize(events, site).interactions
+            results[name] = (len(events), len(interactions), float(interactions["engaged_seconds"].sum()))
     load = os.getloadavg()
     medians = {name: statistics.median(values) for name, values in times.items()}
+    print(f"window {start:%H:%M}-{end:%H:%M}:")
     for name in ("snowplow", "ga4"):
         rows, interactions, seconds = results[name]
         print(

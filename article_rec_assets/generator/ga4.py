@@ -47,8 +47,10 @@ def ga4_event(
     engagement_msec: int | None = None,
     referrer: str | None = None,
     device: dict | None = None,
+    batch: tuple[int, int, int] | None = None,
 ) -> dict:
-    """One GA4 export record, as BigQuery writes it to JSON (INT64 values as text)."""
+    """One GA4 export record, as BigQuery writes it to JSON (INT64 values as text). `batch`:
+    (batch_page_id, batch_ordering_id, batch_event_index), the order the page sent it in."""
     params = []
     if location is not None:
         params.append({"key": "page_location", "value": {"string_value": location}})
@@ -59,7 +61,12 @@ def ga4_event(
     if engagement_msec is not None:
         params.append({"key": "engagement_time_msec", "value": {"int_value": str(engagement_msec)}})
     micros = round(when.timestamp() * 1_000_000)
+    ordering = {}
+    if batch is not None:
+        names = ("batch_page_id", "batch_ordering_id", "batch_event_index")
+        ordering = {name: str(value) for name, value in zip(names, batch, strict=True)}
     return {
+        **ordering,
         "event_date": f"{when:%Y%m%d}",
         "event_timestamp": str(micros),
         "event_name": name,

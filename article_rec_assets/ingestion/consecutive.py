@@ -222,6 +222,7 @@ def _read_ga4(
         source_figures={
             "ga4_tables": window.tables,
             "other_events_dropped": window.other_events,
+            "other_events_engaged_seconds": window.other_events_seconds,
             "engagement_unattributed_seconds": window.unattributed_seconds,
             "previous_page_credits": window.previous_page_credits,
         },

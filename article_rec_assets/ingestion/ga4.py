@@ -12,18 +12,34 @@ Who and where: reader = `user_pseudo_id`; session = reader + `ga_session_id`; pa
 `page_location` (query, fragment and AMP forms as for Snowplow, `cleaning.normalize_pages`).
 
 Reading time: GA4 reports `engagement_time_msec` as the engaged time since the previous report,
-on the event that follows it. A `user_engagement` (sent as the reader leaves or hides the page)
-or a `scroll` reports time spent on its own page. A `page_view` that carries time reports the
-page the reader just left: the session's previous event's page (in the day's tables read), else
-the page in its `page_referrer` when that is on the site (one of its `allowed_hosts`, or the
-page view's own host where it lists none), else it is not credited
-and counted as unattributed. Such a page view gives two rows: the page view, and a
-`user_engagement` row with that time on the page left (its id derived from the page view's).
+on the next event collected, whatever it is ("[GA4] User engagement"). A `user_engagement` (sent
+as the reader leaves or hides the page) or a `scroll` reports time spent on its own page; so does
+any other event carrying time (a `click`, a `file_download`, a form or custom event): the event
+itself is dropped and counted, its time becomes a `user_engagement` row of its page. A
+`page_view` that carries time reports the page the reader just left. A GA4 session spans the
+reader's tabs, so the session's previous event may be another tab's: the page left is the page
+in the page view's `page_referrer` when the session showed that page before; else the session's
+previous event's page (in the day's tables read); else the referrer's page when it is on the
+site (one of its `allowed_hosts`, or the page view's own host where it lists none); else the
+time is not credited and counted as unattributed. Such a page view gives two rows: the page
+view, and a `user_engagement` row with that time on the page left (its id derived from the page
+view's). For example, a reader reads A in tab 1, opens B from it in tab 2 (referrer A), goes
+back to tab 1 and after 40 s more on A follows a link to C: C's page view (referrer A) carries
+40 s, and they go to A, not to B, the session's previous event's page.
+
+Order: a session's events by time; events of one microsecond (a page view and the first scroll
+of its page share one often) by the export's batch fields (`batch_page_id`, `batch_ordering_id`,
+`batch_event_index`: the order the page sent them in), then by id.
 
 Bad input: a line that is not a JSON object, or whose `event_name`, `event_timestamp` or
-`event_params` cannot be read, is quarantined with its object, line and reason; an exact copy of a
-record (a file delivered twice) is dropped and counted (GA4 has no event id: a record's id is a
-hash of its whole content, as a UUID); other event names are counted and dropped.
+`event_params` cannot be read, is quarantined with its object, line and reason, as is an
+engagement time above the site's `ga4.max_engagement_seconds`. GA4 has no event id: an event is
+identified by what GA4 keeps stable across its copies (reader, session, time, name, batch fields,
+page), so a copy (a file delivered twice, a stale shard beside its rewritten copy, the params in
+another order) is dropped and counted. Other event names are counted and dropped. A NUL
+character in a text becomes U+FFFD, as on the Snowplow path. A day's table that loses files
+between their listing and their reading (GA4 replacing it) fails the window rather than reading
+half of it.
 GA4 removes known bots before the export; what it keeps of the device (browser, version, system,
 category) stands in the user-agent column, so the site's bot patterns still apply to it.
 """
@@ -32,7 +48,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from urllib.parse import urlsplit
@@ -67,9 +83,15 @@ RECORD_DTYPES = {
     "device": "string",
     "platform": "string",
     "stream_id": "string",
+    # The export's order of a page's events (INT64, missing in exports from before 2024): a
+    # page's id, its batches' order, an event's place in its batch.
+    "batch_page_id": "Int64",
+    "batch_ordering_id": "Int64",
+    "batch_event_index": "Int64",
     "source": "string",
     "line_number": "int64",
 }
+DEFAULT_MAX_ENGAGEMENT_SECONDS: int = GA4Settings.model_fields["max_engagement_seconds"].default
 # event_timestamp outside this span is not a real event time (ms or ns written as us, a zero).
 _EARLIEST_US = 946_684_800_000_000  # 2000-01-01
 _LATEST_US = 4_102_444_800_000_000  # 2100-01-01
@@ -134,10 +156,13 @@ class GA4Records:
 
 
 def parse_ga4_objects(
-    objects: Iterable[tuple[str, bytes]], max_object_bytes: int | None = None
+    objects: Iterable[tuple[str, bytes]],
+    max_object_bytes: int | None = None,
+    max_engagement_seconds: float = DEFAULT_MAX_ENGAGEMENT_SECONDS,
 ) -> GA4Records:
     """Every line of the objects (newline-delimited JSON, gzip or not) read into a record, or
-    quarantined with its reason."""
+    quarantined with its reason. An engagement time above `max_engagement_seconds` on one event
+    is not reading time (a stuck timer, a forged hit): the line is set aside."""
     rows: list[tuple] = []
     rejects: list[tuple] = []
     objects_read = 0
@@ -149,7 +174,7 @@ def parse_ga4_objects(
         for number, raw in enumerate(lines, start=1):
             if not raw.strip():
                 continue
-            record, reason, event_us = _record(raw)
+            record, reason, event_us = _record(raw, max_engagement_seconds * 1000.0)
             if reason is not None:
                 rejects.append((key, number, reason, _excerpt(raw), event_us))
             else:
@@ -164,9 +189,9 @@ def parse_ga4_objects(
     return GA4Records(frame, reject_frame, objects_read)
 
 
-def _record(raw: bytes) -> tuple[tuple | None, str | None, int | None]:
-    """A line as (event_id, event_name, event_us, reader, session, location, referrer, msec,
-    device, platform, stream), or the reason it cannot be read; and its time where readable."""
+def _record(raw: bytes, max_engagement_msec: float) -> tuple[tuple | None, str | None, int | None]:
+    """A line as the record's columns (RECORD_DTYPES, without source and line), or the reason it
+    cannot be read; and its time where readable."""
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -176,8 +201,8 @@ def _record(raw: bytes) -> tuple[tuple | None, str | None, int | None]:
     event_us = _integer(obj.get("event_timestamp"))
     if event_us is None or not _EARLIEST_US <= event_us < _LATEST_US:
         return None, "bad_event_timestamp", None
-    name = obj.get("event_name")
-    if not isinstance(name, str) or not name:
+    name = _clean(obj.get("event_name"))
+    if not isinstance(obj.get("event_name"), str) or not name:
         return None, "missing_event_name", event_us
     params = _params(obj.get("event_params"))
     if params is None:
@@ -186,26 +211,55 @@ def _record(raw: bytes) -> tuple[tuple | None, str | None, int | None]:
     engagement = 0.0 if msec is None else _number(msec)
     if engagement is None or engagement < 0:
         return None, "bad_engagement_time", event_us
-    location = _text(params.get("page_location"))
+    if engagement > max_engagement_msec:
+        return None, "implausible_engagement_time", event_us
+    location = _clean(params.get("page_location"))
     if name in GA4_EVENTS and not location:
         return None, "page_event_without_path", event_us
     session = params.get("ga_session_id")
-    # The record's identity: GA4 has no event id, and an exact copy is the same event.
-    digest = hashlib.blake2b(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
+    reader = _clean(obj.get("user_pseudo_id"))
+    session_id = None if session is None else _clean(session)
+    batch = tuple(_integer(obj.get(field)) for field in BATCH_FIELDS)
     record = (
-        str(uuid.UUID(bytes=digest)),
+        event_identity(reader, session_id, event_us, name, batch, location),
         name,
         event_us,
-        _text(obj.get("user_pseudo_id")),
-        None if session is None else _text(session),
+        reader,
+        session_id,
         location,
-        _text(params.get("page_referrer")),
+        _clean(params.get("page_referrer")),
         engagement,
-        _device(obj.get("device")),
-        _text(obj.get("platform")),
-        _text(obj.get("stream_id")),
+        _clean(_device(obj.get("device"))),
+        _clean(obj.get("platform")),
+        _clean(obj.get("stream_id")),
+        *batch,
     )
     return record, None, event_us
+
+
+BATCH_FIELDS = ("batch_page_id", "batch_ordering_id", "batch_event_index")
+
+
+def event_identity(
+    reader: str | None,
+    session: str | None,
+    event_us: int,
+    name: str,
+    batch: tuple[int | None, ...],
+    location: str | None,
+) -> str:
+    """An event's id, as a UUID: a digest of what GA4 keeps stable across the copies of an event
+    (GA4 has no event id). A copy re-serialized (its params in another order, a field added by a
+    rewrite of the table) is the same event; two events differ in one of these."""
+    key = orjson.dumps([reader, session, event_us, name, list(batch), location])
+    return str(uuid.UUID(bytes=hashlib.blake2b(key, digest_size=16).digest()))
+
+
+def _clean(value) -> str | None:
+    """A JSON value as text (`formats._text`), with each NUL character replaced by U+FFFD, as the
+    Snowplow parser does: pandas compares strings only up to a NUL, so `"R\\0x"` would be reader R."""
+    text = _text(value)
+    return text.replace("\x00", "\ufffd") if text is not None and "\x00" in text else text
 
 
 def _params(value) -> dict | None:
@@ -278,6 +332,8 @@ class GA4Window:
     other_events: dict[str, int]
     unattributed_seconds: float = 0.0
     previous_page_credits: int = 0
+    # Seconds reported on other events (clicks, downloads, ...), credited to their pages.
+    other_events_seconds: float = 0.0
     tables: dict[str, str] = field(default_factory=dict)  # property date -> the table read
     objects_read: int = 0
 
@@ -310,6 +366,14 @@ def ga4_window_events(
     copies = records["event_id"].duplicated().to_numpy()
     kept_kind = records["event_name"].isin(GA4_EVENTS).to_numpy()
     others = records.loc[in_window & ~copies & ~kept_kind, "event_name"].value_counts().sort_index()
+    # Engaged time reported on another event (a click, a download, a form, a custom event) was
+    # spent on that event's page: the event goes, its time stays, as a user_engagement row.
+    timed_other = (
+        ~kept_kind & (records["engagement_msec"] > 0).to_numpy() & records["page_location"].notna().to_numpy()
+    )
+    other_seconds = float(records.loc[in_window & ~copies & timed_other, "engagement_msec"].sum()) / 1000.0
+    records = records.assign(event_name=records["event_name"].mask(timed_other, "user_engagement"))
+    kept_kind |= timed_other
     duplicates = {"duplicate_in_window": int((copies & in_window).sum())}
     reject_time = parsed.rejects["event_us"]
     own_rejects = ((reject_time >= start_us) & (reject_time < end_us)).fillna(False).to_numpy(dtype=bool)
@@ -317,9 +381,12 @@ def ga4_window_events(
     lines_read = int(in_window.sum()) + len(rejects)
 
     day = records.loc[~copies & kept_kind & (records["event_us"] < end_us).to_numpy()]
-    # Time order within each session; the id orders events of one microsecond the same each time.
+    # Time order within each session. Events of one microsecond (a page view and the first
+    # scroll of its page, often) are in the order the page sent them: the export's batch fields;
+    # the id only breaks what they leave tied, the same way on every read.
     day = day.assign(_session=_session_ids(day))
-    day = day.sort_values(["_session", "event_us", "event_id"], kind="stable", ignore_index=True)
+    order = ["_session", "event_us", *BATCH_FIELDS, "event_id"]
+    day = day.sort_values(order, kind="stable", ignore_index=True, na_position="last")
     timestamps = pd.Series(pd.to_datetime(day["event_us"].to_numpy(), unit="us", utc=True).as_unit("ns"))
     host, path = normalize_pages(*_host_and_path(day["page_location"]))
     frame = pd.DataFrame(
@@ -352,13 +419,21 @@ def ga4_window_events(
     allowed = set(hosts)
     on_site = ref_host.isin(allowed) if allowed else ref_host.eq(frame["page_host"])
     ref_ok = on_site.fillna(False).to_numpy(dtype=bool)
+    carries = is_view & (frame["engaged_increment_seconds"].to_numpy() > 0)
+    # A GA4 session spans the reader's tabs: the previous event may be another tab's. A referrer
+    # naming a page of the session seen before is the page left; else the previous event's page.
+    ref_seen = _seen_earlier_in_session(session, frame["page_host"], frame["page_path"], ref_host, ref_path)
+    ref_seen &= carries
     left_host = np.where(
-        same_session, frame["page_host"].shift().to_numpy(), np.where(ref_ok, ref_host.to_numpy(), None)
+        ref_seen | ~same_session,
+        np.where(ref_ok | ref_seen, ref_host.to_numpy(dtype=object), None),
+        frame["page_host"].shift().to_numpy(dtype=object),
     )
     left_path = np.where(
-        same_session, frame["page_path"].shift().to_numpy(), np.where(ref_ok, ref_path.to_numpy(), None)
+        ref_seen | ~same_session,
+        np.where(ref_ok | ref_seen, ref_path.to_numpy(dtype=object), None),
+        frame["page_path"].shift().to_numpy(dtype=object),
     )
-    carries = is_view & (frame["engaged_increment_seconds"].to_numpy() > 0)
     credited = carries & pd.notna(left_path)
     unattributed = float(frame.loc[carries & ~credited & is_own, "engaged_increment_seconds"].sum())
     credit_rows = credited & is_own
@@ -383,6 +458,7 @@ def ga4_window_events(
         {str(k): int(v) for k, v in others.items()},
         round(unattributed, 3),
         int(credit_rows.sum()),
+        round(other_seconds, 3),
         objects_read=parsed.objects_read,
     )
 
@@ -403,8 +479,21 @@ def read_ga4_window(
     tables = tables_to_read(keys_in, ga4, start, end)
     bound = settings.max_object_megabytes << 20
     parts = []
-    for day, (_, folder) in tables.items():
-        parsed = parse_ga4_objects(objects_in([folder]), bound)
+    for day, (table, folder) in tables.items():
+        listed = {_name(key) for key in keys_in(folder)}
+        read_names: set[str] = set()
+        objects = _noting_names(objects_in([folder]), read_names)
+        parsed = parse_ga4_objects(objects, bound, ga4.max_engagement_seconds)
+        gone = sorted(listed - read_names)
+        if gone:
+            # GA4 rewrites a day's table for days: files listed a moment ago and gone now mean
+            # the table is being replaced. Read half of it, the window would look merely quiet.
+            raise GA4TableChanged(
+                f"{table}_{day:%Y%m%d} ({folder}) changed while window "
+                f"[{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M}) read it: {len(gone)} of its "
+                f"{len(listed)} files listed were gone when read ({', '.join(gone[:3])}); "
+                "nothing of the window is written: run it again once the table is settled"
+            )
         # A line without a readable time belongs to the window holding its table's last moment
         # (the day's end in the property's zone), so that exactly one window counts it.
         day_end = datetime.combine(day + timedelta(days=1), datetime.min.time(), ZoneInfo(ga4.timezone))
@@ -422,11 +511,41 @@ def read_ga4_window(
     return window
 
 
+class GA4TableChanged(RuntimeError):
+    """A day's table lost files between their listing and their reading."""
+
+
+def _noting_names(objects: Iterable[tuple[str, bytes]], names: set[str]) -> Iterator[tuple[str, bytes]]:
+    """The objects, each one's file name added to `names` as it is read."""
+    for key, data in objects:
+        names.add(_name(key))
+        yield key, data
+
+
+def _name(key: str) -> str:
+    return key.rstrip("/").rsplit("/", 1)[-1]
+
+
 def credit_id(event_id: str) -> str:
     """The id of the row that credits a page view's time to the page it left: derived from the
     page view's, so a re-read gives the same one."""
     digest = hashlib.blake2b(f"{event_id}{PREVIOUS_PAGE}".encode(), digest_size=16).digest()
     return str(uuid.UUID(bytes=digest))
+
+
+def _seen_earlier_in_session(
+    session: pd.Series, host: pd.Series, path: pd.Series, ref_host: pd.Series, ref_path: pd.Series
+) -> np.ndarray:
+    """Whether each row's referrer page (`ref_host`, `ref_path`) is the page of an earlier row of
+    its session (rows in session and time order)."""
+    first_seen: dict[tuple, int] = {}
+    for position, key in enumerate(zip(session.tolist(), host.tolist(), path.tolist(), strict=True)):
+        first_seen.setdefault(key, position)
+    seen = np.zeros(len(session), dtype=bool)
+    for position, key in enumerate(zip(session.tolist(), ref_host.tolist(), ref_path.tolist(), strict=True)):
+        if key[0] is not pd.NA and key[2] is not pd.NA:
+            seen[position] = first_seen.get(key, position) < position
+    return seen
 
 
 def _epoch_us(when: datetime) -> int:
@@ -440,9 +559,9 @@ def _session_ids(records: pd.DataFrame) -> pd.Series:
 
 def _host_and_path(urls: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Host and path (with its query and fragment, which normalize_pages drops) of each URL."""
-    unique = pd.unique(urls.dropna().to_numpy(dtype=object))
     split = {}
-    for url in unique:
+    # Distinct URLs by a dict (all their characters): pandas' unique stops comparing at a NUL.
+    for url in dict.fromkeys(urls.dropna().tolist()):
         try:
             parts = urlsplit(url)
         except ValueError:

@@ -35,6 +35,10 @@ class GA4Settings(_Settings):
     since: datetime | None = None
     # The property's reporting time zone: GA4 names a day's tables by the date there.
     timezone: str = "UTC"
+    # One event's `engagement_time_msec` above this many seconds is not reading time (GA4 sends
+    # the foreground time since its last report; a stuck timer or a forged hit sends years): the
+    # line is quarantined as `implausible_engagement_time`.
+    max_engagement_seconds: int = Field(4 * 3600, gt=0, le=24 * 3600)
 
     @field_validator("prefix")
     @classmethod

@@ -13,6 +13,7 @@ from article_rec_assets.generator.ga4 import ga4_event, write_ga4_table
 from article_rec_assets.ingestion.ga4 import (
     DAILY,
     INTRADAY,
+    GA4TableChanged,
     parse_ga4_objects,
     property_dates,
     read_ga4_window,
@@ -179,3 +180,121 @@ def test_integers_as_bigquery_writes_them_or_as_numbers(site) -> None:
     rows = parsed.records
     assert rows["event_us"].nunique() == 1 and rows["ga_session_id"].tolist() == ["5", "5"]
     assert rows["engagement_msec"].tolist() == [1500.0, 1500.0]
+
+
+# --- reading time where GA4 says it was spent ---------------------------------------------------
+
+
+def test_time_reported_on_other_events_is_credited_to_their_page(site, tmp_path) -> None:
+    records = [
+        ga4_event("page_view", at(10, 0), "u1", 1, A),
+        # GA4 adds the engaged time since its last report to the next event, whatever it is.
+        ga4_event("click", at(10, 1), "u1", 1, A, engagement_msec=12_000),
+        ga4_event("file_download", at(10, 2), "u1", 1, A, engagement_msec=3_500),
+        ga4_event("page_view", at(10, 3), "u1", 1, B, engagement_msec=5_000),  # 5 s more on A
+        ga4_event("user_engagement", at(10, 4), "u1", 1, B, engagement_msec=8_000),
+        ga4_event("form_start", at(10, 5), "u1", 1, B),  # no time: dropped, nothing to credit
+    ]
+    write_ga4_table(tmp_path, site, INTRADAY, DAY, records)
+    read = window(site, tmp_path, at(10), at(12))
+    assert seconds_by_article(site, read.events) == {"101": 20.5, "102": 8.0}
+    assert read.other_events == {"click": 1, "file_download": 1, "form_start": 1}
+    assert read.other_events_seconds == 15.5
+    assert not read.events["event_name"].isin(["click", "file_download", "form_start"]).any()
+
+
+def test_events_of_one_microsecond_are_ordered_by_the_batch_fields(site, tmp_path) -> None:
+    records = []
+    for n in range(8):  # several sessions: an order left to the ids would get some of them wrong
+        reader = f"u{n}"
+        records += [
+            ga4_event("page_view", at(10, n), reader, n, A, batch=(1, 1, 0)),
+            # The page view of B reports 20 s on A; B's first scroll is sent in the same
+            # microsecond, after it, and reports 7 s on B.
+            ga4_event("scroll", at(10, n, 30), reader, n, B, engagement_msec=7_000, batch=(2, 1, 1)),
+            ga4_event("page_view", at(10, n, 30), reader, n, B, engagement_msec=20_000, batch=(2, 1, 0)),
+        ]
+    write_ga4_table(tmp_path, site, INTRADAY, DAY, records)
+    read = window(site, tmp_path, at(10), at(12))
+    assert seconds_by_article(site, read.events) == {"101": 160.0, "102": 56.0}
+
+
+def test_a_page_view_in_another_tab_credits_the_page_its_referrer_names(site, tmp_path) -> None:
+    records = [
+        # Tab 1 reads A; from A the reader opens B in tab 2 and reads it 9 s there ...
+        ga4_event("page_view", at(10, 0), "u1", 1, A),
+        ga4_event("page_view", at(10, 1), "u1", 1, B, referrer=A),
+        ga4_event("user_engagement", at(10, 2), "u1", 1, B, engagement_msec=9_000),
+        # ... then goes back to tab 1 and, after 40 s more on A, follows a link to C: the
+        # session's previous event is tab 2's, but C's referrer names A, seen in the session.
+        ga4_event("page_view", at(10, 4), "u1", 1, C, engagement_msec=40_000, referrer=A),
+        # A referrer the session has not shown (an outside page): the previous event's page.
+        ga4_event("page_view", at(10, 6), "u1", 1, A, engagement_msec=6_000, referrer=HOST + "/about/"),
+    ]
+    write_ga4_table(tmp_path, site, INTRADAY, DAY, records)
+    read = window(site, tmp_path, at(10), at(12))
+    assert seconds_by_article(site, read.events) == {"101": 40.0, "102": 9.0, "103": 6.0}
+    assert read.previous_page_credits == 2 and read.unattributed_seconds == 0
+
+
+# --- hostile exports ------------------------------------------------------------------------------
+
+
+def test_a_nul_character_keeps_pages_and_readers_apart(site, tmp_path) -> None:
+    records = [
+        ga4_event("user_engagement", at(10, 0), "R", 1, A, engagement_msec=30_000),
+        ga4_event("user_engagement", at(10, 1), "R\0x", 2, B, engagement_msec=10_000),
+        ga4_event("user_engagement", at(10, 2), "R", 1, A + "\0x", engagement_msec=26_000),
+    ]
+    write_ga4_table(tmp_path, site, INTRADAY, DAY, records)
+    read = window(site, tmp_path, at(10), at(12))
+    events = read.events.set_index("engaged_increment_seconds")
+    assert events.loc[30.0, "page_path"] == "/article/101/story-101/"
+    assert events.loc[26.0, "page_path"] == "/article/101/story-101/\ufffdx"
+    assert events.loc[30.0, "reader_id"] == "R" and events.loc[10.0, "reader_id"] == "R\ufffdx"
+    interactions = sessionize(read.events, site).interactions
+    assert sorted(zip(interactions["reader_id"], interactions["external_id"], strict=True)) == [
+        ("R", "101"),
+        ("R\ufffdx", "102"),
+    ]
+
+
+def test_a_copy_serialized_again_is_the_same_event(site, tmp_path) -> None:
+    records = [
+        ga4_event("page_view", at(10, 0), "u1", 1, A, batch=(1, 1, 0)),
+        ga4_event("user_engagement", at(10, 1), "u1", 1, A, engagement_msec=25_000, batch=(1, 2, 0)),
+    ]
+    # A stale shard beside its rewritten copy: a field added, the params in another order.
+    rewritten = [{**r, "is_active_user": True, "event_params": r["event_params"][::-1]} for r in records]
+    write_ga4_table(tmp_path, site, DAILY, DAY, records, name="000000000000.json.gz")
+    write_ga4_table(tmp_path, site, DAILY, DAY, rewritten, name="000000000001.json.gz")
+    read = window(site, tmp_path, at(10), at(12))
+    assert seconds_by_article(site, read.events) == {"101": 25.0}
+    assert len(read.events) == 2 and read.duplicates == {"duplicate_in_window": 2}
+
+
+def test_a_daily_table_that_vanishes_while_read_fails_the_window(site) -> None:
+    listed = {"ga4/events_20261201": ["ga4/events_20261201/000000000000.json.gz"]}
+
+    def keys_in(folder: str) -> list[str]:
+        return listed.get(folder, [])
+
+    def objects_in(folders: list[str]):
+        return iter(())  # GA4 replaced the table between the listing and the reading
+
+    with pytest.raises(GA4TableChanged, match=r"events_20261201 .*1 of its 1 files listed were gone"):
+        read_ga4_window(keys_in, objects_in, site.events, at(10), at(12))
+
+
+def test_implausible_engagement_is_quarantined(site, tmp_path) -> None:
+    records = [
+        ga4_event("page_view", at(10, 0), "u1", 1, A),
+        ga4_event("user_engagement", at(10, 1), "u1", 1, A, engagement_msec=9_200_000_000_000_000_000),
+        ga4_event("user_engagement", at(10, 2), "u1", 1, A, engagement_msec=4 * 3600 * 1000),  # the bound
+    ]
+    write_ga4_table(tmp_path, site, INTRADAY, DAY, records)
+    read = window(site, tmp_path, at(10), at(12))
+    assert read.rejects[["line_number", "reason"]].values.tolist() == [[2, "implausible_engagement_time"]]
+    assert seconds_by_article(site, read.events) == {"101": 4 * 3600.0}
+    with pytest.raises(ValueError, match="max_engagement_seconds"):
+        GA4Settings(max_engagement_seconds=0)
