@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable, Collection, Mapping
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import partial
 
 import botocore.exceptions
@@ -44,6 +44,7 @@ from dagster_aws.s3 import S3Resource
 from dagster_aws.s3.io_manager import PickledObjectS3IOManager
 from upath import UPath
 
+from article_rec_assets.ingestion.ga4 import RECORD_DTYPES, REJECT_FRAME_DTYPES, GA4Records
 from article_rec_assets.settings.windows import parse_window, window_key_before
 
 # How a load is reported in the step's log (the large-site benchmark reads it back).
@@ -307,7 +308,34 @@ def _parquet(where: str, read: Callable[[], object]):
         raise UnreadableWindow(where, exc) from exc
 
 
-class _ParquetIOManager(_WindowTables, UPathIOManager):
+class _LocalFolders:
+    """The names in a folder of the local store, and removing one."""
+
+    def window_names(self, folder: UPath) -> list[str]:
+        return [entry.name for entry in folder.iterdir()] if folder.exists() else []
+
+    def remove(self, path: UPath) -> None:
+        path.unlink(missing_ok=True)
+
+
+class _S3Folders:
+    """The names in a folder (a key prefix) of the S3 store, and removing one."""
+
+    s3: object
+    bucket: str
+
+    def window_names(self, folder: UPath) -> list[str]:
+        prefix = folder.as_posix().rstrip("/") + "/"
+        names = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):  # type: ignore[attr-defined]
+            names.extend(item["Key"][len(prefix) :] for item in page.get("Contents", []))
+        return [name for name in names if "/" not in name]
+
+    def remove(self, path: UPath) -> None:
+        self.s3.delete_object(Bucket=self.bucket, Key=path.as_posix())  # type: ignore[attr-defined]
+
+
+class _ParquetIOManager(_LocalFolders, _WindowTables, UPathIOManager):
     extension = ".parquet"
 
     def dump_to_path(self, context: OutputContext, obj: pd.DataFrame, path: UPath) -> None:
@@ -323,7 +351,7 @@ class _ParquetIOManager(_WindowTables, UPathIOManager):
         return _parquet(str(path), lambda: read_table_with_categories(str(path), columns))
 
 
-class _S3ParquetIOManager(_WindowTables, PickledObjectS3IOManager):
+class _S3ParquetIOManager(_S3Folders, _WindowTables, PickledObjectS3IOManager):
     extension = ".parquet"
 
     def load_from_path(self, context: InputContext, path: UPath) -> pd.DataFrame:
@@ -353,6 +381,45 @@ class _S3ParquetIOManager(_WindowTables, PickledObjectS3IOManager):
                 return False
             raise
         return True
+
+
+class StoredGA4Parses:
+    """The parse of each GA4 export file, kept in the table store beside the site's windows
+    (`<site>/ga4_parsed_files/<YYYYMMDD>-<digest>-records.parquet` and `-rejects.parquet`) so
+    that the day's other windows, and the windows of a day whose daily table stays as it is,
+    read it instead of parsing the file again (`ingestion.ga4.ParsedFiles`). The digest covers
+    the file's name and bytes, the bounds and the parser's version: a file rewritten or read
+    under other settings is parsed again. Parses of property dates more than `KEEP_DAYS` before
+    the newest kept are removed as others are written."""
+
+    KEEP_DAYS = 7
+
+    def __init__(self, store, site_prefix: str) -> None:
+        self._store = store
+        self._folder = store._base_path.joinpath(site_prefix, "ga4_parsed_files")
+
+    def _path(self, day: date, digest: str, part: str) -> UPath:
+        return self._folder / f"{day:%Y%m%d}-{digest}-{part}.parquet"
+
+    def get(self, day: date, digest: str) -> GA4Records | None:
+        try:
+            records = self._store.load_from_path(None, self._path(day, digest, "records"))
+            rejects = self._store.load_from_path(None, self._path(day, digest, "rejects"))
+        except (FileNotFoundError, UnreadableWindow):
+            return None  # not kept (or half removed, or damaged): the file is parsed again
+        return GA4Records(records.astype(RECORD_DTYPES), rejects.astype(REJECT_FRAME_DTYPES), 1)
+
+    def put(self, day: date, digest: str, parsed: GA4Records) -> None:
+        # The rejects first: a parse is only found once its records are there too.
+        self._store.dump_to_path(None, parsed.rejects, self._path(day, digest, "rejects"))
+        self._store.dump_to_path(None, parsed.records, self._path(day, digest, "records"))
+        names = self._store.window_names(self._folder)
+        dates = {name[:8] for name in names if name[:8].isdigit()}
+        newest = max(dates | {f"{day:%Y%m%d}"})
+        cutoff = f"{datetime.strptime(newest, '%Y%m%d') - timedelta(days=self.KEEP_DAYS):%Y%m%d}"
+        for name in names:
+            if name[:8].isdigit() and name[:8] < cutoff and name[:8] != f"{day:%Y%m%d}":
+                self._store.remove(self._folder / name)
 
 
 class ParquetIOManager(ConfigurableIOManagerFactory):
@@ -516,25 +583,15 @@ def _window_before(name: str, cutoff: datetime) -> bool:
 
 
 class _PickleIOManager(
-    _ValuesAsOfWindow, _KeepRecentWindows, _WindowTables, PickledObjectFilesystemIOManager
+    _ValuesAsOfWindow, _KeepRecentWindows, _LocalFolders, _WindowTables, PickledObjectFilesystemIOManager
 ):
-    def window_names(self, folder: UPath) -> list[str]:
-        return [entry.name for entry in folder.iterdir()] if folder.exists() else []
-
-    def remove(self, path: UPath) -> None:
-        path.unlink(missing_ok=True)
+    pass
 
 
-class _S3PickleIOManager(_ValuesAsOfWindow, _KeepRecentWindows, _WindowTables, PickledObjectS3IOManager):
-    def window_names(self, folder: UPath) -> list[str]:
-        prefix = folder.as_posix().rstrip("/") + "/"
-        names = []
-        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
-            names.extend(item["Key"][len(prefix) :] for item in page.get("Contents", []))
-        return [name for name in names if "/" not in name]
-
-    def remove(self, path: UPath) -> None:
-        self.s3.delete_object(Bucket=self.bucket, Key=path.as_posix())
+class _S3PickleIOManager(
+    _ValuesAsOfWindow, _KeepRecentWindows, _S3Folders, _WindowTables, PickledObjectS3IOManager
+):
+    pass
 
 
 # Two days of a site's windows, for pickled values partitioned by window.

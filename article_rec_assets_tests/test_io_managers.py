@@ -5,9 +5,11 @@ pickled values are kept for `keep_days` (local and S3)."""
 
 import logging
 from contextlib import nullcontext
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -35,11 +37,14 @@ from dagster._core.storage.tags import (
 from dagster._core.utils import make_new_run_id
 
 from article_rec_assets.assets import concat_partitions
+from article_rec_assets.generator.ga4 import ga4_event
+from article_rec_assets.ingestion.ga4 import parse_ga4_object
 from article_rec_assets.io_managers import (
     ParquetIOManager,
     PickleIOManager,
     S3ParquetIOManager,
     S3PickleIOManager,
+    StoredGA4Parses,
     read_table_with_categories,
 )
 from article_rec_assets.recommenders.article_model import interaction_clicks
@@ -403,3 +408,49 @@ def test_a_corrupt_window_fails_once_naming_its_file(
     assert events.count("STEP_FAILURE") == 1 and "STEP_UP_FOR_RETRY" not in events
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert f"{where} is not a readable Parquet file" in str(failure.step_failure_data.error)
+
+
+@pytest.mark.parametrize("storage", ["local", "s3"])
+def test_ga4_file_parses_are_kept_beside_the_windows_and_removed_days_later(
+    tmp_path: Path, storage: str, request
+) -> None:
+    if storage == "local":
+        manager = ParquetIOManager(base_dir=str(tmp_path))
+    else:
+        s3_client = request.getfixturevalue("s3_client")
+        s3_client.create_bucket(Bucket="io-manager-ga4-parses")
+        manager = S3ParquetIOManager(
+            s3_resource=request.getfixturevalue("s3_resource"),
+            s3_bucket="io-manager-ga4-parses",
+            s3_prefix="t",
+        )
+    lines = [
+        orjson.dumps(
+            ga4_event("page_view", datetime(2026, 12, 1, 10, tzinfo=UTC), "u1", 1, "https://x.example/a")
+        ),
+        b"{not json",
+        orjson.dumps(
+            ga4_event("scroll", datetime(2026, 12, 1, 10, 1, tzinfo=UTC), "u1", 1, "https://x.example/a")
+        ),
+    ]
+    parsed = parse_ga4_object("ga4/events_20261201/0.json", b"\n".join(lines), None, 3600)
+    first = date(2026, 12, 1)
+    found: dict = {}
+
+    @asset
+    def keeper(table_io_manager: ResourceParam[object]) -> None:
+        kept = StoredGA4Parses(table_io_manager, "site")
+        found["missing"] = kept.get(first, "d0")
+        kept.put(first, "d0", parsed)
+        found["kept"] = kept.get(first, "d0")
+        for days in range(1, 10):  # later days' parses: the first day's goes after KEEP_DAYS
+            kept.put(first + timedelta(days=days), f"d{days}", parsed)
+            found[days] = kept.get(first, "d0") is not None
+
+    assert materialize([keeper], resources={"table_io_manager": manager}).success
+    assert found["missing"] is None
+    pd.testing.assert_frame_equal(found["kept"].records, parsed.records)
+    pd.testing.assert_frame_equal(found["kept"].rejects, parsed.rejects)
+    assert len(parsed.records) == 2 and parsed.rejects["reason"].tolist() == ["invalid_json"]
+    keep = StoredGA4Parses.KEEP_DAYS
+    assert [found[days] for days in range(1, 10)] == [days <= keep for days in range(1, 10)]

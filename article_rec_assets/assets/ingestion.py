@@ -40,7 +40,7 @@ from article_rec_assets.ingestion.sessions import sessionize
 from article_rec_assets.ingestion.state import STATE_DTYPES
 from article_rec_assets.ingestion.window import CONTEXT_COLUMNS, context_windows, state_windows
 from article_rec_assets.ingestion.window_checks import Verdict
-from article_rec_assets.io_managers import LazyWindows, UnreadableWindow, WrittenWindows
+from article_rec_assets.io_managers import LazyWindows, StoredGA4Parses, UnreadableWindow, WrittenWindows
 from article_rec_assets.partitions import (
     SITES,
     earlier_windows,
@@ -211,6 +211,7 @@ def _ingest_window(name: str) -> AssetsDefinition:
             window_objects=partial(event_bucket.window_objects, site),
             folder_keys=partial(event_bucket.folder_keys, site),
             folder_objects=partial(event_bucket.folder_objects, site),
+            ga4_parses=StoredGA4Parses(table_io_manager, site_prefix(name)) if settings.ga4 else None,
         )
         checked = partial(_checked, context, table_io_manager)
         # The earlier windows' event counts: the volume check compares the window with them.

@@ -20,7 +20,7 @@ from itertools import pairwise
 import numpy as np
 import pandas as pd
 
-from article_rec_assets.ingestion.ga4 import read_ga4_window
+from article_rec_assets.ingestion.ga4 import ParsedFiles, read_ga4_window
 from article_rec_assets.ingestion.parsing import parse_objects
 from article_rec_assets.ingestion.state import carried_state
 from article_rec_assets.ingestion.window import (
@@ -61,6 +61,7 @@ class EventReaders:
     window_objects: ObjectsIn  # Snowplow: (start, end) -> the hour folders' objects
     folder_keys: Callable[[str], list[str]]  # GA4: a table folder's object keys
     folder_objects: Callable[[list[str]], Iterable[tuple[str, bytes]]]  # GA4: those objects
+    ga4_parses: ParsedFiles | None = None  # GA4: the files' parses kept between windows
 
 
 @dataclass
@@ -208,7 +209,13 @@ def _read_ga4(
     earlier_states: list[pd.DataFrame],
 ) -> SourceRead:
     window = read_ga4_window(
-        readers.folder_keys, readers.folder_objects, settings, start, end, carried_state(earlier_states)
+        readers.folder_keys,
+        readers.folder_objects,
+        settings,
+        start,
+        end,
+        carried_state(earlier_states),
+        readers.ga4_parses,
     )
     return SourceRead(
         source=GA4,
@@ -223,6 +230,8 @@ def _read_ga4(
             "ga4_tables": window.tables,
             "other_events_dropped": window.other_events,
             "other_events_engaged_seconds": window.other_events_seconds,
+            "ga4_files_parsed": window.files_parsed,
+            "ga4_files_whose_parse_was_kept": window.files_reused,
             "engagement_unattributed_seconds": window.unattributed_seconds,
             "previous_page_credits": window.previous_page_credits,
         },

@@ -51,6 +51,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Protocol
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
@@ -163,30 +164,74 @@ def parse_ga4_objects(
     """Every line of the objects (newline-delimited JSON, gzip or not) read into a record, or
     quarantined with its reason. An engagement time above `max_engagement_seconds` on one event
     is not reading time (a stuck timer, a forged hit): the line is set aside."""
+    return combine_records(
+        [parse_ga4_object(key, data, max_object_bytes, max_engagement_seconds) for key, data in objects]
+    )
+
+
+def parse_ga4_object(
+    key: str, data: bytes, max_object_bytes: int | None, max_engagement_seconds: float
+) -> GA4Records:
+    """One object's lines (`parse_ga4_objects`)."""
     rows: list[tuple] = []
     rejects: list[tuple] = []
-    objects_read = 0
-    for key, data in objects:
-        objects_read += 1
-        text, intact, too_large = decompress(data, max_object_bytes)
-        lines = complete_lines(text, intact)
-        del text
-        for number, raw in enumerate(lines, start=1):
-            if not raw.strip():
-                continue
-            record, reason, event_us = _record(raw, max_engagement_seconds * 1000.0)
-            if reason is not None:
-                rejects.append((key, number, reason, _excerpt(raw), event_us))
-            else:
-                rows.append((*record, key, number))
-        if too_large or not intact:
-            reason = "object_too_large" if too_large else "truncated_gzip"
-            rejects.append((key, len(lines) + 1, reason, "the rest of the object is not read", None))
+    text, intact, too_large = decompress(data, max_object_bytes)
+    lines = complete_lines(text, intact)
+    del text
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        record, reason, event_us = _record(raw, max_engagement_seconds * 1000.0)
+        if reason is not None:
+            rejects.append((key, number, reason, _excerpt(raw), event_us))
+        else:
+            rows.append((*record, key, number))
+    if too_large or not intact:
+        reason = "object_too_large" if too_large else "truncated_gzip"
+        rejects.append((key, len(lines) + 1, reason, "the rest of the object is not read", None))
     frame = pd.DataFrame(rows, columns=list(RECORD_DTYPES)).astype(RECORD_DTYPES)
-    reject_frame = pd.DataFrame(rejects, columns=[*REJECT_COLUMNS, "event_us"]).astype(
-        {**REJECT_DTYPES, "event_us": "Int64"}
+    reject_frame = pd.DataFrame(rejects, columns=list(REJECT_FRAME_DTYPES)).astype(REJECT_FRAME_DTYPES)
+    return GA4Records(frame, reject_frame, 1)
+
+
+REJECT_FRAME_DTYPES = {**REJECT_DTYPES, "event_us": "Int64"}
+
+
+def combine_records(parts: list[GA4Records]) -> GA4Records:
+    """Several objects' records as one, in the order given."""
+    if not parts:
+        return GA4Records(
+            pd.DataFrame(columns=list(RECORD_DTYPES)).astype(RECORD_DTYPES),
+            pd.DataFrame(columns=list(REJECT_FRAME_DTYPES)).astype(REJECT_FRAME_DTYPES),
+            0,
+        )
+    return GA4Records(
+        pd.concat([part.records for part in parts], ignore_index=True),
+        pd.concat([part.rejects for part in parts], ignore_index=True),
+        sum(part.objects_read for part in parts),
     )
-    return GA4Records(frame, reject_frame, objects_read)
+
+
+# Bump when what a line parses into changes: parses stored by older code are then not used.
+PARSE_VERSION = 2
+
+
+class ParsedFiles(Protocol):
+    """Where the parse of each export file is kept between windows (the files of a day's table
+    serve the day's twelve windows, and a daily table stays as it is for days)."""
+
+    def get(self, day: date, digest: str) -> GA4Records | None: ...
+
+    def put(self, day: date, digest: str, parsed: GA4Records) -> None: ...
+
+
+def file_digest(key: str, data: bytes, max_object_bytes: int | None, max_engagement_seconds: float) -> str:
+    """What a file's parse depends on: its name (the rejects name it), its bytes, the bounds and
+    the parser's version. A file rewritten, renamed or read under other bounds gets another."""
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{PARSE_VERSION}|{key}|{max_object_bytes}|{max_engagement_seconds}|".encode())
+    digest.update(data)
+    return digest.hexdigest()
 
 
 def _record(raw: bytes, max_engagement_msec: float) -> tuple[tuple | None, str | None, int | None]:
@@ -336,6 +381,8 @@ class GA4Window:
     other_events_seconds: float = 0.0
     tables: dict[str, str] = field(default_factory=dict)  # property date -> the table read
     objects_read: int = 0
+    files_parsed: int = 0  # the tables' files parsed by this window ...
+    files_reused: int = 0  # ... and those whose parse an earlier window kept
 
     @property
     def state(self) -> pd.DataFrame:
@@ -470,20 +517,34 @@ def read_ga4_window(
     start: datetime,
     end: datetime,
     carried: CarriedState | None = None,
+    parsed_files: ParsedFiles | None = None,
 ) -> GA4Window:
     """A window read from the bucket: each property date's table (daily, else intraday) parsed
-    and the window's events taken out of it."""
+    and the window's events taken out of it. `parsed_files`: the files' parses kept by earlier
+    windows, used for the files unchanged since (and the new ones kept there)."""
     ga4 = settings.ga4
     if ga4 is None:
         raise ValueError("the site has no `events.ga4` settings")
     tables = tables_to_read(keys_in, ga4, start, end)
     bound = settings.max_object_megabytes << 20
     parts = []
+    files_parsed = files_reused = 0
     for day, (table, folder) in tables.items():
         listed = {_name(key) for key in keys_in(folder)}
         read_names: set[str] = set()
-        objects = _noting_names(objects_in([folder]), read_names)
-        parsed = parse_ga4_objects(objects, bound, ga4.max_engagement_seconds)
+        files = []
+        for key, data in _noting_names(objects_in([folder]), read_names):
+            digest = file_digest(key, data, bound, ga4.max_engagement_seconds)
+            stored = parsed_files.get(day, digest) if parsed_files is not None else None
+            if stored is None:
+                stored = parse_ga4_object(key, data, bound, ga4.max_engagement_seconds)
+                if parsed_files is not None:
+                    parsed_files.put(day, digest, stored)
+                files_parsed += 1
+            else:
+                files_reused += 1
+            files.append(stored)
+        parsed = combine_records(files)
         gone = sorted(listed - read_names)
         if gone:
             # GA4 rewrites a day's table for days: files listed a moment ago and gone now mean
@@ -499,15 +560,12 @@ def read_ga4_window(
         day_end = datetime.combine(day + timedelta(days=1), datetime.min.time(), ZoneInfo(ga4.timezone))
         undated = parsed.rejects["event_us"].isna()
         holds_end = start < day_end <= end
+        parsed.rejects = parsed.rejects.copy()  # a stored parse stays as it was parsed
         parsed.rejects.loc[undated, "event_us"] = _epoch_us(start) if holds_end else -1
         parts.append(parsed)
-    combined = GA4Records(
-        pd.concat([p.records for p in parts], ignore_index=True),
-        pd.concat([p.rejects for p in parts], ignore_index=True),
-        sum(p.objects_read for p in parts),
-    )
-    window = ga4_window_events(combined, start, end, settings.allowed_hosts, carried)
+    window = ga4_window_events(combine_records(parts), start, end, settings.allowed_hosts, carried)
     window.tables = {f"{day:%Y-%m-%d}": table for day, (table, _) in tables.items()}
+    window.files_parsed, window.files_reused = files_parsed, files_reused
     return window
 
 

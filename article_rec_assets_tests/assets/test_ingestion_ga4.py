@@ -67,12 +67,17 @@ def materialize_windows(
     }
 
 
-def source_of(instance, window: datetime) -> str:
+def raw_events_metadata(instance, window: datetime, name: str):
+    """The newest materialization of the window's raw_events: its metadata entry `name`."""
     records = instance.fetch_materializations(site_keys.key(SITE, "raw_events"), limit=100).records
     for record in records:
         if record.partition_key == window_key(window):
-            return record.asset_materialization.metadata["source"].value
+            return record.asset_materialization.metadata[name].value
     raise AssertionError(f"no materialization of raw_events for {window}")
+
+
+def source_of(instance, window: datetime) -> str:
+    return raw_events_metadata(instance, window, "source")
 
 
 def test_a_site_switching_to_ga4_reads_each_window_from_its_source(
@@ -92,6 +97,10 @@ def test_a_site_switching_to_ga4_reads_each_window_from_its_source(
         before, at_switch = (f"{w:{WINDOW_KEY_FORMAT}}" for w in (WINDOWS[1], WINDOWS[2]))
         assert len(VOLUME_SEEN[before]) == 1 and VOLUME_SEEN[at_switch] == []
         assert [source_of(instance, w) for w in WINDOWS] == ["snowplow", "snowplow", "ga4", "ga4"]
+        # The day's table is parsed by its first window; the next reads that parse, kept in storage.
+        parsed, kept = ("ga4_files_parsed", "ga4_files_whose_parse_was_kept")
+        assert [raw_events_metadata(instance, WINDOWS[2], name) for name in (parsed, kept)] == [1, 0]
+        assert [raw_events_metadata(instance, WINDOWS[3], name) for name in (parsed, kept)] == [0, 1]
         keys = [f"{w:{WINDOW_KEY_FORMAT}}" for w in WINDOWS]
         for key in keys:
             assert len(local["sessionized_interactions"][key]) > 0, key

@@ -298,3 +298,47 @@ def test_implausible_engagement_is_quarantined(site, tmp_path) -> None:
     assert seconds_by_article(site, read.events) == {"101": 4 * 3600.0}
     with pytest.raises(ValueError, match="max_engagement_seconds"):
         GA4Settings(max_engagement_seconds=0)
+
+
+# --- a day's files parsed once for its windows ------------------------------------------------------
+
+
+class KeptParses:
+    """`ParsedFiles` in memory, counting what it is asked."""
+
+    def __init__(self) -> None:
+        self.kept: dict = {}
+
+    def get(self, day, digest):
+        return self.kept.get((day, digest))
+
+    def put(self, day, digest, parsed) -> None:
+        self.kept[(day, digest)] = parsed
+
+
+def test_the_days_files_are_parsed_once_for_its_windows(site, tmp_path) -> None:
+    records = [
+        ga4_event("page_view", at(10, 0), "u1", 1, A),
+        ga4_event("user_engagement", at(10, 5), "u1", 1, A, engagement_msec=30_000),
+        ga4_event("page_view", at(12, 1), "u1", 1, B, engagement_msec=6_000),  # 6 s more on A
+        ga4_event("user_engagement", at(12, 3), "u1", 1, B, engagement_msec=12_000),
+    ]
+    write_ga4_table(tmp_path, site, DAILY, DAY, records)
+    bucket = EventBucket(root_dir=str(tmp_path))
+    keys, objects = partial(bucket.folder_keys, site), partial(bucket.folder_objects, site)
+    kept = KeptParses()
+
+    first = read_ga4_window(keys, objects, site.events, at(10), at(12), parsed_files=kept)
+    second = read_ga4_window(keys, objects, site.events, at(12), at(14), parsed_files=kept)
+    assert (first.files_parsed, first.files_reused) == (1, 0)
+    assert (second.files_parsed, second.files_reused) == (0, 1)
+    fresh = read_ga4_window(keys, objects, site.events, at(12), at(14))
+    pd.testing.assert_frame_equal(second.events, fresh.events)
+    assert seconds_by_article(site, second.events) == {"101": 6.0, "102": 12.0}
+
+    # The daily table rewritten with a late hit: its file is parsed again, and the hit counts.
+    late = ga4_event("user_engagement", at(12, 30), "u2", 2, C, engagement_msec=3_000)
+    write_ga4_table(tmp_path, site, DAILY, DAY, [*records, late])
+    again = read_ga4_window(keys, objects, site.events, at(12), at(14), parsed_files=kept)
+    assert (again.files_parsed, again.files_reused) == (1, 0)
+    assert seconds_by_article(site, again.events) == {"101": 6.0, "102": 12.0, "103": 3.0}
