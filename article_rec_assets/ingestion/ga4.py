@@ -469,8 +469,9 @@ def ga4_window_events(
     carries = is_view & (frame["engaged_increment_seconds"].to_numpy() > 0)
     # A GA4 session spans the reader's tabs: the previous event may be another tab's. A referrer
     # naming a page of the session seen before is the page left; else the previous event's page.
-    ref_seen = _seen_earlier_in_session(session, frame["page_host"], frame["page_path"], ref_host, ref_path)
-    ref_seen &= carries
+    ref_seen = _seen_earlier_in_session(
+        session, frame["page_host"], frame["page_path"], ref_host, ref_path, carries
+    )
     left_host = np.where(
         ref_seen | ~same_session,
         np.where(ref_ok | ref_seen, ref_host.to_numpy(dtype=object), None),
@@ -592,16 +593,27 @@ def credit_id(event_id: str) -> str:
 
 
 def _seen_earlier_in_session(
-    session: pd.Series, host: pd.Series, path: pd.Series, ref_host: pd.Series, ref_path: pd.Series
+    session: pd.Series,
+    host: pd.Series,
+    path: pd.Series,
+    ref_host: pd.Series,
+    ref_path: pd.Series,
+    rows: np.ndarray,
 ) -> np.ndarray:
-    """Whether each row's referrer page (`ref_host`, `ref_path`) is the page of an earlier row of
-    its session (rows in session and time order)."""
+    """Whether the referrer page (`ref_host`, `ref_path`) of each of `rows` (a mask) is the page
+    of an earlier row of its session (rows in session and time order)."""
     first_seen: dict[tuple, int] = {}
     for position, key in enumerate(zip(session.tolist(), host.tolist(), path.tolist(), strict=True)):
         first_seen.setdefault(key, position)
     seen = np.zeros(len(session), dtype=bool)
-    for position, key in enumerate(zip(session.tolist(), ref_host.tolist(), ref_path.tolist(), strict=True)):
-        if key[0] is not pd.NA and key[2] is not pd.NA:
+    sessions, hosts, paths = (
+        session.to_numpy(dtype=object),
+        ref_host.to_numpy(dtype=object),
+        ref_path.to_numpy(dtype=object),
+    )
+    for position in np.flatnonzero(rows).tolist():
+        key = (sessions[position], hosts[position], paths[position])
+        if not any(value is pd.NA for value in key):
             seen[position] = first_seen.get(key, position) < position
     return seen
 
