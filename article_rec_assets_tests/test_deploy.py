@@ -63,7 +63,19 @@ def test_ecs_run_launcher_config_passes_its_schema() -> None:
 
 def test_compose_layout_and_secrets_come_from_the_environment() -> None:
     compose = yaml.safe_load((REPO / "deploy" / "docker-compose.yaml").read_text())
-    assert set(compose["services"]) == {"postgres", "code_location", "webserver", "daemon"}
+    assert set(compose["services"]) == {
+        "postgres",
+        "code_location",
+        "webserver",
+        "webserver_readonly",
+        "daemon",
+    }
+    # No login in Dagster's webserver: both are published on the host's loopback only.
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond the host"
+    assert "--read-only" in compose["services"]["webserver_readonly"]["command"]
+    assert "--read-only" not in compose["services"]["webserver"]["command"]
     for name, service in compose["services"].items():
         for key, value in (service.get("environment") or {}).items():
             if re.search("PASSWORD|SECRET|DATABASE_URL|ACCESS_KEY", key):

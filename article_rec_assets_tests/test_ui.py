@@ -2,6 +2,7 @@
 Debian's Chromium, headless: what an operator sees in the UI."""
 
 import gzip
+import json
 import os
 import shutil
 import socket
@@ -10,6 +11,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -90,10 +92,17 @@ def webserver(demo_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
         failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
         assert MALFORMED_BLOCK in {e.check_name for e in failed}
 
+    with serving(home, env, root / "webserver.log") as url:
+        yield url
+
+
+@contextmanager
+def serving(home: Path, env: dict, log_path: Path, *options: str) -> Iterator[str]:
+    """dagster-webserver (with `options`) over `home` on a free loopback port: its base URL."""
     port = free_port()
-    log = open(root / "webserver.log", "w")  # noqa: SIM115 (closed below)
+    log = open(log_path, "w")  # noqa: SIM115 (closed below)
     server = subprocess.Popen(
-        [WEBSERVER, "-h", "127.0.0.1", "-p", str(port), "-w", str(REPO / "workspace.yaml")],
+        [WEBSERVER, "-h", "127.0.0.1", "-p", str(port), "-w", str(REPO / "workspace.yaml"), *options],
         cwd=home,
         env=env,
         stdout=log,
@@ -110,9 +119,7 @@ def webserver(demo_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
             except OSError:
                 pass
             if server.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(
-                    f"webserver did not start: {(root / 'webserver.log').read_text()[-2000:]}"
-                )
+                raise AssertionError(f"webserver did not start: {log_path.read_text()[-2000:]}")
             time.sleep(1)
         yield url
     finally:
@@ -168,3 +175,45 @@ def test_a_partitioned_asset_shows_its_window_and_the_failed_check(webserver: st
     assert MALFORMED_BLOCK in checks
     assert "of the window's lines are unusable" in checks, "the failed check's explanation is not shown"
     assert key in checks
+
+
+def graphql(url: str, query: str, variables: dict | None = None) -> dict:
+    body = json.dumps({"query": query, "variables": variables or {}}).encode()
+    request = urllib.request.Request(f"{url}/graphql", body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())["data"]
+
+
+PERMISSIONS = "{ permissions { permission value } }"
+LAUNCH = """
+mutation Launch($params: ExecutionParams!) {
+  launchRun(executionParams: $params) { __typename ... on UnauthorizedError { message } }
+}
+"""
+
+
+def test_the_read_only_webserver_shows_but_refuses_to_launch(webserver: str, tmp_path: Path) -> None:
+    """deploy/docker-compose.yaml's `webserver_readonly`: `--read-only` over the same instance. Its
+    GraphQL API refuses a launch, where the operating webserver grants it."""
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    env = {**os.environ, "DAGSTER_HOME": str(home), "SERVING_DATABASE_URL": f"sqlite:///{tmp_path / 's.db'}"}
+    with serving(home, env, tmp_path / "readonly.log", "--read-only") as read_only:
+        granted = {p["permission"]: p["value"] for p in graphql(read_only, PERMISSIONS)["permissions"]}
+        assert granted["launch_pipeline_execution"] is False and granted["wipe_assets"] is False
+        job = f"{site_prefix(SITE)}__ingest_window_job"
+        params = {
+            "selector": {
+                "repositoryLocationName": "article_rec_assets",
+                "repositoryName": "__repository__",
+                "jobName": job,
+            },
+            "executionMetadata": {"tags": [{"key": "dagster/partition", "value": window_key(WINDOW)}]},
+        }
+        refused = graphql(read_only, LAUNCH, {"params": params})["launchRun"]
+        assert refused["__typename"] == "UnauthorizedError", refused
+        runs = graphql(read_only, "{ runsOrError { ... on Runs { results { runId } } } }")
+        assert runs["runsOrError"]["results"] == []  # nothing was launched
+    operating = {p["permission"]: p["value"] for p in graphql(webserver, PERMISSIONS)["permissions"]}
+    assert operating["launch_pipeline_execution"] is True
