@@ -1034,8 +1034,11 @@ def _describe_dataset(name: str, data: dict) -> None:
 # The benchmark
 
 
-def _write_spec(workdir: Path, name: str, data: dict, files: list[str], root: str, threads: bool) -> Path:
+def _write_spec(
+    workdir: Path, name: str, data: dict, files: list[str], root: str, threads: bool, **extra: str
+) -> Path:
     spec = {
+        **extra,
         "root": root,
         "site": data["site"],
         "start": data["start"],
@@ -1122,9 +1125,8 @@ def benchmark(workdir: Path, manifest: dict, args: argparse.Namespace) -> bool:
             )
 
     small = manifest["small"]
-    small_spec = _write_spec(workdir, "small", small, small["files"], small["root"], threads)
-    spec = json.loads(small_spec.read_text())
-    small_spec.write_text(json.dumps({**spec, "storage": str(workdir / "small-storage")}))
+    storage = str(workdir / "small-storage")
+    small_spec = _write_spec(workdir, "small", small, small["files"], small["root"], threads, storage=storage)
     small_result = run_child("small-step", small_spec)
     if "error" in small_result:
         print(f"  small window step FAILED: {small_result['error']}", flush=True)

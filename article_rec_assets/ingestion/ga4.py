@@ -46,6 +46,7 @@ category) stands in the user-agent column, so the site's bot patterns still appl
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -526,6 +527,7 @@ def read_ga4_window(
     ga4 = settings.ga4
     if ga4 is None:
         raise ValueError("the site has no `events.ga4` settings")
+    keys_in = functools.cache(keys_in)  # a daily table's listing serves the choice and the check
     tables = tables_to_read(keys_in, ga4, start, end)
     bound = settings.max_object_megabytes << 20
     parts = []
@@ -561,7 +563,6 @@ def read_ga4_window(
         day_end = datetime.combine(day + timedelta(days=1), datetime.min.time(), ZoneInfo(ga4.timezone))
         undated = parsed.rejects["event_us"].isna()
         holds_end = start < day_end <= end
-        parsed.rejects = parsed.rejects.copy()  # a stored parse stays as it was parsed
         parsed.rejects.loc[undated, "event_us"] = _epoch_us(start) if holds_end else -1
         parts.append(parsed)
     window = ga4_window_events(combine_records(parts), start, end, settings.allowed_hosts, carried)

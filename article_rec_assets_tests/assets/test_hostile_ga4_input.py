@@ -10,17 +10,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from dagster import FilesystemIOManager, instance_for_test, materialize
+from dagster import instance_for_test, materialize
 
 from article_rec_assets.definitions import all_assets
 from article_rec_assets.generator.ga4 import write_ga4_table
 from article_rec_assets.ingestion.ga4 import INTRADAY
-from article_rec_assets.io_managers import ParquetIOManager
 from article_rec_assets.partitions import SITES, window_key
-from article_rec_assets.resources import CatalogueSources, EventBucket, ServingDatabase
+from article_rec_assets.resources import EventBucket
 from article_rec_assets.settings.sites import GA4Settings
 from article_rec_assets_tests import keys
 from article_rec_assets_tests.assets.hostile_ga4 import WINDOW, cases, good_records, good_seconds
+from article_rec_assets_tests.conftest import ingestion_resources
 
 SITE = "demo-city-paper"
 LAST = WINDOW.replace(hour=22)  # the window holding the property day's end (UTC)
@@ -34,13 +34,7 @@ def materialized(tmp_path: Path, with_corpus: bool) -> dict:
     if with_corpus:
         for n, case in enumerate(cases()):
             (folder / f"hostile-{n:02d}-{case.name}.json.gz").write_bytes(case.data)
-    resources = {
-        "event_bucket": EventBucket(root_dir=str(data)),
-        "catalogue_sources": CatalogueSources(files_dir=str(data)),
-        "serving_database": ServingDatabase(url=f"sqlite:///{tmp_path / 'serving.db'}"),
-        "table_io_manager": ParquetIOManager(base_dir=str(storage)),
-        "io_manager": FilesystemIOManager(base_dir=str(storage)),
-    }
+    resources = ingestion_resources(EventBucket(root_dir=str(data)), data, storage)
     with instance_for_test() as instance:
         result = materialize(
             all_assets,

@@ -16,15 +16,15 @@ from pathlib import Path
 import orjson
 import pandas as pd
 import pytest
-from dagster import FilesystemIOManager, instance_for_test, materialize
+from dagster import instance_for_test, materialize
 
 from article_rec_assets.definitions import all_assets
 from article_rec_assets.ingestion.bucket import hour_folder, site_bucket_dir
-from article_rec_assets.io_managers import ParquetIOManager
 from article_rec_assets.partitions import SITES, window_key
-from article_rec_assets.resources import CatalogueSources, EventBucket, ServingDatabase
+from article_rec_assets.resources import EventBucket
 from article_rec_assets_tests import keys
 from article_rec_assets_tests.assets.hostile import ARTICLES, cases, good_events
+from article_rec_assets_tests.conftest import ingestion_resources
 
 SITE = "demo-city-paper"
 WINDOW = datetime(2026, 3, 3, 10, tzinfo=UTC)
@@ -66,13 +66,7 @@ def write_bucket(data_dir: Path, with_corpus: bool) -> None:
 def materialized(tmp_path: Path, with_corpus: bool) -> dict:
     data, storage = tmp_path / "data", tmp_path / "storage"
     write_bucket(data, with_corpus)
-    resources = {
-        "event_bucket": EventBucket(root_dir=str(data)),
-        "catalogue_sources": CatalogueSources(files_dir=str(data)),
-        "serving_database": ServingDatabase(url=f"sqlite:///{tmp_path / 'serving.db'}"),
-        "table_io_manager": ParquetIOManager(base_dir=str(storage)),
-        "io_manager": FilesystemIOManager(base_dir=str(storage)),
-    }
+    resources = ingestion_resources(EventBucket(root_dir=str(data)), data, storage)
     with instance_for_test() as instance:
         result = materialize(
             all_assets, selection=SELECTION, partition_key=KEY, resources=resources, instance=instance
