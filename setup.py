@@ -39,12 +39,15 @@ setup(
     extras_require={
         # The run launcher of deploy/k8s: the image needs it when runs are Kubernetes jobs.
         "k8s": [f"dagster-k8s=={DAGSTER_LIBS_VERSION}"],
+        # The run launcher of deploy/docker: every run a container, through a Docker Engine API.
+        "docker": [f"dagster-docker=={DAGSTER_LIBS_VERSION}"],
         "dev": [
             "pytest>=8",
             "hypothesis>=6.100",
             # The benchmark's near-limit JSON parse reference (bench/bench_ingestion.py).
             "duckdb>=1.1",
             f"dagster-k8s=={DAGSTER_LIBS_VERSION}",
+            f"dagster-docker=={DAGSTER_LIBS_VERSION}",
             "moto[server]>=5",
             "ruff>=0.6",
         ],

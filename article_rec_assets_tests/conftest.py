@@ -29,6 +29,9 @@ from article_rec_assets.settings.sites import load_sites
 from article_rec_assets.settings.windows import WINDOW_HOURS
 from article_rec_assets_tests.recommenders.clicks import HAND, T0, log_of
 
+# The image and podman (containers.py), for the tests that run containers.
+pytest_plugins = ["article_rec_assets_tests.containers"]
+
 REPO = Path(__file__).resolve().parents[1]
 # The workplace's read-only data (../shared/data beside the checkout; CI lays it out the same way).
 SHARED_DATA = Path(os.environ.get("ARTICLE_REC_SHARED_DATA", REPO.parent / "shared" / "data"))

@@ -123,12 +123,17 @@ class Operated:
         with freeze_time(at):
             self.instance.start_schedule(self.repository().get_schedule(name))
 
-    def tick_scheduler(self, at: datetime) -> None:
+    def stop_schedule(self, name: str) -> None:
+        schedule = self.repository().get_schedule(name)
+        self.instance.stop_schedule(schedule.get_remote_origin_id(), schedule.selector_id, schedule)
+
+    def tick_scheduler(self, at: datetime, drain: bool = True) -> None:
         """One iteration of the scheduler daemon at `at`: due ticks evaluated, their runs queued,
-        then the run queue worked off."""
+        then (`drain`) the run queue worked off here."""
         with freeze_time(at):
             list(launch_scheduled_runs(self.workspace, LOG, at, iteration_times={}))
-        self.drain_queue(at)
+        if drain:
+            self.drain_queue(at)
 
     def drain_queue(self, at: datetime, max_iterations: int = 50, expect_empty: bool = True) -> None:
         """Iterations of the run-queue daemon until no run is queued (each run is synchronous);

@@ -12,6 +12,7 @@ from dagster._serdes import ConfigurableClassData
 from dagster_aws.ecs import EcsRunLauncher
 from dagster_k8s import K8sRunLauncher
 
+from article_rec_assets.container_run_launcher import SiteContainerRunLauncher
 from article_rec_assets.run_launcher import LocalWorkerRunLauncher
 
 REPO = Path(__file__).resolve().parents[1]
@@ -22,7 +23,7 @@ ONE_RUN_PER_SITE = {"granularity": "run", "default_limit": 1}
 
 
 def test_instance_configs_pass_dagsters_schema() -> None:
-    for folder in (REPO / "deploy", REPO / "deploy" / "ecs"):
+    for folder in (REPO / "deploy", REPO / "deploy" / "ecs", REPO / "deploy" / "docker"):
         config, _ = dagster_instance_config(str(folder))
         db = config["storage"]["postgres"]["postgres_db"]
         assert db["password"] == {"env": "DAGSTER_PG_PASSWORD"}
@@ -50,6 +51,26 @@ def test_the_default_launcher_instances_use_the_launcher_that_checks_its_workers
         loaded = ConfigurableClassData(launcher["module"], launcher["class"], "{}").rehydrate(RunLauncher)
         assert type(loaded) is LocalWorkerRunLauncher and loaded.supports_check_run_worker_health
         assert config["run_monitoring"]["enabled"] and config["run_monitoring"]["poll_interval_seconds"] <= 60
+
+
+def test_the_container_instance_differs_from_the_production_one_in_where_runs_go_only() -> None:
+    """deploy/docker: every run a container (dagster-docker, through our launcher), run logs in S3
+    (no run shares a disk with the webserver); the rest as deploy/dagster.yaml."""
+    production = yaml.safe_load((REPO / "deploy" / "dagster.yaml").read_text())
+    containers = yaml.safe_load((REPO / "deploy" / "docker" / "dagster.yaml").read_text())
+    differing = {
+        key for key in production.keys() | containers.keys() if production.get(key) != containers.get(key)
+    }
+    assert differing == {"run_launcher", "compute_logs"}
+    launcher = containers["run_launcher"]
+    assert launcher["class"] == "SiteContainerRunLauncher"
+    assert process_config(SiteContainerRunLauncher.config_type(), launcher["config"]).success
+    # Names of the daemon's variables only: no value, hence no secret, in the file.
+    assert all("=" not in name for name in launcher["config"]["env_vars"])
+    loaded = ConfigurableClassData(launcher["module"], launcher["class"], yaml.safe_dump(launcher["config"]))
+    assert type(loaded.rehydrate(RunLauncher)) is SiteContainerRunLauncher
+    workspace = yaml.safe_load((REPO / "deploy" / "docker" / "workspace.yaml").read_text())
+    assert workspace["load_from"][0]["grpc_server"]["host"] == "127.0.0.1"
 
 
 def test_ecs_run_launcher_config_passes_its_schema() -> None:

@@ -29,6 +29,7 @@ from sqlalchemy import (
     func,
     make_url,
 )
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from article_rec_assets.publishing import postgresql, sqlite
 
@@ -165,6 +166,23 @@ def database(bind: Engine | Connection) -> ModuleType:
     return DATABASES[name]
 
 
+# The key under which creating the serving tables is serialized (`lock` of the database's module).
+SCHEMA_LOCK_KEY = "article_rec_assets.serving_schema"
+
+
 def ensure_schema(engine: Engine) -> None:
-    """Create the serving tables that are missing; existing tables are used as they are."""
-    metadata.create_all(engine, checkfirst=True)
+    """Create the serving tables that are missing; existing tables are used as they are.
+
+    Two first runs at once (two sites' runs, each in a process or container of its own) would
+    both find a table missing and both create it, and one would fail: on PostgreSQL they take
+    turns under a lock (DDL is transactional there); SQLite checks and creates outside a
+    transaction, so the one that loses the race finds the table made and checks again."""
+    for attempt in range(3):
+        try:
+            with engine.begin() as conn:
+                database(conn).lock(conn, SCHEMA_LOCK_KEY)
+                metadata.create_all(conn, checkfirst=True)
+            return
+        except (OperationalError, ProgrammingError) as exc:
+            if "already exists" not in str(exc) or attempt == 2:
+                raise

@@ -322,6 +322,38 @@ class RecommendationSettings(_Settings):
     popularity_candidates: int = Field(50, gt=0)
 
 
+# A container's memory as Docker and Kubernetes write it: bytes, or a number with k, m or g.
+_MEMORY_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def memory_bytes(value: str) -> int:
+    """`"512m"` -> 536870912; a ValueError names what is wrong."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([bkmg]?)", value.strip().lower())
+    if not match:
+        raise ValueError(f"memory {value!r} is not a size such as 512m or 4g")
+    return int(float(match.group(1)) * _MEMORY_UNITS[match.group(2)])
+
+
+class RunResources(_Settings):
+    """What one run of the site may use where each run gets its own container
+    (deploy/docker: the container's limits). A run that needs more memory is killed by the
+    kernel and failed with that reason; the site's published recommendations stay as they were."""
+
+    memory: str = "4g"
+    cpus: float = Field(1.0, gt=0, le=64)
+
+    @field_validator("memory")
+    @classmethod
+    def _memory_is_a_size(cls, value: str) -> str:
+        if memory_bytes(value) < 64 * 1024**2:
+            raise ValueError(f"memory {value!r} is below 64m: no run starts in that")
+        return value
+
+    @property
+    def memory_in_bytes(self) -> int:
+        return memory_bytes(self.memory)
+
+
 class DemoSettings(_Settings):
     """How the clickstream generator fakes this site (demo sites only)."""
 
@@ -348,6 +380,7 @@ class SiteConfig(_Settings):
     model: ModelSettings = ModelSettings()
     recommendations: RecommendationSettings = RecommendationSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
+    run_resources: RunResources = RunResources()
     demo: DemoSettings | None = None
 
     @field_validator("history_start")

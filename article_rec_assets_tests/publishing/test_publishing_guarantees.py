@@ -11,10 +11,16 @@ import time
 
 import pandas as pd
 import pytest
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, func, inspect, select, text
 
 from article_rec_assets.publishing.api import api_recommendations
-from article_rec_assets.publishing.schema import connect, model_table, recommendation_table
+from article_rec_assets.publishing.schema import (
+    connect,
+    ensure_schema,
+    metadata,
+    model_table,
+    recommendation_table,
+)
 from article_rec_assets.publishing.swap import publish_recommendations
 
 SITE = "concurrency-site"
@@ -215,3 +221,34 @@ def test_hostile_values_round_trip_exactly(engine: Engine) -> None:
     assert [tuple(r) for r in stored] == expected
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(model_table)).scalar_one() == 2
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "sqlite"])
+def test_first_publishes_at_once_on_an_empty_database_both_create_the_tables(
+    kind: str, postgres_url: str, tmp_path
+) -> None:
+    """Two sites' first runs start together (each in its own container): each creates the serving
+    tables it finds missing, and neither fails because the other made them first."""
+    url = postgres_url if kind == "postgresql" else f"sqlite:///{tmp_path / 'serving.db'}"
+    engines = [connect(url, lock_timeout_seconds=30) for _ in range(6)]
+    start = threading.Barrier(len(engines))
+    errors: list[BaseException] = []
+
+    def first_run(engine: Engine) -> None:
+        start.wait()
+        try:
+            ensure_schema(engine)
+        except BaseException as exc:  # the test reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=first_run, args=(engine,)) for engine in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    try:
+        assert errors == []
+        assert set(metadata.tables) <= set(inspect(engines[0]).get_table_names())
+    finally:
+        for engine in engines:
+            engine.dispose()

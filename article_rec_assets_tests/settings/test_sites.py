@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from article_rec_assets.settings.sites import PACKAGED_SITES_DIR, load_sites
+from article_rec_assets.settings.sites import PACKAGED_SITES_DIR, RunResources, load_sites, memory_bytes
 
 
 def test_packaged_demo_sites_load_with_the_contract_defaults() -> None:
@@ -178,3 +178,20 @@ def test_ga4_settings_say_from_when_a_site_reads_ga4(tmp_path: Path) -> None:
         (tmp_path / "demo-tribune.yaml").write_text(yaml.safe_dump(raw))
         with pytest.raises(ValueError, match=field):
             load_sites(tmp_path)
+
+
+def test_run_resources_take_sizes_as_docker_and_kubernetes_write_them() -> None:
+    assert memory_bytes("512m") == 512 * 2**20
+    assert memory_bytes("4g") == 4 * 2**30
+    assert memory_bytes("1.5G") == int(1.5 * 2**30)
+    assert memory_bytes("1048576") == 2**20
+    assert RunResources().memory_in_bytes == 4 * 2**30
+    for bad in ("4 gigabytes", "", "-1g", "4gb"):
+        with pytest.raises(ValueError, match="not a size"):
+            memory_bytes(bad)
+    with pytest.raises(ValueError, match="below 64m"):
+        RunResources(memory="32m")
+    with pytest.raises(ValueError):
+        RunResources(cpus=0)
+    # Every packaged site says what its run may use.
+    assert all(site.run_resources.memory_in_bytes >= 2**30 for site in load_sites().values())
