@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test ui lint bench clean
+.PHONY: demo test test-fast ui lint bench clean
 
 $(INSTALLED): setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ test: $(INSTALLED)
 	$(BIN)/pip check
 	$(BIN)/ruff check .
 	$(BIN)/pytest
+
+# The stages' unit tests, without the slow kinds (pyproject.toml's markers): while you work.
+UNIT_TESTS := $(addprefix article_rec_assets_tests/,alerting catalogue evaluation generator ingestion publishing recommenders settings)
+test-fast: $(INSTALLED)
+	$(BIN)/pytest -q -m "not postgres and not s3 and not ui and not image" $(UNIT_TESTS)
 
 # The Dagster UI on the demo's instance and data: http://127.0.0.1:3000
 # Started inside the Dagster home: dagster dev loads its .env (written by the demo) from there; the

@@ -16,7 +16,7 @@ from article_rec_assets.publishing.api import current_model
 from article_rec_assets.publishing.schema import connect
 from article_rec_assets.settings import environment
 from article_rec_assets.settings.windows import WINDOW_HOURS, WINDOW_KEY_FORMAT
-from article_rec_assets_tests.conftest import (
+from article_rec_assets_tests.support import (
     DEMO_END,
     S3_TEST_CREDENTIALS,
     S3_TEST_REGION,
@@ -42,7 +42,7 @@ def run_process(folder: Path, stage: str, windows: list, env: dict[str, str]) ->
     base = {k: v for k, v in os.environ.items() if not k.startswith(("ARTICLE_REC_", "AWS_", "SERVING_"))}
     keys = [w.strftime(WINDOW_KEY_FORMAT) for w in windows]
     run = subprocess.run(
-        [sys.executable, "-m", "article_rec_assets_tests.materialize_windows", stage, SITE, *keys],
+        [sys.executable, "-m", "article_rec_assets_tests.support.materialize_windows", stage, SITE, *keys],
         cwd=work,
         env={**base, "DAGSTER_HOME": str(home), "PYTHONPATH": str(REPO), **env},
         timeout=900,

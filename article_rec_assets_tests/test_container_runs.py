@@ -44,14 +44,16 @@ from article_rec_assets.run_container import find_verdict
 from article_rec_assets.schedules import RECOMMENDATIONS_JOB, SCHEDULE, WINDOW_ASSETS, site_name
 from article_rec_assets.settings import environment
 from article_rec_assets.settings.windows import newest_complete_window
-from article_rec_assets_tests.conftest import (
+from article_rec_assets_tests.support import (
     DEMO_END,
     POSTGRES_DSN,
     S3_TEST_CREDENTIALS,
     postgres_schema_url,
 )
-from article_rec_assets_tests.containers import IMAGE, run
-from article_rec_assets_tests.operating import Operated, operated_instance, postgres_database
+from article_rec_assets_tests.support.containers import IMAGE, run
+from article_rec_assets_tests.support.operating import Operated, operated_instance, postgres_database
+
+pytestmark = [pytest.mark.image, pytest.mark.postgres, pytest.mark.s3]
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKER = REPO / "deploy" / "docker"

@@ -19,8 +19,13 @@ from article_rec_assets.ingestion.bucket import hour_folder, site_bucket_dir
 from article_rec_assets.partitions import SITES, window_key
 from article_rec_assets.schedules import INGEST_WINDOW_JOB, SCHEDULE, site_name
 from article_rec_assets.settings import environment
-from article_rec_assets_tests.conftest import DEMO_DAYS, DEMO_END
-from article_rec_assets_tests.operating import LOG, Operated, operated_instance, postgres_or_sqlite_url
+from article_rec_assets_tests.support import DEMO_DAYS, DEMO_END
+from article_rec_assets_tests.support.operating import (
+    LOG,
+    Operated,
+    operated_instance,
+    postgres_or_sqlite_url,
+)
 
 HISTORY = environment.demo_history_value(DEMO_END - timedelta(days=DEMO_DAYS), DEMO_END)
 SITE = "demo-tribune"

@@ -7,8 +7,12 @@ from __future__ import annotations
 import subprocess
 import time
 
-from article_rec_assets_tests.containers import IMAGE, run
-from article_rec_assets_tests.operating import postgres_database
+import pytest
+
+from article_rec_assets_tests.support.containers import IMAGE, run
+from article_rec_assets_tests.support.operating import postgres_database
+
+pytestmark = [pytest.mark.image, pytest.mark.postgres]
 
 
 def test_the_image_validates_the_definitions_on_the_production_settings(podman, image) -> None:

@@ -53,7 +53,7 @@ from article_rec_assets.recommenders.interaction_matrix import build_interaction
 from article_rec_assets.recommenders.serving import article_popularity
 from article_rec_assets.settings.sites import load_sites
 from article_rec_assets.settings.windows import WINDOW_KEY_FORMAT
-from article_rec_assets_tests.conftest import production_home
+from article_rec_assets_tests.support import production_home
 
 DAYS = DailyPartitionsDefinition(start_date="2026-03-01")
 UTC_DAY = pd.Timestamp("2026-03-01", tz="UTC")

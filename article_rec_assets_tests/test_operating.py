@@ -19,9 +19,8 @@ from article_rec_assets.publishing.schema import connect
 from article_rec_assets.run_heartbeat import HEARTBEAT_TAG
 from article_rec_assets.schedules import LABEL_ASSETS, MODEL_ASSETS, SCHEDULE, WINDOW_ASSETS, site_name
 from article_rec_assets.settings.sites import SiteConfig
-from article_rec_assets_tests import keys
-from article_rec_assets_tests.conftest import DEMO_END
-from article_rec_assets_tests.operating import Operated, operated_instance, postgres_or_sqlite_url
+from article_rec_assets_tests.support import DEMO_END, keys
+from article_rec_assets_tests.support.operating import Operated, operated_instance, postgres_or_sqlite_url
 
 # Two ticks inside the generated data: at 20:15 the 18:00 window, at 22:15 the 20:00 window.
 FIRST_TICK = DEMO_END - timedelta(hours=3, minutes=45)

@@ -12,7 +12,7 @@ from article_rec_assets.io_managers import ParquetIOManager
 from article_rec_assets.partitions import window_key
 from article_rec_assets.resources import EventBucket
 from article_rec_assets.run_launcher import LocalWorkerRunLauncher
-from article_rec_assets_tests.conftest import DEMO_END, POSTGRES_DSN, production_home
+from article_rec_assets_tests.support import DEMO_END, POSTGRES_DSN, production_home
 
 REPO = Path(__file__).resolve().parents[1]
 

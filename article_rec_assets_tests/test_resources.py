@@ -25,7 +25,7 @@ from article_rec_assets.resources import EventBucket, EventReadError, s3_attempt
 from article_rec_assets.schedules import JOBS, SCHEDULES
 from article_rec_assets.settings import environment
 from article_rec_assets.settings.sites import SiteConfig, load_sites
-from article_rec_assets_tests.conftest import DEMO_END, s3_test_resource, upload_folder, upload_objects
+from article_rec_assets_tests.support import DEMO_END, s3_test_resource, upload_folder, upload_objects
 
 SITE = load_sites()["demo-tribune"]
 HOUR = datetime(2026, 3, 3, 10, tzinfo=UTC)

@@ -47,8 +47,8 @@ from article_rec_assets.run_launcher import (
     process_is_worker,
 )
 from article_rec_assets.sensors import ensure_site_pools
-from article_rec_assets_tests.conftest import DEMO_END
-from article_rec_assets_tests.operating import (
+from article_rec_assets_tests.support import DEMO_END
+from article_rec_assets_tests.support.operating import (
     LOG,
     KilledLocalWorkerLauncher,
     Operated,
@@ -78,7 +78,7 @@ def shipped(path: Path, worker: str) -> dict:
     config = yaml.safe_load(path.read_text())
     if worker == "ecs":
         launcher = {
-            "module": "article_rec_assets_tests.operating",
+            "module": "article_rec_assets_tests.support.operating",
             "class": "KilledWorkerLauncher",
             "config": {"health_checks": True},
         }
@@ -86,7 +86,7 @@ def shipped(path: Path, worker: str) -> dict:
         assert config["run_launcher"] == SHIPPED_LAUNCHER
         assert issubclass(KilledLocalWorkerLauncher, LocalWorkerRunLauncher)
         launcher = {
-            "module": "article_rec_assets_tests.operating",
+            "module": "article_rec_assets_tests.support.operating",
             "class": "KilledLocalWorkerLauncher",
             "config": {"code_server_host": worker},
         }
@@ -98,7 +98,12 @@ def shipped(path: Path, worker: str) -> dict:
     }
 
 
-@pytest.fixture(params=list(CASES))
+@pytest.fixture(
+    params=[
+        pytest.param(name, marks=[pytest.mark.postgres] if storage == "postgresql" else [])
+        for name, (storage, _, _) in CASES.items()
+    ]
+)
 def case(
     request: pytest.FixtureRequest, demo_data_dir: Path, tmp_path: Path
 ) -> Iterator[tuple[Operated, dict]]:
@@ -276,7 +281,13 @@ def stand_in_site(
                 instance.report_run_failed(record.dagster_run, "the test's code server was stopped")
 
 
-@pytest.mark.parametrize("name", list(REAL_CASES))
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(name, marks=[pytest.mark.postgres] if storage == "postgresql" else [])
+        for name, (storage, _) in REAL_CASES.items()
+    ],
+)
 def test_the_shipped_launcher_keeps_a_live_worker_and_fails_one_killed_with_its_code_server(
     name: str, tmp_path: Path
 ) -> None:

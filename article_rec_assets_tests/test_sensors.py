@@ -46,8 +46,8 @@ from article_rec_assets.sensors import (
     site_pools,
 )
 from article_rec_assets.settings import environment
-from article_rec_assets_tests.conftest import DEMO_END
-from article_rec_assets_tests.operating import LOG, operated_instance, postgres_or_sqlite_url
+from article_rec_assets_tests.support import DEMO_END
+from article_rec_assets_tests.support.operating import LOG, operated_instance, postgres_or_sqlite_url
 
 PARTITION = "2026-03-03-10:00"
 SITE = "demo-tribune"

@@ -23,7 +23,9 @@ from article_rec_assets.ingestion.bucket import hour_folder, site_bucket_dir
 from article_rec_assets.io_managers import ParquetIOManager
 from article_rec_assets.partitions import SITES, site_prefix, window_key
 from article_rec_assets.resources import EventBucket
-from article_rec_assets_tests.conftest import DEMO_END
+from article_rec_assets_tests.support import DEMO_END
+
+pytestmark = pytest.mark.ui
 
 REPO = Path(__file__).resolve().parents[1]
 SITE = "demo-tribune"

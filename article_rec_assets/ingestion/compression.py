@@ -98,7 +98,8 @@ def _inflate(data: bytes, max_bytes: int | None) -> tuple[bytearray, str]:
 
 def decompress(data: bytes, max_bytes: int | None = None) -> Inflated:
     """The object's text (gunzipped when it is gzip), at most `max_bytes` of it."""
-    if data[:2] != b"\x1f\x8b":
+    # A lone first byte of the gzip magic is a gzip object cut after that byte, not a text.
+    if not data or not b"\x1f\x8b".startswith(data[:2]):
         if max_bytes is not None and len(data) > max_bytes:
             return Inflated(data[:max_bytes], False, too_large=True)
         return Inflated(data, True)

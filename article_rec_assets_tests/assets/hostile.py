@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from article_rec_assets_tests.conftest import CONTRACT_TSV_POSITIONS, TSV_FIELD_COUNT
+from article_rec_assets_tests.support import CONTRACT_TSV_POSITIONS, TSV_FIELD_COUNT
 
 HOST = "democitypaper.example"
 ARTICLES = [f"/article/{100 + i}/story-{i}/" for i in range(6)]

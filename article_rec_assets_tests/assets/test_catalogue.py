@@ -20,13 +20,13 @@ from article_rec_assets.partitions import SITES, window_key
 from article_rec_assets.publishing.schema import article_table, connect, path_table
 from article_rec_assets.resources import CatalogueSources, EventBucket, ServingDatabase
 from article_rec_assets.settings.catalogue_sources import WordPressSource
-from article_rec_assets_tests import keys
 from article_rec_assets_tests.catalogue.newsroom import (  # noqa: F401 (a fixture)
     CITY_PATHS,
     FAST,
     city_newsroom,
     newsroom,
 )
+from article_rec_assets_tests.support import keys
 
 SITE = "demo-city-paper"
 WINDOW = datetime(2026, 3, 3, 10, tzinfo=UTC)

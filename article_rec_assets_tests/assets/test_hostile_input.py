@@ -22,9 +22,8 @@ from article_rec_assets.definitions import all_assets
 from article_rec_assets.ingestion.bucket import hour_folder, site_bucket_dir
 from article_rec_assets.partitions import SITES, window_key
 from article_rec_assets.resources import EventBucket
-from article_rec_assets_tests import keys
 from article_rec_assets_tests.assets.hostile import ARTICLES, cases, good_events
-from article_rec_assets_tests.conftest import ingestion_resources
+from article_rec_assets_tests.support import ingestion_resources, keys
 
 SITE = "demo-city-paper"
 WINDOW = datetime(2026, 3, 3, 10, tzinfo=UTC)

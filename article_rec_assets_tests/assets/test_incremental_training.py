@@ -19,8 +19,16 @@ from article_rec_assets.definitions import all_assets
 from article_rec_assets.partitions import window_key
 from article_rec_assets.recommenders.article_model import MODEL_VERSION
 from article_rec_assets.recommenders.serving import RECOMMENDATION_COLUMNS
-from article_rec_assets_tests import keys
-from article_rec_assets_tests.conftest import DEMO_WINDOWS, local_resources, postgres_schema_url, stored_in
+from article_rec_assets_tests.support import (
+    DEMO_WINDOWS,
+    keys,
+    local_resources,
+    postgres_schema_url,
+    stored_in,
+)
+
+# Publishes to the serving database on PostgreSQL.
+pytestmark = pytest.mark.postgres
 
 SITE = "demo-tribune"
 WINDOWS = DEMO_WINDOWS

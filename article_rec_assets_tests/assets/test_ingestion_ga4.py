@@ -20,8 +20,8 @@ from article_rec_assets.partitions import SITES, window_key
 from article_rec_assets.resources import EventBucket
 from article_rec_assets.settings.sites import GA4Settings
 from article_rec_assets.settings.windows import WINDOW_HOURS, WINDOW_KEY_FORMAT
-from article_rec_assets_tests import keys as site_keys
-from article_rec_assets_tests.conftest import ingestion_resources, upload_folder
+from article_rec_assets_tests.support import ingestion_resources, upload_folder
+from article_rec_assets_tests.support import keys as site_keys
 
 SITE = "demo-tribune"
 SWITCH = datetime(2026, 3, 3, 12, 0, tzinfo=UTC)

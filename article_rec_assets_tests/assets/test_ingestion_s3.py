@@ -14,8 +14,7 @@ from article_rec_assets.definitions import all_assets
 from article_rec_assets.partitions import SITES, window_key
 from article_rec_assets.resources import EventBucket
 from article_rec_assets.settings.windows import WINDOW_HOURS, WINDOW_KEY_FORMAT
-from article_rec_assets_tests import keys
-from article_rec_assets_tests.conftest import DEMO_END, ingestion_resources
+from article_rec_assets_tests.support import DEMO_END, ingestion_resources, keys
 
 SITE = "demo-tribune"
 # Two consecutive windows late in the generated data, so the hours before them (read as context

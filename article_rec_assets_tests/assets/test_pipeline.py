@@ -36,8 +36,16 @@ from article_rec_assets.recommenders.serving import recommendation_problems
 from article_rec_assets.resources import EventBucket, ServingDatabase
 from article_rec_assets.schedules import MODEL_ASSETS
 from article_rec_assets.settings.windows import WINDOW_HOURS
-from article_rec_assets_tests import keys
-from article_rec_assets_tests.conftest import DEMO_WINDOWS, local_resources, postgres_schema_url, stored_in
+from article_rec_assets_tests.support import (
+    DEMO_WINDOWS,
+    keys,
+    local_resources,
+    postgres_schema_url,
+    stored_in,
+)
+
+# Publishes to the serving database on PostgreSQL.
+pytestmark = pytest.mark.postgres
 
 SITE = "demo-tribune"
 WINDOWS = DEMO_WINDOWS

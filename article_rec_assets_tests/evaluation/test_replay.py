@@ -18,8 +18,8 @@ from article_rec_assets.recommenders.baselines import (
 )
 from article_rec_assets.recommenders.click_log import NO_ARTICLE, TrainingClicks, click_log, training_clicks
 from article_rec_assets.recommenders.top_k import fill_with_fallback
-from article_rec_assets_tests.conftest import SHARED_DATA, shared_data_or_skip
 from article_rec_assets_tests.recommenders.clicks import T0, at, log_of
+from article_rec_assets_tests.support import SHARED_DATA, shared_data_or_skip
 
 G1 = SHARED_DATA / "globo-g1"
 

@@ -21,7 +21,7 @@ from article_rec_assets.generator.clickstream import GROUND_TRUTH_FILE, PAGE_VIE
 from article_rec_assets.generator.noise import MALFORMED_REASONS, NoiseSettings
 from article_rec_assets.ingestion.bucket import site_bucket_dir
 from article_rec_assets.settings.sites import SiteConfig, load_sites
-from article_rec_assets_tests.conftest import (
+from article_rec_assets_tests.support import (
     CONTRACT_TSV_POSITIONS,
     SNOWPLOW_SAMPLE,
     TSV_FIELD_COUNT,

@@ -6,7 +6,7 @@ import pandas as pd
 
 from article_rec_assets.ingestion.parsing import ParsedEvents, parse_objects
 from article_rec_assets.settings.sites import load_sites
-from article_rec_assets_tests.conftest import (
+from article_rec_assets_tests.support import (
     CONTRACT_TSV_POSITIONS,
     TSV_FIELD_COUNT,
 )

@@ -143,9 +143,9 @@ def test_a_windows_objects_are_bounded_together_in_their_order(monkeypatch, para
     counted; the same whatever number of objects are read at a time."""
     monkeypatch.setattr(parsing, "PARALLEL_OBJECTS", parallel)
     objects = []
-    for i in range(6):  # object i: events 10i+1..10i+3, then 1 MB of blank lines
+    for i in range(6):  # object i: events 10i+1..10i+3, then 64 KB of blank lines
         lines = b"\n".join(json_line(10 * i + n) for n in range(1, 4)) + b"\n"
-        objects.append((f"part-{i}.gz", gzip.compress(lines + b"\n" * (1 << 20))))
+        objects.append((f"part-{i}.gz", gzip.compress(lines + b"\n" * (1 << 16))))
     each = len(gzip.decompress(objects[0][1]))
     bound = 2 * each + 100  # the first two objects whole, then a hundred bytes of the third
     parsed = parse_objects(objects, max_object_bytes=4 << 20, max_window_bytes=bound)
@@ -186,6 +186,13 @@ def test_an_object_cut_short_gives_the_text_the_chunked_reading_gives(lines: int
     got = decompress(data)
     assert bytes(got.text) == bytes(expected.text)
     assert got.intact == expected.intact
+
+
+def test_an_object_cut_after_its_first_byte_is_a_gzip_object_cut_short() -> None:
+    # Its one byte is the first of the gzip magic: no text, and not intact (as the chunked reading).
+    got, expected = decompress(b"\x1f"), gunzip_prefix(b"\x1f")
+    assert (bytes(got.text), got.intact) == (bytes(expected.text), expected.intact) == (b"", False)
+    assert decompress(b"").intact and bytes(decompress(b"\x1fA").text) == b"\x1fA"  # a text
 
 
 def test_an_object_cut_short_is_inflated_once(monkeypatch) -> None:

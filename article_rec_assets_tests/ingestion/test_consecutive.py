@@ -18,7 +18,7 @@ from article_rec_assets.ingestion.consecutive import (
 from article_rec_assets.resources import EventBucket
 from article_rec_assets.settings.sites import load_sites
 from article_rec_assets.settings.windows import WINDOW_HOURS
-from article_rec_assets_tests.conftest import DEMO_END
+from article_rec_assets_tests.support import DEMO_END
 
 SITE = load_sites()["demo-tribune"]
 STEP = timedelta(hours=WINDOW_HOURS)

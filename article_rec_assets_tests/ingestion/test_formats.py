@@ -10,11 +10,6 @@ import orjson
 import pandas as pd
 
 from article_rec_assets.ingestion.parsing import PARSED_COLUMNS, parse_objects
-from article_rec_assets_tests.conftest import (
-    SNOWPLOW_SAMPLE,
-    TSV_FIELD_COUNT,
-    shared_data_or_skip,
-)
 from article_rec_assets_tests.ingestion.lines import (
     A1,
     AMP_ID,
@@ -33,6 +28,11 @@ from article_rec_assets_tests.ingestion.lines import (
     tsv_contexts,
     tsv_line,
     tsv_unstruct,
+)
+from article_rec_assets_tests.support import (
+    SNOWPLOW_SAMPLE,
+    TSV_FIELD_COUNT,
+    shared_data_or_skip,
 )
 
 # --- JSON lines ------------------------------------------------------------------------------

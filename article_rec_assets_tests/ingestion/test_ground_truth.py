@@ -16,7 +16,7 @@ from article_rec_assets.ingestion.window import delivered_events, ingest_events,
 from article_rec_assets.resources import EventBucket
 from article_rec_assets.settings.sites import load_sites
 from article_rec_assets.settings.windows import WINDOW_HOURS
-from article_rec_assets_tests.conftest import DEMO_DAYS, DEMO_END
+from article_rec_assets_tests.support import DEMO_DAYS, DEMO_END
 
 SITE = load_sites()["demo-city-paper"]
 

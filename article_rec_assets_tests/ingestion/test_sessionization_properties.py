@@ -25,7 +25,7 @@ from article_rec_assets.ingestion.cleaning import clean_window
 from article_rec_assets.ingestion.parsing import parse_objects
 from article_rec_assets.ingestion.sessions import sessionize
 from article_rec_assets.settings.sites import SiteConfig, load_sites
-from article_rec_assets_tests.conftest import CONTRACT_TSV_POSITIONS
+from article_rec_assets_tests.support import CONTRACT_TSV_POSITIONS
 
 SEEDS = range(20)
 HOST = "democitypaper.example"

@@ -3,7 +3,7 @@ backfill does), or its model assets as of a window, in this process, as a run wo
 definitions' resources come from the environment, the instance is $DAGSTER_HOME's. For tests that
 need a process of its own (its own DAGSTER_HOME, working folder and environment).
 
-    python -m article_rec_assets_tests.materialize_windows window|model SITE WINDOW [WINDOW ...]
+    python -m article_rec_assets_tests.support.materialize_windows window|model SITE WINDOW [WINDOW ...]
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from article_rec_assets import definitions
 from article_rec_assets.assets import WINDOW_TAG
 from article_rec_assets.schedules import MODEL_ASSETS, WINDOW_ASSETS
-from article_rec_assets_tests.keys import selection
+from article_rec_assets_tests.support.keys import selection
 
 
 def main(argv: list[str]) -> None:

@@ -51,10 +51,10 @@ from article_rec_assets.run_launcher import WORKER_STARTED_PREFIX, LocalWorkerRu
 from article_rec_assets.schedules import site_name
 from article_rec_assets.sensors import ensure_site_pools
 from article_rec_assets.settings import environment
-from article_rec_assets_tests.conftest import POSTGRES_DSN, _postgres_or_skip, postgres_schema_url
+from article_rec_assets_tests.support import POSTGRES_DSN, postgres_or_skip, postgres_schema_url
 
 LOCATION = "article_rec_assets"
-LOG = logging.getLogger("article_rec_assets_tests.operating")
+LOG = logging.getLogger("article_rec_assets_tests.support.operating")
 SYNC_LAUNCHER = {
     "run_launcher": {
         "module": "dagster._core.launcher.sync_in_memory_run_launcher",
@@ -66,7 +66,7 @@ SYNC_LAUNCHER = {
 @contextmanager
 def postgres_database() -> Iterator[str]:
     """A fresh database on the test server for one Dagster instance: its name."""
-    _postgres_or_skip()
+    postgres_or_skip()
     name = f"article_rec_dagster_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')

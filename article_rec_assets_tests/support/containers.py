@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(tempfile.gettempdir()) / "article-rec-image"
 BASE = "localhost/bookworm-python:3.11"
 IMAGE = "localhost/article-rec-assets:test"
