@@ -114,5 +114,5 @@ def print_summary(instance: DagsterInstance, sites: list[str], newest: datetime)
     engine.dispose()
     print(
         f"\nServing database: {os.environ[environment.SERVING_DATABASE_URL_VAR].split('@')[-1]}"
-        f"\nDagster home: {Path(os.environ['DAGSTER_HOME'])}  (see README: `make ui`)"
+        f"\nDagster home: {Path(os.environ['DAGSTER_HOME'])}  (see docs/operations.md: `make ui`)"
     )

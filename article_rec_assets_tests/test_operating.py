@@ -1,6 +1,6 @@
 """What operators do, through Dagster's own machinery, on SQLite and on PostgreSQL: the schedule
 ticking twice, a rerun of a past window, a backfill launched as the UI launches it, and a new
-site onboarded as the README gives it."""
+site onboarded as docs/operations.md gives it."""
 
 import importlib
 from collections.abc import Iterator

@@ -1,4 +1,4 @@
-"""Ingestion benchmark: the project's reader against the old job's, pyarrow's, DuckDB's and inflating
+"""Ingestion benchmark: the project's reader against the previous job's, pyarrow's, DuckDB's and inflating
 alone (the ceiling), on >= 1M events.
 
 Run on demand (pytest never collects it):
@@ -8,7 +8,7 @@ Run on demand (pytest never collects it):
 1. Generates the events with the project's generator (a demo site, scaled up) in the bucket layout.
 2. Times the readers over the same objects, each run in a fresh subprocess (peak RSS per run):
    a. the project's path: EventBucket.window_objects -> parse_objects -> clean_window -> sessionize;
-   b. the old job's way: gzip, json.loads per line, a dict of fields per event, pd.DataFrame;
+   b. the previous job's way: gzip, json.loads per line, a dict of fields per event, pd.DataFrame;
    c. pyarrow.json.read_json per object with the project's JSON_SCHEMA;
    d. DuckDB read_json with the project's fields, 1 and 2 threads (the near-limit parse reference),
       zlib-ng inflating to RAM then DuckDB (the fastest parse found), and DuckDB parsing line by
@@ -75,7 +75,7 @@ SMALL_TICK = datetime(2026, 3, 2, 12, tzinfo=UTC)
 
 GZIP_MAGIC = b"\x1f\x8b"
 RESULT_MARK = "BENCH_RESULT "
-# The fields the old job picked from each JSON line.
+# The fields the previous job picked from each JSON line.
 OLD_JOB_FIELDS = (
     "event_id",
     "event_name",

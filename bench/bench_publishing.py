@@ -1,4 +1,4 @@
-"""Publishing speed: the project's publish (COPY + one-transaction swap) against the old job's way
+"""Publishing speed: the project's publish (COPY + one-transaction swap) against the previous job's way
 (50 rows per INSERT statement, a 50 ms pause after each batch), on the same 400,000
 recommendations (20,000 articles x 20), into a scratch schema of a local PostgreSQL.
 
@@ -53,7 +53,8 @@ def make_data(articles: int, per_article: int, seed: int = 0) -> tuple[pd.DataFr
 
 
 def baseline(engine, site: str, recs: pd.DataFrame, catalogue: pd.DataFrame, rows: int) -> float:
-    """The old job: a pending model, then 50 rows per INSERT with a pause after each batch."""
+    """The previous job (docs/contract.md, section 5): a pending model, then 50 rows per INSERT
+    with a pause after each batch."""
     article_ids = upsert_articles(engine, site, catalogue)
     started = time.perf_counter()
     with engine.begin() as conn:
@@ -121,7 +122,7 @@ def main() -> None:
         measured = baseline(engine, "bench-baseline", recs, catalogue, rows)
         full = measured * len(recs) / rows
         note = "" if rows == len(recs) else f"  (measured on {rows:,} rows: {measured:.2f} s, scaled)"
-        print(f"old job (50-row INSERTs + 50 ms): {full:8.2f} s  ({len(recs) / full:,.0f} rows/s){note}")
+        print(f"previous job (50-row INSERTs + 50 ms): {full:8.2f} s  ({len(recs) / full:,.0f} rows/s){note}")
         ratio = full / project
         print(f"speed-up: {ratio:.1f}x (goal >= 50x): {'PASS' if ratio >= 50 else 'FAIL'}")
     finally:

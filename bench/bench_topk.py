@@ -1,4 +1,4 @@
-"""Top-k similar articles: the project's `top_k_similar` against the old job's way (scipy `cdist`
+"""Top-k similar articles: the project's `top_k_similar` against the previous job's way (scipy `cdist`
 cosine in 2,000-row batches, then a full `argsort` of every row), on the same embeddings, in one
 run, with a check that both find the same neighbours.
 
@@ -61,7 +61,7 @@ def main() -> None:
     )
     new, new_runs, (new_neighbours, _) = timed(lambda: top_k_similar(vectors, args.k), args.repeat)
     same = np.mean([set(a) == set(b) for a, b in zip(old_neighbours, new_neighbours, strict=True)])
-    print(f"old job (cdist + argsort): {old:8.2f} s   runs: " + ", ".join(f"{r:.2f}" for r in old_runs))
+    print(f"previous job (cdist + argsort): {old:8.2f} s   runs: " + ", ".join(f"{r:.2f}" for r in old_runs))
     print(f"top_k_similar:             {new:8.2f} s   runs: " + ", ".join(f"{r:.2f}" for r in new_runs))
     print(f"same neighbour sets: {same:.2%} of articles")
     ratio = old / new

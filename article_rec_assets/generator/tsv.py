@@ -11,7 +11,7 @@ from __future__ import annotations
 import orjson
 
 TSV_FIELD_COUNT = 131
-# Positions from 0 (CONTRACT.md section 2), and a few more that Snowplow always fills.
+# Positions from 0 (docs/contract.md, section 3), and a few more that Snowplow always fills.
 APP_ID = 0
 PLATFORM = 1
 ETL_TSTAMP = 2

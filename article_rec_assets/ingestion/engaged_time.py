@@ -1,6 +1,7 @@
-"""Engaged time as Snowplow's page-ping model counts it (CONTRACT.md): each heartbeat window with
-a ping adds `ping_interval_seconds`, the first adds the minimum visit, AMP pings add the rise of
-their cumulative engaged time; a page view read across two windows is counted once.
+"""Engaged time as Snowplow's page-ping model counts it (docs/contract.md, section 4): each
+heartbeat window with a ping adds `ping_interval_seconds`, the first adds the minimum visit, AMP
+pings add the rise of their cumulative engaged time; a page view read across two windows is
+counted once.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The two line formats Snowplow writes: analytics-SDK JSON lines (read by pyarrow with an explicit
-schema) and enriched TSV (131 tab-separated fields, taken by position; CONTRACT.md section 2).
+schema) and enriched TSV (131 tab-separated fields, taken by position; docs/contract.md, section 3).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pyarrow.json as pj
 JSON_BLOCK_BYTES = 4 << 20
 
 TSV_FIELD_COUNT = 131
-# Positions in the enriched TSV (CONTRACT.md section 2).
+# Positions in the enriched TSV (docs/contract.md, section 3).
 TSV_POSITIONS = {
     "app_id": 0,
     "platform": 1,

@@ -1,4 +1,4 @@
-"""The serving database read as the recommendation API reads it (CONTRACT.md section 1), and the
+"""The serving database read as the recommendation API reads it (docs/contract.md, section 1), and the
 model currently served.
 """
 
@@ -27,7 +27,7 @@ def api_recommendations(
     engine: Engine, site: str, source_entity_id: str, size: int = 10, model_type: str = "article"
 ) -> list[tuple[str, str, float]]:
     """What the recommendation API answers for an article: the article model's rows, else the
-    popularity fallback (CONTRACT.md section 1). Returns (external_id, title, score)."""
+    popularity fallback (docs/contract.md, section 1). Returns (external_id, title, score)."""
     r, m, a = recommendation_table.c, model_table.c, article_table.c
 
     def query(mtype: str, source: str):
@@ -53,7 +53,7 @@ def api_recommendations(
 @dataclass(frozen=True)
 class PublishedModel:
     model_id: int
-    trained_until: datetime | None  # None: published without it (e.g. by the old job)
+    trained_until: datetime | None  # None: published without it (e.g. by the previous job)
     rows: pd.DataFrame  # source_entity_id, recommended_external_id, score
 
 

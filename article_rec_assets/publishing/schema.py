@@ -1,6 +1,6 @@
 """Publishing: write recommendations into the serving database the recommendation API reads.
 
-Tables and columns are exactly those of CONTRACT.md section 1. A model is written `pending`, its
+Tables and columns are exactly those of docs/contract.md, section 1. A model is written `pending`, its
 rows are inserted, and only then, in one transaction, the previous `current` model of the same
 (type, site) turns `stale` and the new one `current`; readers never see a half-written model.
 """

@@ -294,7 +294,7 @@ class ArticleModel:
 def als_neighbours(
     embeddings: ArticleEmbeddings, train: TrainingClicks, freshness_half_life_days: float
 ) -> sparse.csr_matrix:
-    """Each candidate's ALS_NEIGHBOURS best candidates scored the old job's way (`similar_articles`:
+    """Each candidate's ALS_NEIGHBOURS best candidates scored the previous job's way (`similar_articles`:
     cosine rescaled to [0, 1] x the neighbour's freshness), as a sparse articles x articles matrix
     over the article codes of `train`."""
     n = train.n_articles

@@ -46,7 +46,7 @@ def build_interaction_matrix(
     settings: TrainingSettings,
     rows_per_block: int = ROWS_PER_BLOCK,
 ) -> InteractionMatrix:
-    """Apply the site's rules (CONTRACT.md section 3) and build the matrix.
+    """Apply the site's rules (docs/contract.md, section 5) and build the matrix.
 
     Order: training window -> daily reading time per (reader, article) within [min, max] seconds
     -> recommendable catalogue articles -> articles with more than N readers -> readers with more

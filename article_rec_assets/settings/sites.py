@@ -25,7 +25,7 @@ class _Settings(BaseModel):
 
 
 class GA4Settings(_Settings):
-    """A GA4 BigQuery export as the site's events, in the same bucket (README "GA4 as the event
+    """A GA4 BigQuery export as the site's events, in the same bucket (docs/ingestion.md, "GA4 as the event
     source"): `<prefix>/events_YYYYMMDD/` and `<prefix>/events_intraday_YYYYMMDD/`, newline-delimited
     JSON files (gzip or not)."""
 
@@ -178,7 +178,7 @@ class TrainingSettings(_Settings):
     signal: Literal["dwell_seconds", "page_views"] = "dwell_seconds"
     min_dwell_seconds: float = 30
     max_dwell_seconds: float = 600
-    # "more than" thresholds, as the old job applied them.
+    # "more than" thresholds, as the previous job applied them.
     min_readers_per_article: int = 5
     min_articles_per_reader: int = 2
     min_seconds_per_reader: float = 60
@@ -255,7 +255,7 @@ RankerFeatureGroup = Literal[
 class RankerSettings(_Settings):
     """The learned ranker over the blend's candidates (recommenders/ranker.py): LambdaRank trained
     at every retrain on the next clicks of the `label_windows` windows before it. The defaults
-    were chosen on G1's 6 and 7 October (README, "The article model")."""
+    were chosen on G1's 6 and 7 October (docs/model.md, "The article model")."""
 
     enabled: bool = True
     candidates: int = Field(100, ge=10)  # the blend's best per source that the ranker orders
@@ -279,7 +279,7 @@ class RankerSettings(_Settings):
     max_sources_per_window: int = Field(800, ge=1)
     threads: int = Field(2, ge=1)
     # Lowers each candidate by this x log(1 + the number of the catalogue's top `list_length` lists
-    # it is in): more distinct articles recommended, for a little hit rate (README).
+    # it is in): more distinct articles recommended, for a little hit rate (docs/model.md).
     spread_weight: float = Field(0.05, ge=0)
     list_length: int = Field(10, ge=1)
     # The ranker orders the lists of the articles read in the last `ranked_hours` (x the blend's

@@ -1,7 +1,7 @@
 """Parsing Snowplow lines (JSON and enriched TSV) from raw S3 objects, and cleaning a window's events.
 
 Every expected value below is worked out by hand from the small inputs built here; the TSV positions
-are the contract's (CONTRACT.md section 2), not the module's table, so that a wrong position fails.
+are the contract's (docs/contract.md, section 3), not the module's table, so that a wrong position fails.
 """
 
 import gzip

@@ -17,7 +17,7 @@ ARTICLES = ["a1", "a2", "a3"]
 
 @pytest.fixture(scope="module")
 def settings() -> TrainingSettings:
-    # The packaged demo site carries the old job's defaults (CONTRACT.md section 3).
+    # The packaged demo site carries the previous job's defaults (docs/contract.md, section 5).
     settings = load_sites()["demo-city-paper"].training
     assert (settings.min_readers_per_article, settings.min_articles_per_reader) == (5, 2)
     assert (settings.min_seconds_per_reader, settings.min_dwell_seconds, settings.max_dwell_seconds) == (

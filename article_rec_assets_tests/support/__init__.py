@@ -39,7 +39,7 @@ def shared_data_or_skip(path: Path) -> Path:
     return path
 
 
-# Enriched-TSV positions as CONTRACT.md section 2 gives them (page_urlhost at Snowplow's own
+# Enriched-TSV positions as docs/contract.md, section 3 gives them (page_urlhost at Snowplow's own
 # position), written out here so that tests check the code against the contract, not itself.
 TSV_FIELD_COUNT = 131
 CONTRACT_TSV_POSITIONS = {
