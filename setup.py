@@ -29,7 +29,7 @@ setup(
         "threadpoolctl>=3.1",
         "pyarrow>=15",
         "orjson>=3.9",
-        # Inflates gzip about twice as fast as zlib with zlib's interface (bench/README.md).
+        # Inflates gzip about twice as fast as zlib with zlib's interface (bench/results/ingestion.md).
         "zlib-ng>=0.5",
         "SQLAlchemy>=2.0",
         "psycopg[binary]>=3.1",

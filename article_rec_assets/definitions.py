@@ -5,6 +5,7 @@ from dagster_aws.s3 import S3Resource
 
 from article_rec_assets.assets.sites import site_assets
 from article_rec_assets.demo_sensor import demo_sensors
+from article_rec_assets.ga4_sensor import ga4_daily_tables_rewritten
 from article_rec_assets.io_managers import (
     ParquetIOManager,
     PickleIOManager,
@@ -14,7 +15,7 @@ from article_rec_assets.io_managers import (
 from article_rec_assets.partitions import SITES
 from article_rec_assets.resources import CatalogueSources, EventBucket, ServingDatabase
 from article_rec_assets.run_heartbeat import in_process_executor_with_heartbeat
-from article_rec_assets.schedules import JOBS, SCHEDULES, ga4_daily_tables_rewritten
+from article_rec_assets.schedules import JOBS, SCHEDULES
 from article_rec_assets.sensors import (
     alert_on_check_failure,
     alert_on_run_failure,

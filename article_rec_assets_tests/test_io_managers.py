@@ -50,7 +50,7 @@ from article_rec_assets.io_managers import (
 from article_rec_assets.recommenders.article_model import interaction_clicks
 from article_rec_assets.recommenders.click_log import click_log
 from article_rec_assets.recommenders.interaction_matrix import build_interaction_matrix
-from article_rec_assets.recommenders.serving import article_popularity
+from article_rec_assets.recommenders.lists import article_popularity
 from article_rec_assets.settings.sites import load_sites
 from article_rec_assets.settings.windows import WINDOW_KEY_FORMAT
 from article_rec_assets_tests.support import production_home

@@ -7,6 +7,7 @@ import pytest
 from dagster import SkipReason, build_schedule_context, build_sensor_context, instance_for_test
 
 from article_rec_assets.definitions import defs
+from article_rec_assets.ga4_sensor import ga4_daily_tables_rewritten
 from article_rec_assets.generator.ga4 import ga4_event, write_ga4_table
 from article_rec_assets.ingestion.ga4 import DAILY
 from article_rec_assets.partitions import SITES, window_key
@@ -16,7 +17,6 @@ from article_rec_assets.schedules import (
     RECOMMENDATIONS_JOB,
     SCHEDULE,
     SCHEDULES,
-    ga4_daily_tables_rewritten,
     site_name,
 )
 from article_rec_assets.settings.sites import GA4Settings

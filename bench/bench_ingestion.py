@@ -19,7 +19,7 @@ Run on demand (pytest never collects it):
 4. Measures the peak RSS of the project's path on one 2-hour window of ~300,000 events (<= 600 MB),
    and the ingest_window step of a 10,000-event window through Dagster (<= 0.15 s).
 
-`--profile` instead profiles the project's path on that window with cProfile. See bench/README.md.
+`--profile` instead profiles the project's path on that window with cProfile. See bench/results/ingestion.md.
 """
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ def _day_in_windows(spec: dict, stored: bool) -> dict:
     import pandas as pd
 
     from article_rec_assets.ingestion.sessions import sessionize
-    from article_rec_assets.ingestion.window import delivered_events, ingest_events, state_windows
+    from article_rec_assets.ingestion.window_events import delivered_events, ingest_events, state_windows
     from article_rec_assets.resources import EventBucket
     from article_rec_assets.settings.sites import SiteConfig
 

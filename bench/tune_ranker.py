@@ -17,7 +17,7 @@ from pathlib import Path
 from article_rec_assets.evaluation.datasets import read_g1
 from article_rec_assets.evaluation.metrics import summarize
 from article_rec_assets.evaluation.replay import evaluate
-from article_rec_assets.recommenders.article_model import ProjectModel
+from article_rec_assets.recommenders.article_model import PipelineModel
 from article_rec_assets.recommenders.baselines import SuccessorCounts
 from article_rec_assets.settings.sites import ModelSettings, RankerSettings
 
@@ -35,7 +35,7 @@ def main() -> None:
     log = read_g1(args.g1)
     recommenders = [SuccessorCounts()]
     for name, overrides in variants.items():
-        model = ProjectModel(ModelSettings(ranker=RankerSettings(**overrides)))
+        model = PipelineModel(ModelSettings(ranker=RankerSettings(**overrides)))
         model.name = name
         recommenders.append(model)
     folds = evaluate(log, args.days, recommenders, hours=args.hours or None)

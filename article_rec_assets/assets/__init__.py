@@ -29,15 +29,14 @@ from article_rec_assets.settings.windows import WINDOW_HOURS
 
 # A backfill's run of a site's window assets covers this many windows at most, oldest first: a
 # week. The backfill daemon submits a site's next week when the one before it is ingested, its
-# ingestion and its sessions and catalogue as two runs (the first week is one): a 28-day history
-# was 7 runs (bench/README.md), each run's start costing a few seconds, and a failure costs at
-# most a week's rerun.
+# ingestion and its sessions and catalogue as two runs (the first week is one): few runs for a
+# history of weeks (each run's start costs seconds), and a failure costs at most a week's rerun.
 WINDOWS_PER_BACKFILL_RUN = 7 * 24 // WINDOW_HOURS
 WINDOW_BACKFILL_POLICY = BackfillPolicy.multi_run(max_partitions_per_run=WINDOWS_PER_BACKFILL_RUN)
 
 
 # The IO manager a window asset writes its windows through, and a model asset reads its trailing
-# windows through (io_managers._WindowTables): Dagster hands an asset the resource it names.
+# windows through (io_managers.tables.WindowTables): Dagster hands an asset the resource it names.
 WindowStore = ResourceParam[object]
 
 
@@ -56,7 +55,7 @@ def trailing_interactions(
     ids_only: Collection[str] = (),
 ) -> dict[str, pd.DataFrame]:
     """The site's stored interactions of the windows `keys` that exist, only `columns` (those of
-    `ids_only` as codes without their text: `io_managers.frames_sharing_categories`)."""
+    `ids_only` as codes without their text: `io_managers.tables.frames_sharing_categories`)."""
     return store.load_windows(
         site_key(site, "sessionized_interactions"), keys, context.log, columns, ids_only
     )

@@ -36,10 +36,10 @@ from article_rec_assets.ingestion.consecutive import (
     earlier_figure_starts,
     ingest_consecutive_windows,
 )
+from article_rec_assets.ingestion.quality_verdicts import Verdict
 from article_rec_assets.ingestion.sessions import sessionize
 from article_rec_assets.ingestion.state import STATE_DTYPES
-from article_rec_assets.ingestion.window import CONTEXT_COLUMNS, context_windows, state_windows
-from article_rec_assets.ingestion.window_checks import Verdict
+from article_rec_assets.ingestion.window_events import CONTEXT_COLUMNS, context_windows, state_windows
 from article_rec_assets.io_managers import LazyWindows, StoredGA4Parses, UnreadableWindow, WrittenWindows
 from article_rec_assets.partitions import (
     SITES,
@@ -506,7 +506,7 @@ def _sessionized_interactions(name: str) -> AssetsDefinition:
         group_name=site_prefix(name),
         io_manager_key="table_io_manager",
         dagster_type=SessionizedInteractionsType,
-        code_version="3",  # 3: the session_too_long filter
+        code_version="3",
         kinds={"pandas"},
         backfill_policy=WINDOW_BACKFILL_POLICY,
         pool=site_pool(name),

@@ -40,8 +40,8 @@ from article_rec_assets.recommenders.article_model import (
     reuse_problem,
 )
 from article_rec_assets.recommenders.baselines import LastHourPopularity
-from article_rec_assets.recommenders.serving import article_popularity as compute_popularity
-from article_rec_assets.recommenders.serving import popularity_recommendations, recommendation_problems
+from article_rec_assets.recommenders.lists import article_popularity as compute_popularity
+from article_rec_assets.recommenders.lists import popularity_recommendations, recommendation_problems
 from article_rec_assets.resources import ServingDatabase
 from article_rec_assets.schemas import ArticlePopularityType, ArticleRecommendationsType
 from article_rec_assets.settings.windows import window_key_before

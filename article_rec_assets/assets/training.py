@@ -97,7 +97,7 @@ def window_click_log(
         _RUN_LOGS[memo] = (site_click_log(interactions_as_received(frames), catalogue), len(frames))
         # The loaded frames sit in reference cycles (pandas' slices of one frame): collected now,
         # not whenever the collector next runs, or the week's interactions stay in memory beside
-        # everything the step builds from the log (a large site: 4x the size of the log).
+        # everything the step builds from the log (for a large site, several times the log).
         del frames
         gc.collect()
     else:

@@ -336,7 +336,7 @@ class _CacheIndex:
         self.frame = frame.set_index(frame[key].to_numpy(dtype=object))
         self._columns = list(dtypes)
         # Rows by key as Python values, made once: a window looks up every path it saw (tens of
-        # thousands for a large site), and `frame.loc` takes ~0.3 ms a row.
+        # thousands for a large site), and `frame.loc` is slow row by row.
         self._values = [frame[c].to_numpy(dtype=object) for c in self._columns]
         self._position = {k: i for i, k in enumerate(self.frame.index)}
 

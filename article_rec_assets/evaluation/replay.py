@@ -37,7 +37,7 @@ import pandas as pd
 from article_rec_assets.evaluation.folds import Pairs, fold_pairs, fold_starts, session_pairs
 from article_rec_assets.evaluation.metrics import FoldResult, check_lists, rank_metrics
 from article_rec_assets.recommenders.als import ALSEmbedder, EmbeddingRecommender
-from article_rec_assets.recommenders.article_model import MODEL_NAME, ProjectModel, window_als
+from article_rec_assets.recommenders.article_model import MODEL_NAME, PipelineModel, window_als
 from article_rec_assets.recommenders.base import Recommender
 from article_rec_assets.recommenders.baselines import (
     ItemKNNCosine,
@@ -81,7 +81,7 @@ def _project_model() -> Recommender:
     """The pipeline's article model (`recommenders.article_model`) with the sites' default settings."""
 
     settings = ModelSettings()
-    return ProjectModel(settings, embed=lambda train: window_als(train, TrainingSettings(), settings))
+    return PipelineModel(settings, embed=lambda train: window_als(train, TrainingSettings(), settings))
 
 
 def _project_variant(name: str, **ranker: object) -> Callable[[], Recommender]:
@@ -90,7 +90,7 @@ def _project_variant(name: str, **ranker: object) -> Callable[[], Recommender]:
 
     def make() -> Recommender:
         settings = ModelSettings(ranker=RankerSettings(**ranker))
-        model = ProjectModel(settings, embed=lambda train: window_als(train, TrainingSettings(), settings))
+        model = PipelineModel(settings, embed=lambda train: window_als(train, TrainingSettings(), settings))
         model.name = f"{MODEL_NAME} ({name})"
         return model
 

@@ -48,7 +48,7 @@ HOUR = timedelta(hours=1)
 # last day only. The schedule ingests the newest window alone, and its volume check compares it
 # with the same window on the earlier days that were ingested, so older hours would only be read
 # by a backfill; and a sensor tick has a time limit (60 s by default) that generating many days
-# at once (~5 s per day for the two demo sites) would exceed, on every tick again.
+# at once would exceed, on every tick again.
 MAX_CATCH_UP = PIECE
 # Seeds the stream of a day's articles after the history, next to the site's seed.
 _ARTICLE_STREAM = 0x6C697665

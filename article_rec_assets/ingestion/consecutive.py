@@ -22,20 +22,20 @@ import pandas as pd
 
 from article_rec_assets.ingestion.ga4 import ParsedFiles, read_ga4_window
 from article_rec_assets.ingestion.parsing import parse_objects
-from article_rec_assets.ingestion.state import carried_state
-from article_rec_assets.ingestion.window import (
-    ObjectsIn,
-    context_windows,
-    delivered_events,
-    ingest_events,
-    state_windows,
-)
-from article_rec_assets.ingestion.window_checks import (
+from article_rec_assets.ingestion.quality_verdicts import (
     Verdict,
     freshness_verdict,
     latest_time,
     malformed_verdicts,
     volume_verdict,
+)
+from article_rec_assets.ingestion.state import carried_state
+from article_rec_assets.ingestion.window_events import (
+    ObjectsIn,
+    context_windows,
+    delivered_events,
+    ingest_events,
+    state_windows,
 )
 from article_rec_assets.settings.sites import EventSettings
 from article_rec_assets.settings.windows import WINDOW_HOURS

@@ -382,7 +382,7 @@ TIMESTAMP_PIECE = 4096
 def _timestamps(text: pa.ChunkedArray) -> pd.Series:
     """ISO 8601 text to UTC timestamps; NaT where it does not parse."""
     utc = pa.timestamp("ns", tz="UTC")
-    try:  # Arrow's cast is ~30x faster than pandas and takes every well-formed value
+    try:  # Arrow's cast is far faster than pandas' and takes every well-formed value
         return text.cast(utc).to_pandas()
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass

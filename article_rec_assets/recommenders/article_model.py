@@ -30,6 +30,7 @@ from article_rec_assets.recommenders.click_log import (
     epoch_ms_of,
     training_clicks,
 )
+from article_rec_assets.recommenders.lists import ARTICLE_MODEL, RECOMMENDATION_COLUMNS, similar_articles
 from article_rec_assets.recommenders.ranker import (
     LearnedRanker,
     RankerExamples,
@@ -39,7 +40,6 @@ from article_rec_assets.recommenders.ranker import (
     label_examples,
     label_window_starts,
 )
-from article_rec_assets.recommenders.serving import ARTICLE_MODEL, RECOMMENDATION_COLUMNS, similar_articles
 from article_rec_assets.recommenders.top_k import top_k_sparse
 from article_rec_assets.settings.sites import (
     ModelSettings,
@@ -90,7 +90,8 @@ def _first_seen_by_codes(rows: pd.DataFrame) -> pd.DataFrame:
     codes = [rows[name].cat.codes.to_numpy() for name in ids]  # int32 or narrower, not copied
     n_sessions = len(rows["session_id"].cat.categories)
     n_articles = len(rows["external_id"].cat.categories)
-    # The key built in place (a large site's week: 35M rows, each temporary 280 MB).
+    # The key built in place: a large site's week has tens of millions of rows, and each
+    # temporary of that length would be hundreds of megabytes.
     if len(rows["reader_id"].cat.categories) * n_sessions * n_articles < 2**62:
         key = codes[0].astype(np.int64)
         key *= n_sessions
@@ -118,7 +119,7 @@ def _first_seen_by_codes(rows: pd.DataFrame) -> pd.DataFrame:
 
 def _as_ids(column: pd.Series) -> pd.Series:
     """Reader and session ids, which only tell clicks apart: categories in increasing order (a
-    trailing load's text, or the ranks standing for it: `io_managers.frames_sharing_categories`)
+    trailing load's text, or the ranks standing for it: `io_managers.tables.frames_sharing_categories`)
     stay as they are, without text; anything else as `_as_text`."""
     if isinstance(column.dtype, pd.CategoricalDtype) and column.cat.categories.is_monotonic_increasing:
         return column
@@ -465,7 +466,7 @@ def window_als(
     return ArticleEmbeddings(article_ids=ids, vectors=vectors, as_of=train.t0)
 
 
-class ProjectModel(Recommender):
+class PipelineModel(Recommender):
     """The pipeline's model as a recommender of the offline evaluation (`--models project`).
 
     As the pipeline stores each window's examples once, a replay keeps them across its folds: a

@@ -35,7 +35,8 @@ class InteractionMatrix:
 
 
 # Rows of the interactions built into the matrix at a time: the build holds a few arrays of a
-# block's rows (keys, the sort's order, values), not of all 28 days' (16x a large site: 140M rows).
+# block's rows (keys, the sort's order, values), not of all 28 days' (a hundred million rows and
+# more for the largest sites).
 ROWS_PER_BLOCK = 2_000_000
 
 
@@ -218,7 +219,7 @@ def _stack_compact(
     """The blocks' rows (at least one block) one under the other, without the rows and columns
     no cell is left in; and the old row and column of each one kept."""
     # Assembled by hand rather than by sparse.vstack and row / column indexing, which would copy
-    # the 110M cells of a 16x site twice more.
+    # every cell twice more.
     counts = np.concatenate([np.diff(block.indptr) for block in blocks])
     kept_rows = np.flatnonzero(counts)
     nnz = int(counts.sum())

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
-from article_rec_assets.settings.checks import relative_path
+from article_rec_assets.settings.validators import relative_path
 
 DEFAULT_USER_AGENT = "article-rec-assets/1.0 (news recommendation catalogue bot; reads article metadata)"
 

@@ -15,7 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from article_rec_assets.settings.catalogue_sources import CatalogueSource
-from article_rec_assets.settings.checks import regular_expression, relative_path
+from article_rec_assets.settings.validators import regular_expression, relative_path
 
 PACKAGED_SITES_DIR = Path(__file__).parent / "sites"
 

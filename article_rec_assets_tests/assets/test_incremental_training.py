@@ -18,7 +18,7 @@ from article_rec_assets.assets import WINDOW_TAG
 from article_rec_assets.definitions import all_assets
 from article_rec_assets.partitions import window_key
 from article_rec_assets.recommenders.article_model import MODEL_VERSION
-from article_rec_assets.recommenders.serving import RECOMMENDATION_COLUMNS
+from article_rec_assets.recommenders.lists import RECOMMENDATION_COLUMNS
 from article_rec_assets_tests.support import (
     DEMO_WINDOWS,
     keys,

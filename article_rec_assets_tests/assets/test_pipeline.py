@@ -32,7 +32,7 @@ from article_rec_assets.publishing.api import api_recommendations
 from article_rec_assets.publishing.schema import connect, model_table
 from article_rec_assets.publishing.swap import publish_recommendations
 from article_rec_assets.recommenders.article_model import interaction_clicks
-from article_rec_assets.recommenders.serving import recommendation_problems
+from article_rec_assets.recommenders.lists import recommendation_problems
 from article_rec_assets.resources import EventBucket, ServingDatabase
 from article_rec_assets.schedules import MODEL_ASSETS
 from article_rec_assets.settings.windows import WINDOW_HOURS

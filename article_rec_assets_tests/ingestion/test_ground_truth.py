@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from article_rec_assets.ingestion.sessions import sessionize
-from article_rec_assets.ingestion.window import delivered_events, ingest_events, state_windows
+from article_rec_assets.ingestion.window_events import delivered_events, ingest_events, state_windows
 from article_rec_assets.resources import EventBucket
 from article_rec_assets.settings.sites import load_sites
 from article_rec_assets.settings.windows import WINDOW_HOURS

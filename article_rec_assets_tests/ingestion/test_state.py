@@ -13,7 +13,7 @@ import pandas as pd
 
 from article_rec_assets.ingestion.cleaning import CleanWindow, _shares_someone, clean_window
 from article_rec_assets.ingestion.state import carried_state, page_view_keys, text_keys
-from article_rec_assets.ingestion.window import delivered_events, ingest_events, state_windows
+from article_rec_assets.ingestion.window_events import delivered_events, ingest_events, state_windows
 from article_rec_assets.settings.sites import EventSettings
 from article_rec_assets.settings.windows import WINDOW_HOURS
 from article_rec_assets_tests.ingestion.lines import (

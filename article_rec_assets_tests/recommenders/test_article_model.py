@@ -13,7 +13,7 @@ from article_rec_assets.recommenders.article_model import (
     site_click_log,
 )
 from article_rec_assets.recommenders.click_log import training_clicks
-from article_rec_assets.recommenders.serving import recommendation_problems
+from article_rec_assets.recommenders.lists import recommendation_problems
 from article_rec_assets.settings.sites import EvaluationSettings, ModelSettings
 from article_rec_assets_tests.recommenders.model_data import (
     SESSIONS,

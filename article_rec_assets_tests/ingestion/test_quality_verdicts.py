@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
-from article_rec_assets.ingestion.window_checks import (
+from article_rec_assets.ingestion.quality_verdicts import (
     freshness_verdict,
     latest_time,
     malformed_verdicts,

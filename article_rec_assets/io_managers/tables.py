@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable, Collection, Mapping
-from datetime import date, datetime, timedelta
 from functools import partial
 
 import botocore.exceptions
@@ -25,27 +24,17 @@ import pyarrow.parquet as pq
 from dagster import (
     AssetKey,
     ConfigurableIOManagerFactory,
-    DagsterInstance,
     Failure,
     InitResourceContext,
     InputContext,
     OutputContext,
-    RunsFilter,
     UPathIOManager,
-)
-from dagster._core.storage.dagster_run import NOT_FINISHED_STATUSES
-from dagster._core.storage.fs_io_manager import PickledObjectFilesystemIOManager
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-    PARTITION_NAME_TAG,
 )
 from dagster_aws.s3 import S3Resource
 from dagster_aws.s3.io_manager import PickledObjectS3IOManager
 from upath import UPath
 
-from article_rec_assets.ingestion.ga4 import RECORD_DTYPES, REJECT_FRAME_DTYPES, GA4Records
-from article_rec_assets.settings.windows import parse_window, window_key_before
+from article_rec_assets.io_managers.folders import LocalFolders, S3Folders
 
 # How a load is reported in the step's log (the large-site benchmark reads it back).
 LOADED = "loaded"
@@ -77,7 +66,7 @@ class LazyWindows(Mapping):
         return len(self._paths)
 
 
-class _WindowTables:
+class WindowTables:
     """Windows read and written by key, as well as through Dagster's own inputs and outputs.
 
     - An input whose metadata says `by_window` is a `LazyWindows` of the partitions that exist
@@ -139,7 +128,7 @@ class _WindowTables:
             tables = {key: self.load_table(path, list(columns)) for key, path in found.items()}  # type: ignore[attr-defined]
             value: dict = frames_sharing_categories(tables, ids_only)
             # Arrow's allocator keeps what it freed for reuse; handing it back leaves the step's
-            # RSS at what the frames hold (8.7M interactions: 1.46 GB -> 0.65 GB after the load).
+            # RSS at what the frames hold, not at the peak of the load.
             pa.default_memory_pool().release_unused()
         else:
             value = {key: self.load_from_path(None, path) for key, path in found.items()}  # type: ignore[attr-defined]
@@ -225,7 +214,7 @@ def frames_sharing_categories(tables: dict[str, pa.Table], ids_only: Collection[
         )
         table = table.drop_columns([name])
         # The column's Arrow memory back to the system before the next is converted: the load's
-        # peak is then about the frame, not the frame plus the tables (16x a large site: 5 GB).
+        # peak is then about the frame, not the frame plus the tables.
         pa.default_memory_pool().release_unused()
     frame = pd.DataFrame(columns, copy=False)
     frames, offset = {}, 0
@@ -308,34 +297,7 @@ def _parquet(where: str, read: Callable[[], object]):
         raise UnreadableWindow(where, exc) from exc
 
 
-class _LocalFolders:
-    """The names in a folder of the local store, and removing one."""
-
-    def window_names(self, folder: UPath) -> list[str]:
-        return [entry.name for entry in folder.iterdir()] if folder.exists() else []
-
-    def remove(self, path: UPath) -> None:
-        path.unlink(missing_ok=True)
-
-
-class _S3Folders:
-    """The names in a folder (a key prefix) of the S3 store, and removing one."""
-
-    s3: object
-    bucket: str
-
-    def window_names(self, folder: UPath) -> list[str]:
-        prefix = folder.as_posix().rstrip("/") + "/"
-        names = []
-        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):  # type: ignore[attr-defined]
-            names.extend(item["Key"][len(prefix) :] for item in page.get("Contents", []))
-        return [name for name in names if "/" not in name]
-
-    def remove(self, path: UPath) -> None:
-        self.s3.delete_object(Bucket=self.bucket, Key=path.as_posix())  # type: ignore[attr-defined]
-
-
-class _ParquetIOManager(_LocalFolders, _WindowTables, UPathIOManager):
+class _ParquetIOManager(LocalFolders, WindowTables, UPathIOManager):
     extension = ".parquet"
 
     def dump_to_path(self, context: OutputContext, obj: pd.DataFrame, path: UPath) -> None:
@@ -351,7 +313,7 @@ class _ParquetIOManager(_LocalFolders, _WindowTables, UPathIOManager):
         return _parquet(str(path), lambda: read_table_with_categories(str(path), columns))
 
 
-class _S3ParquetIOManager(_S3Folders, _WindowTables, PickledObjectS3IOManager):
+class _S3ParquetIOManager(S3Folders, WindowTables, PickledObjectS3IOManager):
     extension = ".parquet"
 
     def load_from_path(self, context: InputContext, path: UPath) -> pd.DataFrame:
@@ -383,45 +345,6 @@ class _S3ParquetIOManager(_S3Folders, _WindowTables, PickledObjectS3IOManager):
         return True
 
 
-class StoredGA4Parses:
-    """The parse of each GA4 export file, kept in the table store beside the site's windows
-    (`<site>/ga4_parsed_files/<YYYYMMDD>-<digest>-records.parquet` and `-rejects.parquet`) so
-    that the day's other windows, and the windows of a day whose daily table stays as it is,
-    read it instead of parsing the file again (`ingestion.ga4.ParsedFiles`). The digest covers
-    the file's name and bytes, the bounds and the parser's version: a file rewritten or read
-    under other settings is parsed again. Parses of property dates more than `KEEP_DAYS` before
-    the newest kept are removed as others are written."""
-
-    KEEP_DAYS = 7
-
-    def __init__(self, store, site_prefix: str) -> None:
-        self._store = store
-        self._folder = store._base_path.joinpath(site_prefix, "ga4_parsed_files")
-
-    def _path(self, day: date, digest: str, part: str) -> UPath:
-        return self._folder / f"{day:%Y%m%d}-{digest}-{part}.parquet"
-
-    def get(self, day: date, digest: str) -> GA4Records | None:
-        try:
-            records = self._store.load_from_path(None, self._path(day, digest, "records"))
-            rejects = self._store.load_from_path(None, self._path(day, digest, "rejects"))
-        except (FileNotFoundError, UnreadableWindow):
-            return None  # not kept (or half removed, or damaged): the file is parsed again
-        return GA4Records(records.astype(RECORD_DTYPES), rejects.astype(REJECT_FRAME_DTYPES), 1)
-
-    def put(self, day: date, digest: str, parsed: GA4Records) -> None:
-        # The rejects first: a parse is only found once its records are there too.
-        self._store.dump_to_path(None, parsed.rejects, self._path(day, digest, "rejects"))
-        self._store.dump_to_path(None, parsed.records, self._path(day, digest, "records"))
-        names = self._store.window_names(self._folder)
-        dates = {name[:8] for name in names if name[:8].isdigit()}
-        newest = max(dates | {f"{day:%Y%m%d}"})
-        cutoff = f"{datetime.strptime(newest, '%Y%m%d') - timedelta(days=self.KEEP_DAYS):%Y%m%d}"
-        for name in names:
-            if name[:8].isdigit() and name[:8] < cutoff and name[:8] != f"{day:%Y%m%d}":
-                self._store.remove(self._folder / name)
-
-
 class ParquetIOManager(ConfigurableIOManagerFactory):
     """`base_dir` unset: the storage folder of the Dagster instance the run belongs to (as
     Dagster's own FilesystemIOManager does), so the values follow whichever DAGSTER_HOME runs."""
@@ -442,186 +365,3 @@ class S3ParquetIOManager(ConfigurableIOManagerFactory):
 
     def create_io_manager(self, context: InitResourceContext) -> _S3ParquetIOManager:
         return _S3ParquetIOManager(self.s3_bucket, self.s3_resource.get_client(), self.s3_prefix)
-
-
-class _KeepRecentWindows:
-    """Pickled values partitioned by window are kept for `keep_days` before the newest written:
-    writing a window's value removes the site's values of windows older than that, so storage
-    stays bounded however long the schedule runs. A pruned window is rebuilt by re-materializing
-    it. (The model assets, one value per site, keep their newest two: `_ValuesAsOfWindow`.)
-
-    A window that a run not yet finished is working on is never removed: a backfill's runs
-    write and read their windows side by side (days apart), and a window's rerun of only its
-    later steps reads the value already stored."""
-
-    keep_days: float | None = None
-
-    def handle_output(self, context: OutputContext, obj) -> None:
-        super().handle_output(context, obj)  # type: ignore[misc]
-        if self.keep_days is None or not context.has_asset_partitions:
-            return
-        paths = list(self._get_paths_for_partitions(context).values())  # type: ignore[attr-defined]
-        written = max(paths, key=lambda path: path.name)  # a single-run backfill writes several
-        try:
-            newest, _ = parse_window(written.name)
-        except ValueError:
-            return
-        cutoff = newest - timedelta(days=self.keep_days)
-        old = [name for name in self.window_names(written.parent) if _window_before(name, cutoff)]
-        if not old:
-            return
-        in_flight = _windows_of_unfinished_runs(context.step_context.instance)
-        removed = [name for name in old if not in_flight(name)]
-        for name in removed:
-            self.remove(written.parent / name)
-        kept = len(old) - len(removed)
-        context.log.info(
-            f"removed {len(removed)} stored values of {context.asset_key.to_user_string()} older "
-            f"than {self.keep_days:g} days before {written.name} (keep_days)"
-            + (f"; kept {kept} that unfinished runs work on" if kept else "")
-        )
-
-    def load_input(self, context: InputContext):
-        try:
-            return super().load_input(context)  # type: ignore[misc]
-        except FileNotFoundError as exc:
-            raise FileNotFoundError(
-                f"{exc}: the stored values of {context.asset_key.to_user_string()} are kept for "
-                f"{self.keep_days:g} days; re-materialize it for this window"
-            ) from exc
-
-
-class _ValuesAsOfWindow:
-    """A model asset's value (one per site, trained as of one window: the `window` of its output
-    metadata) is stored under that window, `<site>/<asset>/<window>`, beside the value of the
-    window before it, which the next window's backtest evaluates (`recommendation_backtest`);
-    older ones are removed when a newer one is written. Dagster's own load of the asset reads the
-    window of its latest materialization. A value without a window keeps the asset's own path."""
-
-    def _get_path(self, context: InputContext | OutputContext) -> UPath:
-        if context.has_asset_key and not context.has_asset_partitions:
-            window = _as_of_window(context)
-            if window is not None:
-                return self.window_path(context.asset_key, window)  # type: ignore[attr-defined]
-        return super()._get_path(context)  # type: ignore[misc]
-
-    def handle_output(self, context: OutputContext, obj) -> None:
-        super().handle_output(context, obj)  # type: ignore[misc]
-        window = _as_of_window(context) if not context.has_asset_partitions else None
-        if window is None:
-            return
-        # Only older ones: a retrain as of an earlier window (a backfill's) leaves the newest alone.
-        oldest_kept = parse_window(window_key_before(window))[0]
-        folder = self.window_path(context.asset_key, window).parent  # type: ignore[attr-defined]
-        for name in self.window_names(folder):  # type: ignore[attr-defined]
-            if _window_before(name, oldest_kept):
-                self.remove(folder / name)  # type: ignore[attr-defined]
-
-
-def _as_of_window(context: InputContext | OutputContext) -> str | None:
-    """The window a model asset's value was trained as of: the output's metadata when it is
-    written, the latest materialization's when it is read."""
-    if isinstance(context, OutputContext):
-        value = context.output_metadata.get("window")
-    else:
-        event = context.instance.get_latest_materialization_event(context.asset_key)
-        materialization = event.asset_materialization if event is not None else None
-        value = materialization.metadata.get("window") if materialization is not None else None
-    value = getattr(value, "value", value)
-    return value if isinstance(value, str) and _is_window(value) else None
-
-
-def _is_window(name: str) -> bool:
-    try:
-        parse_window(name)
-    except ValueError:
-        return False
-    return True
-
-
-def _windows_of_unfinished_runs(instance: DagsterInstance) -> Callable[[str], bool]:
-    """Whether a stored window's name is a window that a queued or running run targets (a queued
-    rerun of a window's later steps reads its stored value): by its partition key
-    (`<site>|<window>`) or, for a run over a range, between the range's ends."""
-    windows: set[datetime] = set()
-    ranges: list[tuple[datetime, datetime]] = []
-    for run in instance.get_runs(filters=RunsFilter(statuses=NOT_FINISHED_STATUSES)):
-        if key := run.tags.get(PARTITION_NAME_TAG):
-            windows.update(_windows_in_key(key))
-        first = _windows_in_key(run.tags.get(ASSET_PARTITION_RANGE_START_TAG, ""))
-        last = _windows_in_key(run.tags.get(ASSET_PARTITION_RANGE_END_TAG, ""))
-        if first and last:
-            ranges.append((min(first), max(last)))
-
-    def in_flight(name: str) -> bool:
-        try:
-            start, _ = parse_window(name)
-        except ValueError:
-            return False
-        return start in windows or any(low <= start <= high for low, high in ranges)
-
-    return in_flight
-
-
-def _windows_in_key(key: str) -> list[datetime]:
-    """The window starts a partition key names (a multi-partition key joins its dimensions)."""
-    starts = []
-    for part in key.split("|") if key else []:
-        try:
-            starts.append(parse_window(part)[0])
-        except ValueError:
-            continue  # the site's name
-    return starts
-
-
-def _window_before(name: str, cutoff: datetime) -> bool:
-    try:
-        start, _ = parse_window(name)
-    except ValueError:
-        return False  # not a window's value: left alone
-    return start < cutoff
-
-
-class _PickleIOManager(
-    _ValuesAsOfWindow, _KeepRecentWindows, _LocalFolders, _WindowTables, PickledObjectFilesystemIOManager
-):
-    pass
-
-
-class _S3PickleIOManager(
-    _ValuesAsOfWindow, _KeepRecentWindows, _S3Folders, _WindowTables, PickledObjectS3IOManager
-):
-    pass
-
-
-# Two days of a site's windows, for pickled values partitioned by window.
-KEEP_DAYS = 2.0
-
-
-class PickleIOManager(ConfigurableIOManagerFactory):
-    """Other values (the matrix, the model) pickled, as Dagster's FilesystemIOManager does, in
-    the instance's storage folder unless `base_dir` is set; loads are reported as for tables.
-    Values partitioned by window are kept for `keep_days` (None: forever) before the newest."""
-
-    base_dir: str | None = None
-    keep_days: float | None = KEEP_DAYS
-
-    def create_io_manager(self, context: InitResourceContext) -> _PickleIOManager:
-        manager = _PickleIOManager(base_dir=self.base_dir or context.instance.storage_directory())
-        manager.keep_days = self.keep_days
-        return manager
-
-
-class S3PickleIOManager(ConfigurableIOManagerFactory):
-    """Dagster's S3 pickle IO manager (same keys), with loads reported as for tables and each
-    site's values kept for `keep_days` (None: forever) before its newest."""
-
-    s3_resource: S3Resource
-    s3_bucket: str
-    s3_prefix: str = ""
-    keep_days: float | None = KEEP_DAYS
-
-    def create_io_manager(self, context: InitResourceContext) -> _S3PickleIOManager:
-        manager = _S3PickleIOManager(self.s3_bucket, self.s3_resource.get_client(), self.s3_prefix)
-        manager.keep_days = self.keep_days
-        return manager

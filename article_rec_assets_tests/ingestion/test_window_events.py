@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from article_rec_assets.ingestion.cleaning import clean_window
-from article_rec_assets.ingestion.window import context_spans, read_window_events
+from article_rec_assets.ingestion.window_events import context_spans, read_window_events
 from article_rec_assets_tests.ingestion.lines import CITY_EVENTS, json_line
 
 

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from article_rec_assets.recommenders.als import ArticleEmbeddings
-from article_rec_assets.recommenders.serving import (
+from article_rec_assets.recommenders.lists import (
     RECOMMENDATION_COLUMNS,
     article_popularity,
     freshness,
