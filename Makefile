@@ -31,7 +31,7 @@ test-fast: $(INSTALLED)
 # .env's paths start from DAGSTER_HOME, so they follow this checkout wherever it is.
 ui: $(INSTALLED)
 	cd .demo/dagster_home && DAGSTER_HOME=$(CURDIR)/.demo/dagster_home \
-		$(CURDIR)/$(BIN)/dagster dev -w $(CURDIR)/workspace.yaml -h 127.0.0.1 -p 3000
+		$(CURDIR)/$(BIN)/dagster dev -w $(CURDIR)/article_rec_demo/workspace.yaml -h 127.0.0.1 -p 3000
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

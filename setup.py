@@ -1,4 +1,14 @@
+from pathlib import Path
+
 from setuptools import find_packages, setup
+
+# The demo (article_rec_demo: the clickstream generator and `make demo`) installs beside the
+# product in a checkout; the image copies the product alone, so it has neither it nor its commands.
+WITH_DEMO = (Path(__file__).parent / "article_rec_demo").is_dir()
+DEMO_COMMANDS = [
+    "article-rec-generate=article_rec_demo.generator.cli:main",
+    "article-rec-demo=article_rec_demo.demo:main",
+]
 
 # The Dagster family is pinned together: mixed releases of dagster and its
 # integration libraries do not install side by side. dagster-pandera needs
@@ -11,7 +21,7 @@ setup(
     version="0.1.0",
     description="Dagster assets that turn a news site's clickstream into article recommendations.",
     packages=find_packages(exclude=["article_rec_assets_tests*", "bench*"]),
-    package_data={"article_rec_assets": ["settings/sites/*.yaml"]},
+    package_data={"article_rec_assets": ["settings/sites/*.yaml"], "article_rec_demo": ["sites/*.yaml"]},
     python_requires=">=3.11,<3.13",
     install_requires=[
         f"dagster=={DAGSTER_VERSION}",
@@ -54,9 +64,8 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "article-rec-generate=article_rec_assets.generator.cli:main",
-            "article-rec-demo=article_rec_assets.demo:main",
             "article-rec-evaluate=article_rec_assets.evaluate:main",
+            *(DEMO_COMMANDS if WITH_DEMO else []),
         ],
     },
 )

@@ -4,7 +4,6 @@ from dagster import Definitions, EnvVar
 from dagster_aws.s3 import S3Resource
 
 from article_rec_assets.assets.sites import site_assets
-from article_rec_assets.demo_sensor import demo_sensors
 from article_rec_assets.ga4_sensor import ga4_daily_tables_rewritten
 from article_rec_assets.io_managers import (
     ParquetIOManager,
@@ -88,8 +87,6 @@ defs = Definitions(
         record_checks_not_run,
         ga4_daily_tables_rewritten,
         site_pools,
-        # Only with the demo's home: each new hour's synthetic events (demo_sensor.py).
-        *demo_sensors(),
     ],
     resources=resources_for_environment(),
     # One process per run: a site's graph is a chain, so a process per step would only add an

@@ -16,7 +16,6 @@ import psycopg
 import pytest
 from dagster_aws.s3 import S3Resource
 
-from article_rec_assets.generator.clickstream import generate_site
 from article_rec_assets.recommenders.click_log import training_clicks
 from article_rec_assets.settings import environment
 from article_rec_assets.settings.sites import load_sites
@@ -32,6 +31,7 @@ from article_rec_assets_tests.support import (
     s3_test_resource,
     upload_folder,
 )
+from article_rec_demo.generator.clickstream import generate_site
 
 # The image and podman (containers.py), for the tests that run containers.
 pytest_plugins = ["article_rec_assets_tests.support.containers"]

@@ -26,13 +26,10 @@ MAY_IMPORT = {
     "recommenders": {"settings", "ingestion", "catalogue"},
     "evaluation": {"settings", "ingestion", "catalogue", "recommenders"},
     "publishing": {"settings", "catalogue"},
-    "generator": {"settings", "ingestion"},
     "alerting": set(),
 }
 # Function-level imports of the project kept on purpose, with the reason.
-LATE_IMPORTS = {
-    ("article_rec_assets.demo", "article_rec_assets.demo_run"): "the demo sets the environment first",
-}
+LATE_IMPORTS: dict[tuple[str, str], str] = {}
 
 
 def module_names() -> list[str]:
@@ -178,3 +175,20 @@ def test_no_function_level_import_of_the_project_without_a_reason() -> None:
         if nested
     ]
     assert sorted(late) == sorted(LATE_IMPORTS)
+
+
+def test_the_product_never_imports_the_demo_the_tests_or_the_benchmarks() -> None:
+    """The demo (article_rec_demo), the tests and the benchmarks use the product, never the other
+    way: the image holds the product alone."""
+    beside = ("article_rec_demo", "article_rec_assets_tests", "bench")
+    wrong = []
+    for name in module_names():
+        for node in ast.walk(ast.parse(module_file(name).read_text())):
+            if isinstance(node, ast.Import):
+                roots = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                roots = [node.module or ""] if not node.level else []
+            else:
+                continue
+            wrong += [f"{name} imports {root}" for root in roots if root.split(".")[0] in beside]
+    assert wrong == []

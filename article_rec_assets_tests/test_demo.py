@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from dagster._core.secrets.env_file import get_env_var_dict
 
-from article_rec_assets import demo
 from article_rec_assets.definitions import resources_for_environment
 from article_rec_assets.settings import environment
+from article_rec_demo import demo
 
 START, END = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 4, tzinfo=UTC)
 DEMO_VARIABLES = (

@@ -2,6 +2,7 @@
 generated history once, and the schedule's next tick ingests, trains and publishes on it with
 every check passing."""
 
+import importlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from dagster._core.test_utils import freeze_time
 from dagster._daemon.sensor import execute_sensor_iteration
 
 import article_rec_assets.definitions
-from article_rec_assets.demo_sensor import DEMO_SENSOR, demo_sensors
+import article_rec_demo.definitions
 from article_rec_assets.ingestion.bucket import hour_folder, site_bucket_dir
 from article_rec_assets.partitions import SITES, window_key
 from article_rec_assets.schedules import INGEST_WINDOW_JOB, SCHEDULE, site_name
@@ -26,6 +27,7 @@ from article_rec_assets_tests.support.operating import (
     operated_instance,
     postgres_or_sqlite_url,
 )
+from article_rec_demo.sensor import DEMO_SENSOR, demo_sensors
 
 HISTORY = environment.demo_history_value(DEMO_END - timedelta(days=DEMO_DAYS), DEMO_END)
 SITE = "demo-tribune"
@@ -46,6 +48,10 @@ def test_the_sensor_exists_with_the_demos_environment_only(monkeypatch: pytest.M
     monkeypatch.setenv(environment.DEMO_HISTORY_VAR, HISTORY)
     [sensor] = demo_sensors()
     assert (sensor.name, sensor.default_status) == (DEMO_SENSOR, DefaultSensorStatus.RUNNING)
+    # The product's definitions never have it, whatever the environment: the demo's add it.
+    importlib.reload(article_rec_assets.definitions)
+    assert DEMO_SENSOR not in {s.name for s in article_rec_assets.definitions.defs.sensors}
+    assert DEMO_SENSOR in {s.name for s in importlib.reload(article_rec_demo.definitions).defs.sensors}
     # Events from S3 are a deployment's: no synthetic event is ever written there.
     monkeypatch.setenv(environment.EVENTS_SOURCE_VAR, "s3")
     assert demo_sensors() == []
@@ -60,7 +66,9 @@ def live_demo(demo_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv(environment.DEMO_HISTORY_VAR, HISTORY)
     with (
         postgres_or_sqlite_url("sqlite", tmp_path) as serving_url,
-        operated_instance("sqlite", data_dir, tmp_path, serving_url) as operated,
+        operated_instance(
+            "sqlite", data_dir, tmp_path, serving_url, module="article_rec_demo.definitions"
+        ) as operated,
     ):
         try:
             yield operated
@@ -82,7 +90,7 @@ def bucket_files(data_dir: Path) -> dict[str, float]:
 def test_the_sensor_feeds_the_schedules_next_tick(live_demo: Operated, webhook: list[dict]) -> None:
     data_dir = environment.data_dir()
     assert live_demo.repository().has_sensor(DEMO_SENSOR)
-    sensor = article_rec_assets.definitions.defs.get_sensor_def(DEMO_SENSOR)
+    sensor = article_rec_demo.definitions.defs.get_sensor_def(DEMO_SENSOR)
 
     with freeze_time(NOW):
         context = build_sensor_context(instance=live_demo.instance)

@@ -14,6 +14,12 @@ from article_rec_assets_tests.support.operating import postgres_database
 
 pytestmark = [pytest.mark.image, pytest.mark.postgres]
 
+FIND_DEMO = (
+    "import importlib.util, shutil; "
+    "print(importlib.util.find_spec('article_rec_demo'), "
+    "shutil.which('article-rec-demo'), shutil.which('article-rec-generate'))"
+)
+
 
 def test_the_image_validates_the_definitions_on_the_production_settings(podman, image) -> None:
     assert image["size"] > 100e6  # a real Python with the whole stack in it
@@ -55,5 +61,8 @@ def test_the_code_server_in_the_image_answers_a_health_check(podman, image) -> N
         assert check.returncode == 0, check.stderr[-2000:]
         user = run([*podman, "exec", container, "id", "-u"]).stdout.strip()
         assert user == "10001"  # not root
+        # The product alone: neither the demo's generator nor its commands are in the image.
+        found = run([*podman, "exec", container, "python", "-c", FIND_DEMO]).stdout.split()
+        assert found == ["None", "None", "None"], found
     finally:
         subprocess.run([*podman, "rm", "-f", container], capture_output=True, timeout=120)

@@ -37,7 +37,6 @@ from dagster._core.storage.tags import (
 from dagster._core.utils import make_new_run_id
 
 from article_rec_assets.assets import concat_partitions
-from article_rec_assets.generator.ga4 import ga4_event
 from article_rec_assets.ingestion.ga4 import parse_ga4_object
 from article_rec_assets.io_managers import (
     ParquetIOManager,
@@ -54,6 +53,7 @@ from article_rec_assets.recommenders.lists import article_popularity
 from article_rec_assets.settings.sites import load_sites
 from article_rec_assets.settings.windows import WINDOW_KEY_FORMAT
 from article_rec_assets_tests.support import production_home
+from article_rec_demo.generator.ga4 import ga4_event
 
 DAYS = DailyPartitionsDefinition(start_date="2026-03-01")
 UTC_DAY = pd.Timestamp("2026-03-01", tz="UTC")

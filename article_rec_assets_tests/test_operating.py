@@ -12,15 +12,15 @@ import pytest
 from dagster import DagsterRunStatus
 
 import article_rec_assets.schedules
-from article_rec_assets.generator.clickstream import generate_site
 from article_rec_assets.partitions import SITES, site_key, window_key, window_partitions
 from article_rec_assets.publishing.api import current_model
 from article_rec_assets.publishing.schema import connect
 from article_rec_assets.run_heartbeat import HEARTBEAT_TAG
 from article_rec_assets.schedules import LABEL_ASSETS, MODEL_ASSETS, SCHEDULE, WINDOW_ASSETS, site_name
-from article_rec_assets.settings.sites import SiteConfig
 from article_rec_assets_tests.support import DEMO_END, keys
 from article_rec_assets_tests.support.operating import Operated, operated_instance, postgres_or_sqlite_url
+from article_rec_demo.generator.clickstream import generate_site
+from article_rec_demo.sites import DemoSite, demo_site
 
 # Two ticks inside the generated data: at 20:15 the 18:00 window, at 22:15 the 20:00 window.
 FIRST_TICK = DEMO_END - timedelta(hours=3, minutes=45)
@@ -214,9 +214,9 @@ NEW_SITE = "new-gazette"
 HISTORY_START = DEMO_END - timedelta(days=2)
 
 
-def new_site() -> SiteConfig:
+def new_site() -> DemoSite:
     """A site file as an operator adds it: its own bucket, catalogue and history start."""
-    base = SITES[SITE]
+    base = demo_site(SITES[SITE])
     events = base.events.model_copy(update={"bucket": "new-gazette-events"})
     catalogue = base.articles.catalogue.model_copy(update={"path": "new-gazette/catalogue.jsonl"})
     articles = base.articles.model_copy(update={"catalogue": catalogue})

@@ -8,7 +8,6 @@ from dagster import SkipReason, build_schedule_context, build_sensor_context, in
 
 from article_rec_assets.definitions import defs
 from article_rec_assets.ga4_sensor import ga4_daily_tables_rewritten
-from article_rec_assets.generator.ga4 import ga4_event, write_ga4_table
 from article_rec_assets.ingestion.ga4 import DAILY
 from article_rec_assets.partitions import SITES, window_key
 from article_rec_assets.resources import EventBucket
@@ -20,6 +19,7 @@ from article_rec_assets.schedules import (
     site_name,
 )
 from article_rec_assets.settings.sites import GA4Settings
+from article_rec_demo.generator.ga4 import ga4_event, write_ga4_table
 
 
 @pytest.mark.parametrize(

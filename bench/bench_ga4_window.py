@@ -32,8 +32,6 @@ from pathlib import Path
 
 from upath import UPath
 
-from article_rec_assets.generator.clickstream import generate_site
-from article_rec_assets.generator.ga4 import snowplow_to_ga4
 from article_rec_assets.ingestion.ga4 import read_ga4_window
 from article_rec_assets.ingestion.sessions import sessionize
 from article_rec_assets.ingestion.window_events import ingest_events
@@ -41,6 +39,8 @@ from article_rec_assets.io_managers import StoredGA4Parses
 from article_rec_assets.io_managers.tables import _ParquetIOManager
 from article_rec_assets.resources import EventBucket
 from article_rec_assets.settings.sites import SiteConfig
+from article_rec_demo.generator.clickstream import generate_site
+from article_rec_demo.generator.ga4 import snowplow_to_ga4
 from bench.bench_large_site import WINDOW, site_yaml
 
 

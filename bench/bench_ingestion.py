@@ -760,7 +760,7 @@ def _generator_fingerprint() -> str:
 
 def _noise_kwargs(mode: str) -> dict:
     """Arguments for the generator's dirty-data option (`noise`) when it has one."""
-    from article_rec_assets.generator.clickstream import generate_site
+    from article_rec_demo.generator.clickstream import generate_site
 
     if mode == "auto":
         return {}  # whatever the generator writes by default
@@ -770,7 +770,7 @@ def _noise_kwargs(mode: str) -> dict:
         raise SystemExit("--noise on: generate_site has no `noise` parameter (yet)")
     if mode == "off":
         return {"noise": None}
-    from article_rec_assets.generator.noise import DEFAULT_NOISE
+    from article_rec_demo.generator.noise import DEFAULT_NOISE
 
     return {"noise": DEFAULT_NOISE}
 
@@ -788,13 +788,13 @@ def _scaled_site(sessions_per_day: int):
 
 
 def _hour_shares():
-    from article_rec_assets.generator.clickstream import HOURLY_TRAFFIC
+    from article_rec_demo.generator.clickstream import HOURLY_TRAFFIC
 
     return HOURLY_TRAFFIC / HOURLY_TRAFFIC.sum()
 
 
 def _generate(root: Path, sessions_per_day: int, start: datetime, hours: int, noise: dict) -> dict:
-    from article_rec_assets.generator.clickstream import generate_site
+    from article_rec_demo.generator.clickstream import generate_site
 
     if root.exists():
         shutil.rmtree(root)

@@ -180,10 +180,10 @@ def one_scale(events: float, articles: float, raw_windows: int, work: Path, time
 
     from article_rec_assets.assets import WINDOW_TAG
     from article_rec_assets.definitions import all_assets, defs
-    from article_rec_assets.generator.clickstream import generate_site
-    from article_rec_assets.generator.history import generate_history
     from article_rec_assets.partitions import SITES, site_key, site_prefix, window_key
     from article_rec_assets.schedules import LABEL_ASSETS, SCHEDULE, WINDOW_ASSETS, site_name, site_selection
+    from article_rec_demo.generator.clickstream import generate_site
+    from bench.history import generate_history
 
     site = SITES[SITE]
     result: dict = {"scale": f"{events:g}x{articles:g}", "events_scale": events, "articles_scale": articles}

@@ -92,11 +92,11 @@ def main() -> None:
     from dagster._core.workspace.load_target import WorkspaceFileTarget
     from dagster._scheduler.scheduler import launch_scheduled_runs
 
-    from article_rec_assets.generator.clickstream import generate_site
     from article_rec_assets.ingestion.bucket import hour_folder, site_bucket_dir
     from article_rec_assets.partitions import SITES
     from article_rec_assets.publishing.api import current_model
     from article_rec_assets.publishing.schema import connect
+    from article_rec_demo.generator.clickstream import generate_site
 
     daemon = None
     try:

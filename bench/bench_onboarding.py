@@ -58,8 +58,8 @@ def generate(work: Path, days: float, end: datetime, scale: float) -> tuple[Path
     marker = data_dir / f".generated-{start:%Y%m%d%H}-{end:%Y%m%d%H}-{scale:g}"
     if marker.exists():
         return sites_dir, data_dir, start
-    from article_rec_assets.generator.clickstream import generate_site
     from article_rec_assets.settings.sites import load_site
+    from article_rec_demo.generator.clickstream import generate_site
 
     site = load_site(sites_dir / f"{SITE}.yaml")
     started = time.perf_counter()
@@ -224,7 +224,7 @@ def demo(work: Path) -> dict:
 
 
 def demo_in_process(home: str) -> dict:
-    from article_rec_assets import demo as demo_module
+    from article_rec_demo import demo as demo_module
 
     home_path = Path(home)
     os.environ["DAGSTER_HOME"] = str(home_path / "dagster_home")
@@ -240,10 +240,10 @@ def demo_in_process(home: str) -> dict:
     from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
     from article_rec_assets.definitions import defs
-    from article_rec_assets.demo_run import QUIET
-    from article_rec_assets.generator.clickstream import generate_site
     from article_rec_assets.partitions import SITES, window_key
     from article_rec_assets.schedules import INGEST_WINDOW_JOB, site_name
+    from article_rec_demo.demo_run import QUIET
+    from article_rec_demo.generator.clickstream import generate_site
 
     windows = [start + timedelta(hours=WINDOW_HOURS * i) for i in range(36)]
     out = {}

@@ -354,20 +354,6 @@ class RunResources(_Settings):
         return memory_bytes(self.memory)
 
 
-class DemoSettings(_Settings):
-    """How the clickstream generator fakes this site (demo sites only)."""
-
-    path_template: str
-    host: str
-    first_external_id: int = 1
-    articles_per_day: int = 30
-    backlist_days: int = 30
-    readers: int = 2000
-    sessions_per_day: int = 2000
-    topics: tuple[str, ...] = ("news", "politics", "sports", "arts")
-    seed: int = 0
-
-
 class SiteConfig(_Settings):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     display_name: str = ""
@@ -381,7 +367,6 @@ class SiteConfig(_Settings):
     recommendations: RecommendationSettings = RecommendationSettings()
     evaluation: EvaluationSettings = EvaluationSettings()
     run_resources: RunResources = RunResources()
-    demo: DemoSettings | None = None
 
     @field_validator("history_start")
     @classmethod

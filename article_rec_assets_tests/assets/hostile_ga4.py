@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
-from article_rec_assets.generator.ga4 import ga4_event
 from article_rec_assets_tests.assets.hostile import ARTICLES, HOST, Case
+from article_rec_demo.generator.ga4 import ga4_event
 
 WINDOW = datetime(2026, 3, 3, 10, tzinfo=UTC)
 URLS = [f"https://{HOST}{path}" for path in ARTICLES]

@@ -13,13 +13,13 @@ import pytest
 from dagster import instance_for_test, materialize
 
 from article_rec_assets.definitions import all_assets
-from article_rec_assets.generator.ga4 import write_ga4_table
 from article_rec_assets.ingestion.ga4 import INTRADAY
 from article_rec_assets.partitions import SITES, window_key
 from article_rec_assets.resources import EventBucket
 from article_rec_assets.settings.sites import GA4Settings
 from article_rec_assets_tests.assets.hostile_ga4 import WINDOW, cases, good_records, good_seconds
 from article_rec_assets_tests.support import ingestion_resources, keys
+from article_rec_demo.generator.ga4 import write_ga4_table
 
 SITE = "demo-city-paper"
 LAST = WINDOW.replace(hour=22)  # the window holding the property day's end (UTC)

@@ -14,14 +14,14 @@ import pytest
 from dagster import instance_for_test, materialize
 
 from article_rec_assets.definitions import all_assets
-from article_rec_assets.generator.clickstream import generate_site
-from article_rec_assets.generator.ga4 import generate_ga4_site
 from article_rec_assets.partitions import SITES, window_key
 from article_rec_assets.resources import EventBucket
 from article_rec_assets.settings.sites import GA4Settings
 from article_rec_assets.settings.windows import WINDOW_HOURS, WINDOW_KEY_FORMAT
 from article_rec_assets_tests.support import ingestion_resources, upload_folder
 from article_rec_assets_tests.support import keys as site_keys
+from article_rec_demo.generator.clickstream import generate_site
+from article_rec_demo.generator.ga4 import generate_ga4_site
 
 SITE = "demo-tribune"
 SWITCH = datetime(2026, 3, 3, 12, 0, tzinfo=UTC)

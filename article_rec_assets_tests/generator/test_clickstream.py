@@ -11,18 +11,19 @@ import orjson
 import pandas as pd
 import pytest
 
-from article_rec_assets.generator.clickstream import (
+from article_rec_assets.ingestion.bucket import hour_folder, site_bucket_dir
+from article_rec_assets.ingestion.cleaning import clean_window
+from article_rec_assets.ingestion.parsing import parse_objects
+from article_rec_assets.ingestion.sessions import sessionize
+from article_rec_assets.settings.sites import SiteConfig, load_sites
+from article_rec_demo.generator.clickstream import (
     DEFAULT_NOISE,
     NON_ARTICLE_PATHS,
     GenerationSummary,
     draw_readership,
     generate_site,
 )
-from article_rec_assets.ingestion.bucket import hour_folder, site_bucket_dir
-from article_rec_assets.ingestion.cleaning import clean_window
-from article_rec_assets.ingestion.parsing import parse_objects
-from article_rec_assets.ingestion.sessions import sessionize
-from article_rec_assets.settings.sites import SiteConfig, load_sites
+from article_rec_demo.sites import load_demo_sites
 
 START = datetime(2024, 5, 1, 8, tzinfo=UTC)
 END = datetime(2024, 5, 1, 11, tzinfo=UTC)
@@ -33,7 +34,7 @@ WEB_PAGE = "contexts_com_snowplowanalytics_snowplow_web_page_1"
 @pytest.fixture(scope="module")
 def small_site() -> SiteConfig:
     """demo-city-paper with a smaller audience and backlist, so a few hours generate quickly."""
-    site = load_sites()["demo-city-paper"]
+    site = load_demo_sites()["demo-city-paper"]
     demo = site.demo.model_copy(
         update={"readers": 200, "sessions_per_day": 400, "backlist_days": 2, "articles_per_day": 10}
     )
@@ -71,7 +72,7 @@ def epoch(text: str) -> float:
 def test_hour_folder_and_bucket_dir(tmp_path):
     assert hour_folder(datetime(2024, 5, 1, 8, tzinfo=UTC)) == "enriched/good/2024/05/01/08"
     assert hour_folder(datetime(2024, 12, 31, 23, tzinfo=UTC)) == "enriched/good/2024/12/31/23"
-    sites = load_sites()
+    sites = load_demo_sites()
     assert (
         site_bucket_dir(tmp_path, sites["demo-city-paper"]) == tmp_path / "buckets" / "demo-city-paper-events"
     )
@@ -326,6 +327,10 @@ def test_catalogue_is_written(generated, small_site):
 
 
 def test_site_without_demo_settings_is_refused(tmp_path):
-    site = load_sites()["demo-city-paper"].model_copy(update={"demo": None})
-    with pytest.raises(ValueError, match="no `demo` settings"):
+    site = load_demo_sites()["demo-city-paper"].model_copy(update={"demo": None})
+    with pytest.raises(ValueError, match="no generator settings"):
         generate_site(site, tmp_path, START, END, noise=None)
+    # A product site is given its generator settings by its name; one without any is refused.
+    unknown = load_sites()["demo-city-paper"].model_copy(update={"name": "no-such-demo"})
+    with pytest.raises(ValueError, match="no generator settings in article_rec_demo/sites/"):
+        generate_site(unknown, tmp_path, START, END, noise=None)

@@ -6,16 +6,17 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import yaml
 
-from article_rec_assets.generator.cli import main
-from article_rec_assets.generator.ga4 import generate_ga4_site
 from article_rec_assets.ingestion.compression import complete_lines, decompress
 from article_rec_assets.settings.sites import PACKAGED_SITES_DIR, GA4Settings, load_sites
+from article_rec_demo.generator.cli import main
+from article_rec_demo.generator.ga4 import generate_ga4_site
+from article_rec_demo.sites import load_demo_sites
 
 END = datetime(2026, 3, 4, 2, 0, tzinfo=UTC)
 
 
 def ga4_site():
-    site = load_sites()["demo-tribune"]
+    site = load_demo_sites()["demo-tribune"]
     return site.model_copy(update={"events": site.events.model_copy(update={"ga4": GA4Settings()})})
 
 

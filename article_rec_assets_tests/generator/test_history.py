@@ -7,14 +7,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from article_rec_assets.generator.clickstream import generate_site
-from article_rec_assets.generator.history import generate_history
 from article_rec_assets.ingestion.bucket import site_bucket_dir
 from article_rec_assets.ingestion.cleaning import clean_window
 from article_rec_assets.ingestion.parsing import parse_objects
 from article_rec_assets.ingestion.sessions import sessionize
 from article_rec_assets.schemas import SESSIONIZED_INTERACTIONS
-from article_rec_assets.settings.sites import SiteConfig, load_sites
+from article_rec_assets.settings.sites import SiteConfig
+from article_rec_demo.generator.clickstream import generate_site
+from article_rec_demo.sites import load_demo_sites
+from bench.history import generate_history
 
 START = datetime(2024, 5, 2, 0, tzinfo=UTC)
 END = START + timedelta(days=1)
@@ -22,7 +23,7 @@ END = START + timedelta(days=1)
 
 @pytest.fixture(scope="module")
 def site() -> SiteConfig:
-    site = load_sites()["demo-city-paper"]
+    site = load_demo_sites()["demo-city-paper"]
     demo = site.demo.model_copy(
         update={"readers": 600, "sessions_per_day": 1500, "backlist_days": 3, "articles_per_day": 20}
     )

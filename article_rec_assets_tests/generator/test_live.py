@@ -11,8 +11,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from article_rec_assets.generator.clickstream import draw_readership, generate_site
-from article_rec_assets.generator.live import (
+from article_rec_assets.ingestion.bucket import hour_folder, site_bucket_dir
+from article_rec_assets.settings.sites import SiteConfig
+from article_rec_demo.generator.clickstream import draw_readership, generate_site
+from article_rec_demo.generator.live import (
     MAX_CATCH_UP,
     PIECE,
     hours_due,
@@ -20,8 +22,7 @@ from article_rec_assets.generator.live import (
     pieces,
     write_live_hours,
 )
-from article_rec_assets.ingestion.bucket import hour_folder, site_bucket_dir
-from article_rec_assets.settings.sites import SiteConfig, load_sites
+from article_rec_demo.sites import load_demo_sites
 
 END = datetime(2024, 5, 3, 6, tzinfo=UTC)  # a window boundary in the morning, as `make demo` ends
 HISTORY = (END - timedelta(days=2), END)
@@ -31,7 +32,7 @@ HOUR = timedelta(hours=1)
 @pytest.fixture(scope="module")
 def small_site() -> SiteConfig:
     """demo-tribune (a bucket prefix, slug ids) with a smaller audience and backlist."""
-    site = load_sites()["demo-tribune"]
+    site = load_demo_sites()["demo-tribune"]
     demo = site.demo.model_copy(
         update={"readers": 300, "sessions_per_day": 600, "backlist_days": 2, "articles_per_day": 12}
     )

@@ -17,16 +17,17 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from article_rec_assets.generator.clickstream import GROUND_TRUTH_FILE, PAGE_VIEWS_TRUTH_FILE, generate_site
-from article_rec_assets.generator.noise import MALFORMED_REASONS, NoiseSettings
 from article_rec_assets.ingestion.bucket import site_bucket_dir
-from article_rec_assets.settings.sites import SiteConfig, load_sites
+from article_rec_assets.settings.sites import SiteConfig
 from article_rec_assets_tests.support import (
     CONTRACT_TSV_POSITIONS,
     SNOWPLOW_SAMPLE,
     TSV_FIELD_COUNT,
     shared_data_or_skip,
 )
+from article_rec_demo.generator.clickstream import GROUND_TRUTH_FILE, PAGE_VIEWS_TRUTH_FILE, generate_site
+from article_rec_demo.generator.noise import MALFORMED_REASONS, NoiseSettings
+from article_rec_demo.sites import load_demo_sites
 
 # 90 hours, so that sessions of the first hours can arrive more than 72 hours late.
 START = datetime(2024, 5, 1, 6, tzinfo=UTC)
@@ -69,7 +70,7 @@ AMP_CACHE_PATH = re.compile(r"^/[cv]/s/(?P<host>[^/]+)(?P<path>/.*)$")
 
 @pytest.fixture(scope="module")
 def site() -> SiteConfig:
-    site = load_sites()["demo-city-paper"]
+    site = load_demo_sites()["demo-city-paper"]
     demo = site.demo.model_copy(
         update={"readers": 200, "sessions_per_day": 160, "backlist_days": 2, "articles_per_day": 10}
     )

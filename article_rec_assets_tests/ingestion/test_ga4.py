@@ -9,7 +9,6 @@ import orjson
 import pandas as pd
 import pytest
 
-from article_rec_assets.generator.ga4 import ga4_event, write_ga4_table
 from article_rec_assets.ingestion.ga4 import (
     DAILY,
     INTRADAY,
@@ -22,6 +21,7 @@ from article_rec_assets.ingestion.ga4 import (
 from article_rec_assets.ingestion.sessions import sessionize
 from article_rec_assets.resources import EventBucket
 from article_rec_assets.settings.sites import GA4Settings, SiteConfig
+from article_rec_demo.generator.ga4 import ga4_event, write_ga4_table
 
 DAY = datetime(2026, 12, 1, tzinfo=UTC)
 HOST = "https://democitypaper.example"

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -232,11 +233,17 @@ class Operated:
 
 @contextmanager
 def operated_instance(
-    storage: str, data_dir: Path, tmp_path: Path, serving_url: str, overrides: dict | None = None
+    storage: str,
+    data_dir: Path,
+    tmp_path: Path,
+    serving_url: str,
+    overrides: dict | None = None,
+    module: str = "article_rec_assets.definitions",
 ) -> Iterator[Operated]:
-    """An instance on `storage` (`sqlite` or `postgresql`) with the definitions loaded as a code
-    location whose resources read `data_dir` and publish to `serving_url`; `overrides`: instance
-    settings (a run launcher, the run coordinator, run monitoring) over the test defaults."""
+    """An instance on `storage` (`sqlite` or `postgresql`) with the definitions (`module`'s:
+    the product's, or the demo's with its live sensor) loaded as a code location whose resources
+    read `data_dir` and publish to `serving_url`; `overrides`: instance settings (a run launcher,
+    the run coordinator, run monitoring) over the test defaults."""
     saved = {
         name: os.environ.get(name)
         for name in (environment.DATA_DIR_VAR, environment.SERVING_DATABASE_URL_VAR)
@@ -249,7 +256,7 @@ def operated_instance(
         with _instance(storage, tmp_path, overrides or {}) as instance:
             target = InProcessWorkspaceLoadTarget(
                 InProcessCodeLocationOrigin(
-                    LoadableTargetOrigin(module_name="article_rec_assets.definitions", attribute="defs"),
+                    LoadableTargetOrigin(module_name=module, attribute="defs"),
                     location_name=LOCATION,
                 )
             )
@@ -272,6 +279,9 @@ def load_definitions_again() -> None:
     module and name, so a run of the same job in the next instance would use the definitions (and
     the data folder) of the previous one."""
     importlib.reload(article_rec_assets.definitions)
+    # The demo's definitions hold the product's as they were when it loaded: reloaded after them.
+    if "article_rec_demo.definitions" in sys.modules:
+        importlib.reload(sys.modules["article_rec_demo.definitions"])
     ReconstructableJob.get_repository_definition.cache_clear()
     ReconstructableJob.get_definition.cache_clear()
 

@@ -26,7 +26,7 @@ from typing import NamedTuple
 import numpy as np
 import pyarrow as pa
 
-from article_rec_assets.generator.noise import MALFORMED_REASONS
+from article_rec_demo.generator.noise import MALFORMED_REASONS
 
 HEARTBEAT_SECONDS = 10
 MIN_VISIT_SECONDS = 5

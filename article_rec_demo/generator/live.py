@@ -28,7 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from article_rec_assets.generator.clickstream import (
+from article_rec_assets.ingestion.bucket import hour_folder, site_bucket_dir
+from article_rec_assets.settings.sites import SiteConfig
+from article_rec_demo.generator.clickstream import (
     DEFAULT_NOISE,
     Article,
     Readership,
@@ -38,9 +40,8 @@ from article_rec_assets.generator.clickstream import (
     published_time,
     write_catalogue,
 )
-from article_rec_assets.generator.noise import NoiseSettings
-from article_rec_assets.ingestion.bucket import hour_folder, site_bucket_dir
-from article_rec_assets.settings.sites import DemoSettings, SiteConfig
+from article_rec_demo.generator.noise import NoiseSettings
+from article_rec_demo.sites import DemoSettings, as_demo_site
 
 PIECE = timedelta(days=1)
 HOUR = timedelta(hours=1)
@@ -140,6 +141,7 @@ def write_live_hours(
     """Write the site's hours that have ended by `now` since `written_until` (see `hours_due`)
     into its bucket under `data_dir`, and its catalogue as of the last of them; None when no hour
     is due. `history`: the span `generate_site(site, data_dir, *history)` wrote (with `noise`)."""
+    site = as_demo_site(site)
     if site.demo is None:
         raise ValueError(f"site {site.name!r} has no `demo` settings to generate data from")
     due = hours_due(history[1], written_until, now)

@@ -6,10 +6,11 @@ import argparse
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from article_rec_assets.generator.clickstream import GROUND_TRUTH_FILE, generate_site
-from article_rec_assets.generator.ga4 import generate_ga4_site
-from article_rec_assets.generator.noise import DEFAULT_NOISE
-from article_rec_assets.settings.sites import PACKAGED_SITES_DIR, load_sites
+from article_rec_assets.settings.sites import PACKAGED_SITES_DIR
+from article_rec_demo.generator.clickstream import GROUND_TRUTH_FILE, generate_site
+from article_rec_demo.generator.ga4 import generate_ga4_site
+from article_rec_demo.generator.noise import DEFAULT_NOISE
+from article_rec_demo.sites import load_demo_sites
 
 
 def parse_utc(text: str) -> datetime:
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
 
-    sites = load_sites(args.sites_dir)
+    sites = load_demo_sites(args.sites_dir)
     for name in args.site or [n for n, s in sites.items() if s.demo is not None]:
         site, start = sites[name], args.end - timedelta(days=args.days)
         # A site on GA4 (from `events.ga4.since` on) gets that span as a GA4 export.

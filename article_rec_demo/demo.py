@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     # The definitions read the environment when they load, so it is set first.
     prepare_home(args.home.absolute(), start, end)
 
-    from article_rec_assets.demo_run import run_demo  # after the environment is set
+    from article_rec_demo.demo_run import run_demo  # after the environment is set
 
     started = time.perf_counter()
     run_demo(end, args.days)

@@ -37,7 +37,9 @@ import numpy as np
 import orjson
 import pyarrow.parquet as pq
 
-from article_rec_assets.generator.noise import (
+from article_rec_assets.ingestion.bucket import hour_folder, site_bucket_dir
+from article_rec_assets.settings.sites import SiteConfig
+from article_rec_demo.generator.noise import (
     AMP_ID_KEY,
     AMP_PAGE_KEY,
     AMP_PING_KEY,
@@ -52,7 +54,7 @@ from article_rec_assets.generator.noise import (
     amp_cache_host,
     malformed_line,
 )
-from article_rec_assets.generator.truth import (
+from article_rec_demo.generator.truth import (
     CATEGORIES,
     MALFORMED_BIT,
     TSV_BIT,
@@ -63,9 +65,8 @@ from article_rec_assets.generator.truth import (
     event_code,
     malformed_code,
 )
-from article_rec_assets.generator.tsv import to_tsv
-from article_rec_assets.ingestion.bucket import hour_folder, site_bucket_dir
-from article_rec_assets.settings.sites import DemoSettings, SiteConfig
+from article_rec_demo.generator.tsv import to_tsv
+from article_rec_demo.sites import DemoSettings, DemoSite, as_demo_site
 
 HEARTBEAT_SECONDS = 10
 MIN_VISIT_SECONDS = 5
@@ -348,7 +349,7 @@ class _Lines:
 class _World:
     """What the noise needs to know of the site's articles and readers."""
 
-    site: SiteConfig
+    site: DemoSite
     articles: list[Article]
     published: np.ndarray
     topics: np.ndarray
@@ -431,8 +432,9 @@ def generate_site(
 
     `readership`: these articles and readers instead of drawing them (like `world`, each piece
     then has its own random streams): the live demo's hours after the history (generator/live.py)."""
+    site = as_demo_site(site)
     if site.demo is None:
-        raise ValueError(f"site {site.name!r} has no `demo` settings to generate data from")
+        raise ValueError(f"site {site.name!r} has no generator settings in article_rec_demo/sites/")
     if part is not None:
         if world is None or not 0 <= part[0] < part[1]:
             raise ValueError(f"part={part}: give world= and 0 <= i < n")
@@ -877,7 +879,7 @@ def _truncate(written: WrittenObject, data: bytes, fraction: float) -> bytes:
 
 def _empty_objects(
     bucket: Path,
-    site: SiteConfig,
+    site: DemoSite,
     hours: list[float],
     noise: NoiseSettings,
     rng: np.random.Generator,

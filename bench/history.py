@@ -22,16 +22,17 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from article_rec_assets.generator.clickstream import (
+from article_rec_assets.ingestion.sessions import INTERACTION_DTYPES
+from article_rec_assets.settings.sites import SiteConfig
+from article_rec_assets.settings.windows import WINDOW_HOURS
+from article_rec_demo.generator.clickstream import (
     HEARTBEAT_SECONDS,
     HOURLY_TRAFFIC,
     MIN_VISIT_SECONDS,
     _article_weights,
     draw_readership,
 )
-from article_rec_assets.ingestion.sessions import INTERACTION_DTYPES
-from article_rec_assets.settings.sites import SiteConfig
-from article_rec_assets.settings.windows import WINDOW_HOURS
+from article_rec_demo.sites import as_demo_site
 
 _HISTORY_STREAM = 0x68697374
 _DRAW_ROUNDS = 8
@@ -57,8 +58,9 @@ def generate_history(
 
     The articles published before `history_start` come from the site's `backlist_days`, so
     `history_start` should not be earlier than `world_start - backlist_days`."""
+    site = as_demo_site(site)
     if site.demo is None:
-        raise ValueError(f"site {site.name!r} has no `demo` settings to generate data from")
+        raise ValueError(f"site {site.name!r} has no generator settings in article_rec_demo/sites/")
     demo = site.demo
     seed = demo.seed if seed is None else seed
     world = draw_readership(demo, world_start, world_end, seed)

@@ -14,9 +14,10 @@ from datetime import datetime
 from dagster import DefaultSensorStatus, SensorDefinition, SensorEvaluationContext, SkipReason, sensor
 from dagster._time import get_current_datetime
 
-from article_rec_assets.generator.live import write_live_hours
 from article_rec_assets.partitions import SITES
 from article_rec_assets.settings import environment
+from article_rec_demo.generator.live import write_live_hours
+from article_rec_demo.sites import as_demo_site
 
 DEMO_SENSOR = "demo_live_clickstream"
 
@@ -27,7 +28,7 @@ def demo_sensors() -> list[SensorDefinition]:
     if history is None or environment.events_source() != "local":
         return []
     span = environment.demo_history_value(*history)
-    sites = [site for site in SITES.values() if site.demo is not None]
+    sites = [site for site in map(as_demo_site, SITES.values()) if site.demo is not None]
 
     @sensor(
         name=DEMO_SENSOR,

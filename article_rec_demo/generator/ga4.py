@@ -27,11 +27,12 @@ from zoneinfo import ZoneInfo
 
 import orjson
 
-from article_rec_assets.generator.clickstream import generate_site
 from article_rec_assets.ingestion.bucket import site_bucket_dir
 from article_rec_assets.ingestion.compression import complete_lines, decompress
 from article_rec_assets.ingestion.ga4 import DAILY, INTRADAY, table_folder
 from article_rec_assets.settings.sites import SiteConfig
+from article_rec_demo.generator.clickstream import generate_site
+from article_rec_demo.sites import DemoSite
 
 SHARD_NAME = "000000000000.json.gz"
 SPA_SESSION_SHARE = 0.3  # sessions whose page views carry the time of the page before
@@ -82,7 +83,7 @@ def ga4_event(
 
 
 def write_ga4_table(
-    data_dir: Path, site: SiteConfig, table: str, day: datetime, records: list[dict], name: str = SHARD_NAME
+    data_dir: Path, site: DemoSite, table: str, day: datetime, records: list[dict], name: str = SHARD_NAME
 ) -> Path:
     """One file of a day's table in the site's local bucket (its folder made as needed)."""
     if site.events.ga4 is None:
@@ -126,7 +127,7 @@ def generate_ga4_site(
 
 
 def snowplow_to_ga4(
-    site: SiteConfig, snowplow_dir: Path, data_dir: Path, end: datetime, daily_until: datetime | None = None
+    site: DemoSite, snowplow_dir: Path, data_dir: Path, end: datetime, daily_until: datetime | None = None
 ) -> GA4Summary:
     """The clean web traffic `generate_site(noise=None)` wrote under `snowplow_dir`, written again
     under `data_dir` as the site's GA4 export (see the module's docstring)."""

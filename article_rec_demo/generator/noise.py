@@ -12,7 +12,7 @@ import random
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from article_rec_assets.generator.tsv import to_tsv_fields
+from article_rec_demo.generator.tsv import to_tsv_fields
 
 
 class NoiseSettings(BaseModel):

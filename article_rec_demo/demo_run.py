@@ -9,13 +9,14 @@ from dagster import AssetRecordsFilter, DagsterInstance
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from article_rec_assets.definitions import defs
-from article_rec_assets.generator.clickstream import generate_site
 from article_rec_assets.partitions import SITES, site_key, window_key
 from article_rec_assets.publishing.api import api_recommendations
 from article_rec_assets.publishing.schema import connect
 from article_rec_assets.schedules import INGEST_WINDOW_JOB, MODEL_ASSETS, RECOMMENDATIONS_JOB, site_name
 from article_rec_assets.settings import environment
 from article_rec_assets.settings.windows import WINDOW_HOURS
+from article_rec_demo.generator.clickstream import generate_site
+from article_rec_demo.sites import as_demo_site
 
 # Runs log every step to the console; the demo prints its own summary instead (the generated data
 # is dirty on purpose, so per-window quarantine warnings are expected: the summary counts them).
@@ -35,7 +36,7 @@ SUMMARY_ASSETS = (
 
 def run_demo(end: datetime, days: float) -> None:
     data_dir = environment.data_dir()
-    demo_sites = [name for name, site in SITES.items() if site.demo is not None]
+    demo_sites = [name for name, site in SITES.items() if as_demo_site(site).demo is not None]
     windows = [
         end - timedelta(hours=WINDOW_HOURS * i) for i in range(max(1, round(days * 24 / WINDOW_HOURS)), 0, -1)
     ]
