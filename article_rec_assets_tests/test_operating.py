@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from dagster import DagsterRunStatus
 
+import article_rec_assets.ga4_sensor
 import article_rec_assets.schedules
 from article_rec_assets.partitions import SITES, site_key, window_key, window_partitions
 from article_rec_assets.publishing.api import current_model
@@ -240,14 +241,21 @@ def added_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path
     data = tmp_path / "data"
     generate_site(site, data, HISTORY_START, DEMO_END + timedelta(hours=2))
     monkeypatch.setitem(SITES, NEW_SITE, site)
-    importlib.reload(article_rec_assets.schedules)  # operated_instance reloads the definitions
+    reload_site_jobs()  # operated_instance reloads the definitions
     yield data
     monkeypatch.delitem(SITES, NEW_SITE)
+    reload_site_jobs()
+
+
+def reload_site_jobs() -> None:
+    """The sites' jobs and schedules built again from SITES, and the GA4 sensor that targets the
+    jobs (it would otherwise hold the jobs of before, under the same names)."""
     importlib.reload(article_rec_assets.schedules)
+    importlib.reload(article_rec_assets.ga4_sensor)
 
 
 @pytest.mark.parametrize("storage", ["sqlite", "postgresql"])
-def test_a_new_site_is_onboarded_as_the_readme_says(storage: str, added_site: Path, tmp_path: Path) -> None:
+def test_a_new_site_is_onboarded_as_the_operations_guide_says(storage: str, added_site: Path, tmp_path: Path) -> None:
     at = DEMO_END + timedelta(minutes=15)
     with (
         postgres_or_sqlite_url(storage, tmp_path) as serving_url,
