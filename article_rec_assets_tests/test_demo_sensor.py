@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from dagster import DagsterEventType, DagsterRunStatus, DefaultSensorStatus, build_sensor_context
 from dagster._core.test_utils import freeze_time
+from dagster._core.workspace.autodiscovery import loadable_targets_from_python_module
 from dagster._daemon.sensor import execute_sensor_iteration
 
 import article_rec_assets.definitions
@@ -55,6 +56,14 @@ def test_the_sensor_exists_with_the_demos_environment_only(monkeypatch: pytest.M
     # Events from S3 are a deployment's: no synthetic event is ever written there.
     monkeypatch.setenv(environment.EVENTS_SOURCE_VAR, "s3")
     assert demo_sensors() == []
+
+
+def test_make_ui_and_dagster_dev_each_find_one_definitions_object() -> None:
+    """What the workspaces load (`make ui`: the demo's module; `dagster dev`: the product's) holds
+    one Definitions object at module scope, as Dagster requires of a module it loads."""
+    for module in ("article_rec_demo.definitions", "article_rec_assets.definitions"):
+        targets = loadable_targets_from_python_module(module, working_directory=None)
+        assert [target.attribute for target in targets] == ["defs"], module
 
 
 @pytest.fixture

@@ -255,7 +255,9 @@ def reload_site_jobs() -> None:
 
 
 @pytest.mark.parametrize("storage", ["sqlite", "postgresql"])
-def test_a_new_site_is_onboarded_as_the_operations_guide_says(storage: str, added_site: Path, tmp_path: Path) -> None:
+def test_a_new_site_is_onboarded_as_the_operations_guide_says(
+    storage: str, added_site: Path, tmp_path: Path
+) -> None:
     at = DEMO_END + timedelta(minutes=15)
     with (
         postgres_or_sqlite_url(storage, tmp_path) as serving_url,

@@ -3,7 +3,8 @@
 
 from dagster import Definitions
 
-from article_rec_assets.definitions import defs as product
+# The module, not its `defs`: Dagster loads a module's only Definitions object at module scope.
+import article_rec_assets.definitions as product
 from article_rec_demo.sensor import demo_sensors
 
-defs = Definitions.merge(product, Definitions(sensors=demo_sensors()))
+defs = Definitions.merge(product.defs, Definitions(sensors=demo_sensors()))
