@@ -84,7 +84,7 @@ SQLITE_PREFIX = "sqlite:///"
 def write_ui_environment(dagster_home: Path, home: Path) -> None:
     """`.env` in the Dagster home, which `make ui` (dagster dev, started there) loads: the same
     data folder, partitions, serving database and generated span as the demo (the span turns the
-    live demo on, demo_sensor.py). Paths in the demo's folder `home` are written relative to the
+    live demo on, sensor.py). Paths in the demo's folder `home` are written relative to the
     Dagster home, never absolute, so that a copied or moved checkout's `make ui` reads and
     publishes into its own `.demo`. A serving URL the operator set stays in their environment,
     never in a file, unless it is a SQLite file's."""

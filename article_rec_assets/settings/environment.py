@@ -43,7 +43,7 @@ ALERT_WEBHOOK_URL_VAR = "ARTICLE_REC_ALERT_WEBHOOK_URL"
 UI_URL_VAR = "ARTICLE_REC_UI_URL"
 DEFAULT_UI_URL = "http://127.0.0.1:3000"
 
-# The live demo (demo_sensor.py): the span of clickstream `make demo` generated, `<start>/<end>`
+# The live demo (article_rec_demo/sensor.py): the span of clickstream `make demo` generated, `<start>/<end>`
 # (UTC, ISO 8601). The demo writes it into its Dagster home's `.env`; where it is set (and events
 # are read from the local folder), a sensor writes each hour after `end` into the demo's bucket
 # as the hour ends. A deployment never sets it: nothing else writes synthetic events.

@@ -1,5 +1,5 @@
 """The demo's clickstream carried on after the span `make demo` generated, an hour at a time, as a
-live bucket receives it (the demo's sensor, demo_sensor.py, writes each hour once it has ended).
+live bucket receives it (the demo's sensor, sensor.py, writes each hour once it has ended).
 
 `generate_site` cannot append an hour to a span it wrote. It draws the span's articles in one
 stream, so which articles of the span's last day exist (and so every draw after them: later
@@ -143,7 +143,7 @@ def write_live_hours(
     is due. `history`: the span `generate_site(site, data_dir, *history)` wrote (with `noise`)."""
     site = as_demo_site(site)
     if site.demo is None:
-        raise ValueError(f"site {site.name!r} has no `demo` settings to generate data from")
+        raise ValueError(f"site {site.name!r} has no generator settings in article_rec_demo/sites/")
     due = hours_due(history[1], written_until, now)
     if due is None:
         return None
