@@ -11,7 +11,7 @@ from dagster._core.secrets.env_file import get_env_var_dict
 
 from article_rec_assets.definitions import resources_for_environment
 from article_rec_assets.settings import environment
-from article_rec_demo import demo
+from article_rec_demo import demo, demo_environment
 
 START, END = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 4, tzinfo=UTC)
 DEMO_VARIABLES = (
@@ -19,7 +19,7 @@ DEMO_VARIABLES = (
     environment.DATA_DIR_VAR,
     environment.SERVING_DATABASE_URL_VAR,
     environment.PARTITIONS_START_VAR,
-    environment.DEMO_HISTORY_VAR,
+    demo_environment.DEMO_HISTORY_VAR,
 )
 
 
@@ -64,7 +64,7 @@ def test_a_moved_checkouts_ui_uses_its_own_demo_home(
     load_as_make_ui(clean_environment, home / "dagster_home", with_home_variable)
 
     assert environment.data_dir().resolve() == home.resolve() / "data"
-    assert environment.demo_history() == (START, END)
+    assert demo_environment.demo_history() == (START, END)
     assert environment.partitions_start() == "2026-03-01-00:00"
     resources = resources_for_environment()
     assert Path(resources["event_bucket"].root_dir).resolve() == home.resolve() / "data"
@@ -82,4 +82,4 @@ def test_places_outside_the_demo_folder_stay_where_the_operator_put_them(
     values = get_env_var_dict(str(dagster_home))
     assert values[environment.DATA_DIR_VAR] == str(tmp_path / "events")
     assert values[environment.SERVING_DATABASE_URL_VAR].endswith("/dagster_home/../serving.db")
-    assert values[environment.DEMO_HISTORY_VAR] == "2026-03-01T00:00Z/2026-03-04T00:00Z"
+    assert values[demo_environment.DEMO_HISTORY_VAR] == "2026-03-01T00:00Z/2026-03-04T00:00Z"

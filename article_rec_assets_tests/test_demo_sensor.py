@@ -28,9 +28,10 @@ from article_rec_assets_tests.support.operating import (
     operated_instance,
     postgres_or_sqlite_url,
 )
+from article_rec_demo import demo_environment
 from article_rec_demo.sensor import DEMO_SENSOR, demo_sensors
 
-HISTORY = environment.demo_history_value(DEMO_END - timedelta(days=DEMO_DAYS), DEMO_END)
+HISTORY = demo_environment.demo_history_value(DEMO_END - timedelta(days=DEMO_DAYS), DEMO_END)
 SITE = "demo-tribune"
 # The sensor's first tick: ten hours after the history's end; the schedule's tick at 10:15 then
 # ingests the 08:00 window, which the history has on the day before.
@@ -40,13 +41,13 @@ WINDOW = DEMO_END + timedelta(hours=8)
 
 
 def test_the_sensor_exists_with_the_demos_environment_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(environment.DEMO_HISTORY_VAR, raising=False)
+    monkeypatch.delenv(demo_environment.DEMO_HISTORY_VAR, raising=False)
     monkeypatch.delenv(environment.EVENTS_SOURCE_VAR, raising=False)
     monkeypatch.delenv(environment.S3_ENDPOINT_URL_VAR, raising=False)
     assert demo_sensors() == []
     assert DEMO_SENSOR not in {s.name for s in article_rec_assets.definitions.defs.sensors}
 
-    monkeypatch.setenv(environment.DEMO_HISTORY_VAR, HISTORY)
+    monkeypatch.setenv(demo_environment.DEMO_HISTORY_VAR, HISTORY)
     [sensor] = demo_sensors()
     assert (sensor.name, sensor.default_status) == (DEMO_SENSOR, DefaultSensorStatus.RUNNING)
     # The product's definitions never have it, whatever the environment: the demo's add it.
@@ -72,7 +73,7 @@ def live_demo(demo_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     were loaded with the demo's environment, as `make ui` loads them."""
     data_dir = tmp_path / "data"
     shutil.copytree(demo_data_dir, data_dir)
-    monkeypatch.setenv(environment.DEMO_HISTORY_VAR, HISTORY)
+    monkeypatch.setenv(demo_environment.DEMO_HISTORY_VAR, HISTORY)
     with (
         postgres_or_sqlite_url("sqlite", tmp_path) as serving_url,
         operated_instance(
@@ -83,7 +84,7 @@ def live_demo(demo_data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
             yield operated
         finally:
             # The definitions are loaded again on the way out: without the demo's sensor.
-            os.environ.pop(environment.DEMO_HISTORY_VAR, None)
+            os.environ.pop(demo_environment.DEMO_HISTORY_VAR, None)
 
 
 def sensor_daemon(operated: Operated, at) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from article_rec_assets.settings import environment
 from article_rec_assets.settings.windows import WINDOW_HOURS, newest_complete_window
+from article_rec_demo import demo_environment
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -54,7 +55,7 @@ def prepare_home(home: Path, start: datetime, end: datetime) -> Path:
         os.environ[environment.SERVING_DATABASE_URL_VAR] = f"sqlite:///{home / 'serving.db'}"
     # The partitions start where the generated data starts (the UI shows what is filled of that).
     os.environ[environment.PARTITIONS_START_VAR] = f"{start:%Y-%m-%d-%H:%M}"
-    os.environ[environment.DEMO_HISTORY_VAR] = environment.demo_history_value(start, end)
+    os.environ[demo_environment.DEMO_HISTORY_VAR] = demo_environment.demo_history_value(start, end)
     dagster_home = Path(os.environ["DAGSTER_HOME"]).absolute()
     dagster_home.mkdir(parents=True, exist_ok=True)
     install_instance_file(dagster_home)
@@ -93,7 +94,7 @@ def write_ui_environment(dagster_home: Path, home: Path) -> None:
             Path(os.environ[environment.DATA_DIR_VAR]), dagster_home, home
         ),
         environment.PARTITIONS_START_VAR: os.environ[environment.PARTITIONS_START_VAR],
-        environment.DEMO_HISTORY_VAR: os.environ[environment.DEMO_HISTORY_VAR],
+        demo_environment.DEMO_HISTORY_VAR: os.environ[demo_environment.DEMO_HISTORY_VAR],
     }
     url = os.environ[environment.SERVING_DATABASE_URL_VAR]
     if url.startswith(SQLITE_PREFIX) and "?" not in url and len(url) > len(SQLITE_PREFIX):

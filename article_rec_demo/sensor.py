@@ -16,6 +16,7 @@ from dagster._time import get_current_datetime
 
 from article_rec_assets.partitions import SITES
 from article_rec_assets.settings import environment
+from article_rec_demo import demo_environment
 from article_rec_demo.generator.live import write_live_hours
 from article_rec_demo.sites import as_demo_site
 
@@ -24,10 +25,10 @@ DEMO_SENSOR = "demo_live_clickstream"
 
 def demo_sensors() -> list[SensorDefinition]:
     """The live demo's sensor, where the environment is the demo's; else none."""
-    history = environment.demo_history()
+    history = demo_environment.demo_history()
     if history is None or environment.events_source() != "local":
         return []
-    span = environment.demo_history_value(*history)
+    span = demo_environment.demo_history_value(*history)
     sites = [site for site in map(as_demo_site, SITES.values()) if site.demo is not None]
 
     @sensor(

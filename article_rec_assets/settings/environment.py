@@ -5,7 +5,6 @@ needs no server at all."""
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 
 DEFAULT_HOME = Path(".demo")
@@ -42,12 +41,6 @@ ALERT_WEBHOOK_URL_VAR = "ARTICLE_REC_ALERT_WEBHOOK_URL"
 # The Dagster UI's address, for the links in alerts.
 UI_URL_VAR = "ARTICLE_REC_UI_URL"
 DEFAULT_UI_URL = "http://127.0.0.1:3000"
-
-# The live demo (article_rec_demo/sensor.py): the span of clickstream `make demo` generated, `<start>/<end>`
-# (UTC, ISO 8601). The demo writes it into its Dagster home's `.env`; where it is set (and events
-# are read from the local folder), a sensor writes each hour after `end` into the demo's bucket
-# as the hour ends. A deployment never sets it: nothing else writes synthetic events.
-DEMO_HISTORY_VAR = "ARTICLE_REC_DEMO_HISTORY"
 
 
 def data_dir() -> Path:
@@ -110,29 +103,6 @@ def alert_webhook_url() -> str | None:
 
 def ui_url() -> str:
     return os.environ.get(UI_URL_VAR) or DEFAULT_UI_URL
-
-
-def demo_history() -> tuple[datetime, datetime] | None:
-    """(start, end) of the demo's generated clickstream, when the live demo is on."""
-    value = os.environ.get(DEMO_HISTORY_VAR, "").strip()
-    if not value:
-        return None
-    try:
-        start, end = (_utc(datetime.fromisoformat(part)) for part in value.split("/"))
-    except ValueError as exc:
-        raise ValueError(f"{DEMO_HISTORY_VAR} must be <start>/<end> in ISO 8601, not {value!r}") from exc
-    if not start < end:
-        raise ValueError(f"{DEMO_HISTORY_VAR}={value!r}: the start must come before the end")
-    return start, end
-
-
-def _utc(at: datetime) -> datetime:
-    return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
-
-
-def demo_history_value(start: datetime, end: datetime) -> str:
-    """`DEMO_HISTORY_VAR`'s value for the span [start, end)."""
-    return f"{start.astimezone(UTC):%Y-%m-%dT%H:%MZ}/{end.astimezone(UTC):%Y-%m-%dT%H:%MZ}"
 
 
 def asset_storage() -> tuple[str, str] | None:
