@@ -13,7 +13,7 @@ What this adds to `DockerRunLauncher` (deploy/docker/dagster.yaml configures it)
   outside (`docker kill`, a host restart) or a run that exited early, with what the container's
   state and last log lines say. Publishing is one transaction, so a failed run leaves the site's
   published recommendations as they were.
-- **Names that say whose run it is**: `<prefix>-<site>-<run id>`, labelled with the site.
+- **Names that say whose run it is**: `<prefix>-<site key prefix>-<run id>`, labelled with the site.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from dagster_docker import DockerRunLauncher
 from dagster_docker.container_context import DockerContainerContext
 from dagster_docker.utils import DOCKER_CONFIG_SCHEMA
 
-from article_rec_assets.partitions import SITES, site_of_prefix, site_prefix
+from article_rec_assets.partitions import SITES, site_of_keys, site_of_prefix, site_prefix
 from article_rec_assets.run_container import MemoryVerdict, find_verdict
 from article_rec_assets.settings.sites import RunResources, memory_bytes
 
@@ -62,11 +62,9 @@ class RunLimits:
 def site_of_run(run: DagsterRun) -> str | None:
     """The site whose assets the run materializes (its asset keys' prefix, else its job name's,
     `<site>__<job>`); None for a run of no single site."""
-    prefixes = {key.path[0] for key in run.asset_selection or () if len(key.path) > 1}
-    if not prefixes and "__" in run.job_name:
-        prefixes = {run.job_name.split("__", 1)[0]}
-    sites = {site_of_prefix(prefix) for prefix in prefixes}
-    return sites.pop() if len(sites) == 1 else None
+    if run.asset_selection:
+        return site_of_keys(run.asset_selection)
+    return site_of_prefix(run.job_name.split("__", 1)[0]) if "__" in run.job_name else None
 
 
 def run_limits(run: DagsterRun, sites: Mapping[str, Any] = SITES) -> RunLimits:

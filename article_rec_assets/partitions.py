@@ -8,6 +8,7 @@ the asset key's prefix (`demo_tribune/raw_events`). Keys are parsed here and now
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
 from datetime import datetime
 from functools import cache
 
@@ -35,6 +36,12 @@ def site_prefix(site: str) -> str:
 def site_of_prefix(prefix: str) -> str | None:
     """The site whose assets carry `prefix` (None: not one of ours)."""
     return next((name for name in SITES if site_prefix(name) == prefix), None)
+
+
+def site_of_keys(keys: Iterable[AssetKey]) -> str | None:
+    """The one site whose assets `keys` are (their prefix); None for keys of no site or of several."""
+    sites = {site_of_prefix(key.path[0]) for key in keys if len(key.path) > 1}
+    return sites.pop() if len(sites) == 1 else None
 
 
 def site_key(site: str, asset: str) -> AssetKey:

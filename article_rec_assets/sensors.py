@@ -47,7 +47,7 @@ from article_rec_assets.alerting.incidents import (
     run_url,
 )
 from article_rec_assets.assets import WINDOW_TAG
-from article_rec_assets.partitions import SITES, site_of_prefix, site_pool, site_prefix
+from article_rec_assets.partitions import SITES, site_of_keys, site_of_prefix, site_pool, site_prefix
 from article_rec_assets.settings import environment
 
 WEBHOOK_TIMEOUT_SECONDS = 10
@@ -95,7 +95,7 @@ def alert_on_run_failure(context: RunFailureSensorContext) -> None:
     assets, reason = failure
     send_alert(
         message(
-            site=run.tags.get("site") or _site_of_run(run, assets),
+            site=run.tags.get("site") or site_of_keys(run.asset_selection or assets),
             window=_run_windows(run.tags),
             asset=", ".join(key.path[-1] for key in assets) or None,
             check=None,
@@ -157,13 +157,6 @@ def _step_assets(instance: DagsterInstance, run: DagsterRun) -> dict[str, list]:
         ]
         assets[step.key] = list(dict.fromkeys(checked)) if len(made) > 1 and checked else made
     return assets
-
-
-def _site_of_run(run: DagsterRun, assets) -> str | None:
-    """The site whose assets the run materialized (their key prefix)."""
-    keys = list(run.asset_selection or ()) or list(assets)
-    sites = {site_of_prefix(key.path[0]) for key in keys if len(key.path) > 1}
-    return next(iter(sites)) if len(sites) == 1 else None
 
 
 def _run_windows(tags: dict[str, str]) -> str | None:
